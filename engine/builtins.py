@@ -1,0 +1,81 @@
+"""The built-in tasks: the seed assignment's four, and a few that make demos and tests honest.
+
+`sleep` and `fail` make timing and failure visible; `echo` returns its params;
+`http_get` talks to an external service so tests can show how such a dependency
+is mocked (with respx, at httpx's transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from stageflow.engine.registry import task
+
+
+def _announce(name: str) -> bool:
+    print(f"{name} running")
+    return True
+
+
+@task
+def task_a() -> bool:
+    """Print and succeed (the seed workflow's first parallel task)."""
+    return _announce("task_a")
+
+
+@task
+def task_b() -> bool:
+    """Print and succeed (the seed workflow's second parallel task)."""
+    return _announce("task_b")
+
+
+@task
+def task_c() -> bool:
+    """Print and succeed (the seed workflow's final task)."""
+    return _announce("task_c")
+
+
+@task
+def task_d() -> bool:
+    """Print and succeed."""
+    return _announce("task_d")
+
+
+@task("sleep")
+async def sleep_task(seconds: float = 1.0) -> bool:
+    """Wait `seconds` without blocking anything, then succeed."""
+    await asyncio.sleep(float(seconds))
+    return True
+
+
+@task("fail")
+def fail_task(message: str = "failed on purpose") -> bool:
+    """Fail with `message`."""
+    raise RuntimeError(message)
+
+
+@task("echo")
+def echo_task(**params: Any) -> dict[str, Any]:
+    """Return the params as the task's outputs."""
+    return dict(params)
+
+
+@task("noop")
+async def noop_task() -> bool:
+    """Succeed at once (for measuring the engine's own overhead)."""
+    return True
+
+
+@task("http_get")
+async def http_get(
+    url: str, expect_status: int = 200, timeout: float = 10.0
+) -> dict[str, Any]:
+    """GET `url`; succeed when the response has `expect_status`."""
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        response = await client.get(url)
+    if response.status_code != expect_status:
+        raise RuntimeError(f"GET {url} returned {response.status_code}, expected {expect_status}")
+    return {"status": response.status_code, "bytes": len(response.content)}

@@ -1,0 +1,68 @@
+"""The two seams between the runner and whoever hosts it.
+
+The runner decides *what* runs *when*; an `Executor` decides *how* one attempt
+runs (a coroutine in this process, a Kubernetes Job), and a `StatusSink` decides
+*where* status goes (memory, Redis, a WorkflowRun's status subresource). The
+engine defines both and knows no implementation outside itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stageflow.engine.plan import PlannedTask
+from stageflow.engine.status import RunStatus, TaskStatus
+
+
+@dataclass
+class TaskResult:
+    """How one attempt ended. `ok=False` with a message is an ordinary failure."""
+
+    ok: bool
+    message: str | None = None
+    outputs: dict[str, Any] | None = None
+
+
+@dataclass
+class Attempt:
+    """One attempt of one task, handed to the executor.
+
+    `status` is the task's live status entry: an executor may record fields on it
+    (a Job's name, say) and call `changed()` so the sink hears of it.
+    `resumed` is true when this attempt was already under way before a restart.
+    """
+
+    task: PlannedTask
+    number: int
+    status: TaskStatus
+    resumed: bool = False
+    changed: Callable[[], None] = field(default=lambda: None, repr=False)
+
+
+class TaskExecutor(Protocol):
+    """Runs attempts of tasks."""
+
+    name: str
+
+    def can_resume(self, task: PlannedTask, status: TaskStatus) -> bool:
+        """Whether an attempt that was running before a restart can be re-attached."""
+        ...
+
+    async def execute(self, attempt: Attempt) -> TaskResult:
+        """Run one attempt to its end. Cancellation must stop it (and its Job, if any)."""
+        ...
+
+
+class StatusSink(Protocol):
+    """Receives the run's status after every transition.
+
+    `changed` names the tasks whose entries changed since the last call; run-level
+    fields are always current. `final` marks the run's last status: a sink that
+    batches writes must have written it when `publish` returns. A sink must take
+    what it needs from `status` before its first `await`: the runner goes on
+    changing it.
+    """
+
+    async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None: ...

@@ -1,0 +1,127 @@
+"""The request a user submits, as pydantic models.
+
+These models are the one definition of the request format (design §3): FastAPI
+validates bodies against them (a body that does not fit is a 422), the
+normaliser turns them into a plan, and the WorkflowRun's spec stores their
+normalised form. Aliases are camelCase because that is what users write (and
+what Kubernetes objects use); Python code uses snake_case.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+# A task id appears in URLs, Redis keys and (later) Job names: keep it printable and short.
+TaskId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
+]
+TaskName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+
+class Executor(enum.StrEnum):
+    """Where a task runs: in the process that runs the workflow, or as a Kubernetes Job."""
+
+    INPROCESS = "inprocess"
+    JOB = "job"
+
+
+class Model(BaseModel):
+    """Base for request models: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class TaskSpec(Model):
+    """One task of a workflow, in its object form."""
+
+    name: TaskId | None = Field(
+        default=None, description="The task's id within the run; defaults to `task`."
+    )
+    task: TaskName | None = Field(
+        default=None, description="The registered task to run (see GET /tasks)."
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    retries: int = Field(default=0, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    executor: Executor | None = Field(
+        default=None, description="`inprocess` (default) or `job`."
+    )
+    image: str | None = Field(default=None, min_length=1)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    resources: dict[str, Any] | None = None
+    depends_on: list[TaskId] | None = Field(
+        default=None, description="DAG form only: ids of the tasks this one waits for."
+    )
+
+    @model_validator(mode="after")
+    def _needs_something_to_run(self) -> TaskSpec:
+        if self.task is None and self.image is None:
+            raise ValueError("a task needs `task` (a registered task) or `image` (a container)")
+        return self
+
+
+TaskEntry = Annotated[
+    TaskName | TaskSpec,
+    Field(description="A registered task's name, or a task object."),
+]
+
+
+class Stage(Model):
+    """A group of tasks run together (`parallel`) or one after another (`sequential`)."""
+
+    type: Literal["parallel", "sequential"]
+    tasks: list[TaskEntry] = Field(min_length=1)
+
+
+class RunOptions(Model):
+    """Options that apply to the whole run."""
+
+    name: str | None = Field(default=None, max_length=253, description="A label for humans.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    fail_fast: bool = Field(
+        default=True,
+        description="After a failure no new task starts; running ones finish; the rest are Skipped.",
+    )
+    parallelism: int | None = Field(default=None, ge=1, description="Max tasks running at once.")
+    timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    executor: Executor = Field(
+        default=Executor.INPROCESS, description="Default executor for tasks that name none."
+    )
+
+
+class WorkflowRequest(RunOptions):
+    """The body of POST /workflow: exactly one of `workflow` (stages) or `dag`."""
+
+    workflow: list[Stage] | None = Field(default=None, min_length=1)
+    dag: list[TaskSpec] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_form(self) -> WorkflowRequest:
+        if (self.workflow is None) == (self.dag is None):
+            raise ValueError("give exactly one of `workflow` (stages) or `dag`")
+        if self.workflow is not None:
+            for stage in self.workflow:
+                for entry in stage.tasks:
+                    if isinstance(entry, TaskSpec) and entry.depends_on is not None:
+                        raise ValueError(
+                            "`dependsOn` belongs to the `dag` form; stages already order tasks"
+                        )
+        return self
+
+    def options(self) -> RunOptions:
+        """The run-level options alone."""
+        return RunOptions.model_validate(self.model_dump(include=set(RunOptions.model_fields)))

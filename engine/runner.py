@@ -1,0 +1,331 @@
+"""The runner: executes a plan's DAG and keeps its status.
+
+One coroutine (`run`) owns the schedule; each started task is an asyncio task
+of its own that runs its attempts (retries, backoff, timeout) and writes only
+its own status entry. Finished tasks wake the scheduler through one event, and
+dependency counters with a ready queue keep a wake O(what changed), so a stage
+of a thousand tasks costs no more per task than a stage of three.
+
+Rules (design §5): a task starts when every task it depends on succeeded; a
+failed, skipped or cancelled dependency skips it. With `failFast` (default) a
+failure stops new starts and skips what has not started. Cancellation cancels
+running attempts and marks the rest Cancelled. The run's timeout fails the
+running attempts and skips the rest. A runner given a previous status resumes:
+finished tasks stay as they are, and a task that was running is attempted again
+unless its executor can re-attach to the attempt under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import defaultdict, deque
+from collections.abc import Mapping
+
+from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
+from stageflow.engine.models import Executor
+from stageflow.engine.plan import Plan, PlannedTask
+from stageflow.engine.status import RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+class _Stop(enum.Enum):
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+    SHUTDOWN = "shutdown"
+
+
+def initial_status(plan: Plan) -> RunStatus:
+    """A fresh status with every task Pending, for storing before the run starts."""
+    status = RunStatus(
+        tasks={task_id: TaskStatus(executor=node.executor.value) for task_id, node in plan.tasks.items()}
+    )
+    status.refresh_progress()
+    return status
+
+
+class WorkflowRunner:
+    """Runs one workflow run. Create, then `await run()`; `cancel()` from any coroutine."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        executors: Mapping[Executor, TaskExecutor],
+        sink: StatusSink,
+        status: RunStatus | None = None,
+    ) -> None:
+        self._plan = plan
+        self._options = plan.options
+        self._executors = executors
+        self._sink = sink
+        self._status = status.model_copy(deep=True) if status is not None else initial_status(plan)
+        for task_id, node in plan.tasks.items():
+            self._status.tasks.setdefault(task_id, TaskStatus(executor=node.executor.value))
+        self._changed: set[str] = set(plan.tasks)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._finished: list[str] = []
+        self._wake = asyncio.Event()
+        self._stop: _Stop | None = None
+        self._stop_message = ""
+        self._failed_fast: str | None = None
+        self._dependants: dict[str, list[str]] = defaultdict(list)
+        self._blockers: dict[str, set[str]] = {}
+        self._ready: deque[str] = deque()
+        self._build_graph()
+
+    @property
+    def status(self) -> RunStatus:
+        return self._status
+
+    def cancel(self, message: str = "Cancelled by request") -> None:
+        """Cancel the run: running attempts are cancelled, the rest become Cancelled."""
+        if self._status.phase.finished or self._stop is not None:
+            return
+        self._stop, self._stop_message = _Stop.CANCELLED, message
+        self._drain_pending(TaskPhase.CANCELLED, "cancelled before it started")
+        for child in self._running.values():
+            child.cancel()
+        self._wake.set()
+
+    async def run(self) -> RunStatus:
+        """Run to the end and return the final status (published as `final`)."""
+        status = self._status
+        if status.phase.finished:
+            return status
+        if status.started_at is None:
+            status.started_at = utcnow()
+        if self._stop is None:
+            status.phase = RunPhase.RUNNING
+        deadline = self._deadline()
+        try:
+            await self._publish(final=False)
+            while True:
+                self._start_ready()
+                if not self._running:
+                    break
+                await self._wait(deadline if self._stop is None else None)
+                self._reap()
+                await self._publish(final=False)
+        except asyncio.CancelledError:
+            await self._shutdown()
+            raise
+        self._conclude()
+        await self._publish(final=True)
+        return status
+
+    # -- the schedule -----------------------------------------------------------------
+
+    def _build_graph(self) -> None:
+        tasks = self._status.tasks
+        for task_id, node in self._plan.tasks.items():
+            for dependency in node.depends_on:
+                self._dependants[dependency].append(task_id)
+        resumed: list[str] = []
+        fresh: list[str] = []
+        for task_id, node in self._plan.tasks.items():
+            self._blockers[task_id] = {
+                dependency
+                for dependency in node.depends_on
+                if tasks[dependency].phase is not TaskPhase.SUCCEEDED
+            }
+            phase = tasks[task_id].phase
+            if phase is TaskPhase.RUNNING:
+                resumed.append(task_id)
+            elif phase is TaskPhase.PENDING and not self._blockers[task_id]:
+                fresh.append(task_id)
+        self._ready.extend(resumed + fresh)  # re-attach what was under way first
+        for task_id, status in list(tasks.items()):
+            if status.phase.finished and status.phase is not TaskPhase.SUCCEEDED:
+                self._propagate(task_id)
+
+    def _deadline(self) -> float | None:
+        timeout = self._options.timeout_seconds
+        if timeout is None:
+            return None
+        started = self._status.started_at or utcnow()
+        elapsed = (utcnow() - started).total_seconds()
+        return asyncio.get_running_loop().time() + timeout - elapsed
+
+    def _start_ready(self) -> None:
+        limit = self._options.parallelism
+        while self._ready and self._stop is None and self._failed_fast is None:
+            if limit is not None and len(self._running) >= limit:
+                return
+            task_id = self._ready.popleft()
+            if task_id in self._running or self._status.tasks[task_id].phase.finished:
+                continue
+            child = asyncio.create_task(self._run_task(self._plan.tasks[task_id]), name=task_id)
+            child.add_done_callback(lambda _, task_id=task_id: self._on_done(task_id))
+            self._running[task_id] = child
+
+    def _on_done(self, task_id: str) -> None:
+        self._finished.append(task_id)
+        self._wake.set()
+
+    async def _wait(self, deadline: float | None) -> None:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._wake.wait()
+        except TimeoutError:
+            self._time_out()
+        self._wake.clear()
+
+    def _reap(self) -> None:
+        finished, self._finished = self._finished, []
+        for task_id in finished:
+            child = self._running.pop(task_id)
+            if not child.cancelled() and child.exception() is not None:
+                error = child.exception()
+                logger.error("runner bug while running %s", task_id, exc_info=error)
+                self._end(task_id, TaskPhase.FAILED, f"internal error: {error!r}")
+            phase = self._status.tasks[task_id].phase
+            self._propagate(task_id)
+            if phase is TaskPhase.FAILED and self._options.fail_fast and self._failed_fast is None:
+                self._failed_fast = task_id
+                self._drain_pending(
+                    TaskPhase.SKIPPED, f"not started: task {task_id} failed and failFast is on"
+                )
+
+    def _propagate(self, task_id: str) -> None:
+        """Unblock dependants of a success; skip (transitively) dependants of anything else."""
+        stack = [task_id]
+        while stack:
+            upstream = stack.pop()
+            phase = self._status.tasks[upstream].phase
+            for dependant in self._dependants.get(upstream, ()):
+                if self._status.tasks[dependant].phase.finished:
+                    continue
+                blockers = self._blockers[dependant]
+                blockers.discard(upstream)
+                if phase is TaskPhase.SUCCEEDED:
+                    if not blockers and self._status.tasks[dependant].phase is TaskPhase.PENDING:
+                        self._ready.append(dependant)
+                else:
+                    self._end(dependant, TaskPhase.SKIPPED, f"upstream task {upstream} {phase.lower()}")
+                    stack.append(dependant)
+
+    def _drain_pending(self, phase: TaskPhase, message: str) -> None:
+        self._ready.clear()
+        for task_id, status in self._status.tasks.items():
+            if status.phase is TaskPhase.PENDING:
+                self._end(task_id, phase, message)
+
+    def _time_out(self) -> None:
+        if self._stop is not None:
+            return
+        self._stop = _Stop.TIMED_OUT
+        self._stop_message = f"Run timed out after {self._options.timeout_seconds:g}s"
+        self._drain_pending(TaskPhase.SKIPPED, "not started: the run timed out")
+        for child in self._running.values():
+            child.cancel()
+
+    async def _shutdown(self) -> None:
+        """The host is going away: stop attempts but leave their status for a resume."""
+        self._stop = _Stop.SHUTDOWN
+        for child in self._running.values():
+            child.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    def _conclude(self) -> None:
+        status = self._status
+        failed = [tid for tid, task in status.tasks.items() if task.phase is TaskPhase.FAILED]
+        if self._stop is _Stop.CANCELLED:
+            status.phase, status.message = RunPhase.CANCELLED, self._stop_message
+        elif self._stop is _Stop.TIMED_OUT:
+            status.phase, status.message = RunPhase.FAILED, self._stop_message
+        elif failed:
+            first = status.tasks[failed[0]]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            status.phase = RunPhase.FAILED
+            status.message = f"Task {failed[0]} failed: {first.message}{more}"
+        else:
+            status.phase, status.message = RunPhase.SUCCEEDED, None
+        status.finished_at = utcnow()
+
+    # -- one task ---------------------------------------------------------------------
+
+    async def _run_task(self, node: PlannedTask) -> None:
+        status = self._status.tasks[node.id]
+        executor = self._executors.get(node.executor)
+        if executor is None:
+            self._end(node.id, TaskPhase.FAILED, f"no {node.executor.value!r} executor here")
+            return
+        resumed = status.phase is TaskPhase.RUNNING
+        reattach = resumed and executor.can_resume(node, status)
+        number = status.attempts if reattach else status.attempts + 1
+        failed_before = max(0, status.attempts - 1) if resumed else status.attempts
+        last = number + max(0, node.spec.retries - failed_before)
+        status.phase, status.executor, status.message = TaskPhase.RUNNING, executor.name, None
+        status.started_at = status.started_at or utcnow()
+        while True:
+            status.attempts = number
+            self._touch(node.id)
+            attempt = Attempt(
+                task=node,
+                number=number,
+                status=status,
+                resumed=reattach,
+                changed=lambda: self._touch(node.id),
+            )
+            try:
+                result = await self._attempt(executor, attempt)
+                if result.ok:
+                    self._end(node.id, TaskPhase.SUCCEEDED, result.message, result.outputs)
+                    return
+                if number >= last or self._stop is not None:
+                    self._end(node.id, TaskPhase.FAILED, result.message)
+                    return
+                delay = min(node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS)
+                status.message = f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
+                self._touch(node.id)
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                if self._stop is _Stop.SHUTDOWN or self._stop is None:
+                    raise
+                if self._stop is _Stop.CANCELLED:
+                    self._end(node.id, TaskPhase.CANCELLED, self._stop_message)
+                else:
+                    self._end(node.id, TaskPhase.FAILED, f"stopped: {self._stop_message}")
+                return
+            number, reattach = number + 1, False
+
+    @staticmethod
+    async def _attempt(executor: TaskExecutor, attempt: Attempt) -> TaskResult:
+        timeout = attempt.task.spec.timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                return await executor.execute(attempt)
+        except TimeoutError:
+            return TaskResult(ok=False, message=f"timed out after {timeout:g}s")
+
+    # -- status -----------------------------------------------------------------------
+
+    def _end(
+        self,
+        task_id: str,
+        phase: TaskPhase,
+        message: str | None,
+        outputs: dict[str, object] | None = None,
+    ) -> None:
+        status = self._status.tasks[task_id]
+        status.phase, status.message = phase, message
+        if outputs is not None:
+            status.outputs = outputs
+        status.finished_at = utcnow()
+        self._touch(task_id)
+
+    def _touch(self, task_id: str) -> None:
+        self._changed.add(task_id)
+        self._wake.set()
+
+    async def _publish(self, *, final: bool) -> None:
+        if not self._changed and not final:
+            return
+        changed, self._changed = frozenset(self._changed), set()
+        self._status.refresh_progress()
+        await self._sink.publish(self._status, changed, final=final)

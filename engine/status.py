@@ -1,0 +1,87 @@
+"""Run and task status: the one spelling of phases and timestamps everywhere.
+
+The same models are stored by the local backend, written into the WorkflowRun's
+status subresource by the operator, mirrored to Redis and returned by the API,
+so a phase or a timestamp reads the same wherever a user looks (design §5).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` suffix and microseconds (Kubernetes' MicroTime)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
+
+
+class TaskPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (TaskPhase.PENDING, TaskPhase.RUNNING)
+
+
+class RunPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.CANCELLED)
+
+
+class StatusModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The wire form: camelCase keys, timestamps as strings, unset fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class TaskStatus(StatusModel):
+    phase: TaskPhase = TaskPhase.PENDING
+    attempts: int = 0
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: str | None = None
+    executor: str | None = None
+    job_name: str | None = None
+    outputs: dict[str, Any] | None = None
+
+
+class RunStatus(StatusModel):
+    phase: RunPhase = RunPhase.PENDING
+    progress: str = "0/0"
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: str | None = None
+    tasks: dict[str, TaskStatus] = Field(default_factory=dict)
+
+    def refresh_progress(self) -> None:
+        done = sum(1 for task in self.tasks.values() if task.phase.finished)
+        self.progress = f"{done}/{len(self.tasks)}"
+
+    def task_phases(self) -> dict[str, str]:
+        return {task_id: task.phase.value for task_id, task in self.tasks.items()}

@@ -71,10 +71,10 @@ async def noop_task() -> bool:
 
 @task("http_get")
 async def http_get(
-    url: str, expect_status: int = 200, timeout: float = 10.0
+    url: str, expect_status: int = 200, timeout_seconds: float = 10.0
 ) -> dict[str, Any]:
     """GET `url`; succeed when the response has `expect_status`."""
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    async with httpx.AsyncClient(timeout=timeout_seconds) as client:
         response = await client.get(url)
     if response.status_code != expect_status:
         raise RuntimeError(f"GET {url} returned {response.status_code}, expected {expect_status}")

@@ -81,7 +81,9 @@ class InProcessExecutor:
 
     def __init__(self, registry: TaskRegistry, *, max_threads: int = 64) -> None:
         self._registry = registry
-        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="stageflow-task")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_threads, thread_name_prefix="stageflow-task"
+        )
 
     def can_resume(self, task: PlannedTask, status: TaskStatus) -> bool:
         return False  # an in-process attempt dies with its process; it is attempted again

@@ -54,9 +54,7 @@ class TaskSpec(Model):
     retries: int = Field(default=0, ge=0, le=20)
     retry_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
     timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
-    executor: Executor | None = Field(
-        default=None, description="`inprocess` (default) or `job`."
-    )
+    executor: Executor | None = Field(default=None, description="`inprocess` (default) or `job`.")
     image: str | None = Field(default=None, min_length=1)
     command: list[str] | None = None
     args: list[str] | None = None
@@ -93,7 +91,8 @@ class RunOptions(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     fail_fast: bool = Field(
         default=True,
-        description="After a failure no new task starts; running ones finish; the rest are Skipped.",
+        description="After a failure no new task starts; running ones finish; the rest are "
+        "Skipped.",
     )
     parallelism: int | None = Field(default=None, ge=1, description="Max tasks running at once.")
     timeout_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)

@@ -134,7 +134,8 @@ def _stages_to_dag(stages: Iterable[Stage]) -> list[PlannedTask]:
     for stage in stages:
         ids: list[str] = []
         for entry in stage.tasks:
-            assert isinstance(entry, TaskSpec) and entry.name is not None  # normalised
+            assert isinstance(entry, TaskSpec)
+            assert entry.name is not None
             if stage.type == "sequential" and ids:
                 waits_for: tuple[str, ...] = (ids[-1],)
             else:

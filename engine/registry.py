@@ -8,6 +8,7 @@ built-ins, contribute tasks) and from the modules named in
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -74,7 +75,7 @@ class TaskRegistry:
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             self._import_once(entry_point.value, entry_point.load)
         for module in modules:
-            self._import_once(module, lambda module=module: importlib.import_module(module))
+            self._import_once(module, functools.partial(importlib.import_module, module))
 
     def _import_once(self, source: str, load: Callable[[], object]) -> None:
         if source in self._loaded_sources:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections import defaultdict, deque
 from collections.abc import Mapping
@@ -42,7 +43,10 @@ class _Stop(enum.Enum):
 def initial_status(plan: Plan) -> RunStatus:
     """A fresh status with every task Pending, for storing before the run starts."""
     status = RunStatus(
-        tasks={task_id: TaskStatus(executor=node.executor.value) for task_id, node in plan.tasks.items()}
+        tasks={
+            task_id: TaskStatus(executor=node.executor.value)
+            for task_id, node in plan.tasks.items()
+        }
     )
     status.refresh_progress()
     return status
@@ -160,10 +164,10 @@ class WorkflowRunner:
             if task_id in self._running or self._status.tasks[task_id].phase.finished:
                 continue
             child = asyncio.create_task(self._run_task(self._plan.tasks[task_id]), name=task_id)
-            child.add_done_callback(lambda _, task_id=task_id: self._on_done(task_id))
+            child.add_done_callback(functools.partial(self._on_done, task_id))
             self._running[task_id] = child
 
-    def _on_done(self, task_id: str) -> None:
+    def _on_done(self, task_id: str, _child: asyncio.Task[None]) -> None:
         self._finished.append(task_id)
         self._wake.set()
 
@@ -206,7 +210,9 @@ class WorkflowRunner:
                     if not blockers and self._status.tasks[dependant].phase is TaskPhase.PENDING:
                         self._ready.append(dependant)
                 else:
-                    self._end(dependant, TaskPhase.SKIPPED, f"upstream task {upstream} {phase.lower()}")
+                    self._end(
+                        dependant, TaskPhase.SKIPPED, f"upstream task {upstream} {phase.lower()}"
+                    )
                     stack.append(dependant)
 
     def _drain_pending(self, phase: TaskPhase, message: str) -> None:
@@ -280,8 +286,12 @@ class WorkflowRunner:
                 if number >= last or self._stop is not None:
                     self._end(node.id, TaskPhase.FAILED, result.message)
                     return
-                delay = min(node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS)
-                status.message = f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
+                delay = min(
+                    node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS
+                )
+                status.message = (
+                    f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
+                )
                 self._touch(node.id)
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:

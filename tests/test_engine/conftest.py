@@ -1,0 +1,55 @@
+"""Running a workflow body through the engine, with a sink that records every publish."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from stageflow.engine import (
+    Executor,
+    InProcessExecutor,
+    RunStatus,
+    StatusSink,
+    TaskRegistry,
+    WorkflowRequest,
+    WorkflowRunner,
+    compile_workflow,
+)
+
+
+class RecordingSink:
+    """Keeps a copy of every status it is given, as a store would."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[RunStatus, frozenset[str], bool]] = []
+
+    async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
+        self.published.append((status.model_copy(deep=True), changed, final))
+
+
+RunBody = Callable[..., Awaitable[RunStatus]]
+
+
+def make_runner(
+    body: dict[str, Any],
+    tasks: TaskRegistry,
+    sink: StatusSink | None = None,
+    status: RunStatus | None = None,
+) -> WorkflowRunner:
+    plan = compile_workflow(WorkflowRequest.model_validate(body), registry=tasks)
+    return WorkflowRunner(
+        plan,
+        executors={Executor.INPROCESS: InProcessExecutor(tasks)},
+        sink=sink or RecordingSink(),
+        status=status,
+    )
+
+
+@pytest.fixture
+def run_body(tasks: TaskRegistry) -> RunBody:
+    async def run(body: dict[str, Any], sink: RecordingSink | None = None) -> RunStatus:
+        return await make_runner(body, tasks, sink).run()
+
+    return run

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+import redis
 
 from stageflow.engine import RunStatus, TaskRegistry, registry
+from tests.redis_server import RedisServer, running_redis
 
 
 @pytest.fixture
@@ -48,3 +50,18 @@ def never_overlap(spans: list[Interval]) -> bool:
 
 Body = dict[str, Any]
 Builder = Callable[..., Body]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session; tests flush it through `redis_url`."""
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url

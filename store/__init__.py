@@ -1,0 +1,23 @@
+"""Where run state lives outside the engine: in memory, or in Redis (design §7).
+
+The API's local backend keeps its runs here; the Kubernetes backend reads the
+Redis mirror the operator writes. Nothing here knows of HTTP or Kubernetes.
+"""
+
+from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, RunStore
+from stageflow.store.memory import MemoryStore
+from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
+from stageflow.store.redis_store import RedisStore
+
+__all__ = [
+    "DEFAULT_FINISHED_TTL_SECONDS",
+    "Control",
+    "Cursor",
+    "MemoryStore",
+    "RedisStore",
+    "RunEvent",
+    "RunPage",
+    "RunRecord",
+    "RunStore",
+    "RunSummary",
+]

@@ -1,0 +1,71 @@
+"""The store's contract: what the API's backends and the operator's mirror need of it.
+
+Two implementations keep the same contract, checked by one test suite: memory
+(one process, for development and tests) and Redis (shared by any number of API
+replicas, and the read mirror of the Kubernetes backend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+
+from stageflow.engine import RunPhase, RunStatus
+from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord
+
+DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
+
+
+class Control(BaseModel):
+    """A request to whichever process runs `run_id` (the local backend's replicas)."""
+
+    action: Literal["cancel"]
+    run_id: str
+
+
+class RunStore(Protocol):
+    async def create(self, record: RunRecord) -> None:
+        """Store a new run. Finished runs expire after the store's TTL, or the run's own."""
+        ...
+
+    async def update_status(self, run_id: str, status: RunStatus, changed: frozenset[str]) -> bool:
+        """Write `status` (the `changed` task entries and every run field) and publish it.
+
+        Returns False, writing nothing, when the run is no longer stored (deleted).
+        """
+        ...
+
+    async def get(self, run_id: str) -> RunRecord | None: ...
+
+    async def task_phases(self, run_id: str) -> dict[str, str] | None: ...
+
+    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
+        """Runs newest first, optionally of one phase, `limit` at a time."""
+        ...
+
+    async def mark_cancel_requested(self, run_id: str) -> bool: ...
+
+    async def delete(self, run_id: str) -> bool: ...
+
+    def subscribe(self, run_id: str) -> AbstractAsyncContextManager[AsyncIterator[RunEvent]]:
+        """Status updates of one run from now on; enter it before reading a snapshot."""
+        ...
+
+    async def send_control(self, message: Control) -> None: ...
+
+    def control(self) -> AbstractAsyncContextManager[AsyncIterator[Control]]: ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def expiry_seconds(record: RunRecord, default: int) -> int:
+    """How long a finished run stays: the run's `ttlSecondsAfterFinished`, capped by the store's."""
+    own = record.spec.ttl_seconds_after_finished
+    return default if own is None else min(own, default)

@@ -1,0 +1,127 @@
+"""The in-memory store: one process, no dependencies; what `stageflow api` uses by default."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from stageflow.engine import RunPhase, RunStatus
+from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, expiry_seconds
+from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord
+
+_QUEUE_SIZE = 1000
+_T = TypeVar("_T")
+
+
+class MemoryStore:
+    def __init__(self, *, finished_ttl_seconds: int = DEFAULT_FINISHED_TTL_SECONDS) -> None:
+        self._finished_ttl = finished_ttl_seconds
+        self._records: dict[str, RunRecord] = {}
+        self._expires: dict[str, float] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[RunEvent]]] = defaultdict(set)
+        self._controllers: set[asyncio.Queue[Control]] = set()
+
+    async def create(self, record: RunRecord) -> None:
+        self._records[record.run_id] = record.model_copy(deep=True)
+
+    async def update_status(self, run_id: str, status: RunStatus, changed: frozenset[str]) -> bool:
+        record = self._live(run_id)
+        if record is None:
+            return False
+        record.status = status.model_copy(deep=True)
+        if status.phase.finished:
+            self._expires[run_id] = time.monotonic() + expiry_seconds(record, self._finished_ttl)
+        event = RunEvent.of(run_id, record.status, changed)
+        for queue in self._subscribers.get(run_id, ()):
+            if not queue.full():
+                queue.put_nowait(event)
+        return True
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        record = self._live(run_id)
+        return record.model_copy(deep=True) if record is not None else None
+
+    async def task_phases(self, run_id: str) -> dict[str, str] | None:
+        record = self._live(run_id)
+        return record.status.task_phases() if record is not None else None
+
+    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
+        for run_id in list(self._records):
+            self._live(run_id)
+        summaries = sorted(
+            (record.summary() for record in self._records.values()),
+            key=lambda summary: (summary.created_at, summary.run_id),
+            reverse=True,
+        )
+        matching = [
+            summary
+            for summary in summaries
+            if (phase is None or summary.phase is phase)
+            and (cursor is None or cursor.is_after(summary))
+        ]
+        page = matching[:limit]
+        more = len(matching) > limit
+        next_cursor = (
+            Cursor(created_at=page[-1].created_at, run_id=page[-1].run_id).encode()
+            if more
+            else None
+        )
+        return RunPage(items=page, next_cursor=next_cursor)
+
+    async def mark_cancel_requested(self, run_id: str) -> bool:
+        record = self._live(run_id)
+        if record is None:
+            return False
+        record.cancel_requested = True
+        return True
+
+    async def delete(self, run_id: str) -> bool:
+        self._expires.pop(run_id, None)
+        return self._records.pop(run_id, None) is not None
+
+    @asynccontextmanager
+    async def subscribe(self, run_id: str) -> AsyncIterator[AsyncIterator[RunEvent]]:
+        queue: asyncio.Queue[RunEvent] = asyncio.Queue(_QUEUE_SIZE)
+        self._subscribers[run_id].add(queue)
+        try:
+            yield _drain(queue)
+        finally:
+            self._subscribers[run_id].discard(queue)
+            if not self._subscribers[run_id]:
+                del self._subscribers[run_id]
+
+    async def send_control(self, message: Control) -> None:
+        for queue in self._controllers:
+            queue.put_nowait(message)
+
+    @asynccontextmanager
+    async def control(self) -> AsyncIterator[AsyncIterator[Control]]:
+        queue: asyncio.Queue[Control] = asyncio.Queue()
+        self._controllers.add(queue)
+        try:
+            yield _drain(queue)
+        finally:
+            self._controllers.discard(queue)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _live(self, run_id: str) -> RunRecord | None:
+        """The record, unless its finished-run TTL has passed (then it is dropped)."""
+        expires = self._expires.get(run_id)
+        if expires is not None and expires <= time.monotonic():
+            self._records.pop(run_id, None)
+            del self._expires[run_id]
+        return self._records.get(run_id)
+
+
+async def _drain(queue: asyncio.Queue[_T]) -> AsyncIterator[_T]:
+    while True:
+        yield await queue.get()

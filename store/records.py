@@ -1,0 +1,117 @@
+"""What a store keeps of a run, and what it tells subscribers.
+
+A `RunRecord` is the whole run (identity, normalised spec, status); a
+`RunSummary` is the cheap subset a listing needs; a `RunEvent` is one status
+update as streamed to `GET /workflow/{id}/events`. The same shapes serve the
+local backend, the Redis mirror the operator writes, and the API's answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from stageflow.engine import RunPhase, RunStatus, TaskStatus, WorkflowRequest
+from stageflow.engine.status import Timestamp, format_timestamp
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class RunSummary(WireModel):
+    run_id: str
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: Timestamp
+    phase: RunPhase
+    progress: str
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: str | None = None
+
+
+class RunRecord(WireModel):
+    run_id: str
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: Timestamp
+    spec: WorkflowRequest
+    status: RunStatus
+    cancel_requested: bool = False
+
+    def summary(self) -> RunSummary:
+        status = self.status
+        return RunSummary(
+            run_id=self.run_id,
+            name=self.name,
+            labels=self.labels,
+            created_at=self.created_at,
+            phase=status.phase,
+            progress=status.progress,
+            started_at=status.started_at,
+            finished_at=status.finished_at,
+            message=status.message,
+        )
+
+
+class RunEvent(WireModel):
+    """One status update: run-level fields and the task entries that changed."""
+
+    run_id: str
+    phase: RunPhase
+    progress: str
+    message: str | None = None
+    tasks: dict[str, TaskStatus] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, run_id: str, status: RunStatus, changed: frozenset[str]) -> RunEvent:
+        return cls(
+            run_id=run_id,
+            phase=status.phase,
+            progress=status.progress,
+            message=status.message,
+            tasks={
+                task_id: status.tasks[task_id] for task_id in changed if task_id in status.tasks
+            },
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    next_cursor: str | None = None
+
+
+class Cursor(BaseModel):
+    """Where a newest-first listing stopped: stable while new runs arrive."""
+
+    created_at: datetime
+    run_id: str
+
+    def encode(self) -> str:
+        raw = f"{format_timestamp(self.created_at)}|{self.run_id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Raise ValueError for a token this code did not make."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            created, run_id = raw.split("|", 1)
+            return cls(
+                created_at=datetime.fromisoformat(created.replace("Z", "+00:00")), run_id=run_id
+            )
+        except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+            raise ValueError(f"invalid cursor {token!r}") from error
+
+    def is_after(self, summary: RunSummary) -> bool:
+        """Whether `summary` comes after this cursor in newest-first order."""
+        return (summary.created_at, summary.run_id) < (self.created_at, self.run_id)

@@ -13,15 +13,15 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
 
 from stageflow.engine import RunPhase, RunStatus, TaskStatus, WorkflowRequest
 from stageflow.engine.status import Timestamp, format_timestamp
 
 
 class WireModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    """The API's envelope: snake_case like the seed's `run_id`; `spec` and `status` inside
+    keep the WorkflowRun's camelCase, so they read the same as `kubectl get wfr -o json`."""
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,43 @@
+"""What a backend does for the routes; the routes never know which one serves them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from stageflow.engine import RunPhase, WorkflowRequest
+from stageflow.store import Cursor, RunEvent, RunPage, RunRecord
+
+
+class Backend(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def submit(self, request: WorkflowRequest) -> RunRecord:
+        """Validate and start a run; raise SpecError or InvalidRequest (400) before storing it."""
+        ...
+
+    async def get(self, run_id: str) -> RunRecord:
+        """Raise RunNotFound."""
+        ...
+
+    async def task_phases(self, run_id: str) -> dict[str, str]: ...
+
+    async def list(
+        self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None
+    ) -> RunPage: ...
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Request cancellation; raise RunNotFound, or RunFinished for a finished run."""
+        ...
+
+    async def delete(self, run_id: str) -> None: ...
+
+    def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
+        """The run as it is, then every update until it finishes."""
+        ...
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency's state; raise StoreUnavailable when one cannot serve."""
+        ...

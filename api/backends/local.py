@@ -1,0 +1,188 @@
+"""The local backend: runs workflows in the API process, keeps their state in a store.
+
+The default, so stageflow runs on a machine with no cluster. With a Redis store
+any number of API replicas serve as one: each run executes in the replica that
+accepted it, its status goes to Redis, and any replica reads, lists and streams
+it. A cancel or delete received by another replica reaches the owner through
+the store's control channel; a delete also makes the owner's next status write
+fail, which stops the run even if that message were lost.
+
+Runs are not durable here: a run whose API process dies stays as its last
+status said. The Kubernetes backend (WorkflowRun + operator) is the durable one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from stageflow.api.errors import InvalidRequest, RunFinished, RunNotFound
+from stageflow.engine import (
+    CoalescingSink,
+    Executor,
+    InProcessExecutor,
+    RunPhase,
+    RunStatus,
+    TaskRegistry,
+    WorkflowRequest,
+    WorkflowRunner,
+    compile_workflow,
+    initial_status,
+)
+from stageflow.engine.config import EngineSettings
+from stageflow.engine.status import utcnow
+from stageflow.store import Control, Cursor, RunEvent, RunPage, RunRecord, RunStore
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class _StoreSink:
+    """Writes a run's status to the store; a write refused (run deleted) stops the run."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self.runner: WorkflowRunner | None = None
+
+    async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
+        written = await self._store.update_status(self._run_id, status, changed)
+        if not written and not final and self.runner is not None:
+            self.runner.cancel("Cancelled: the run was deleted")
+
+
+class LocalBackend:
+    def __init__(self, store: RunStore, registry: TaskRegistry, settings: EngineSettings) -> None:
+        self._store = store
+        self._registry = registry
+        self._settings = settings
+        self._executor = InProcessExecutor(registry, max_threads=settings.max_threads)
+        self._runs: dict[str, tuple[WorkflowRunner, asyncio.Task[RunStatus]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen_for_control(ready))
+        await ready.wait()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        for runner, _ in self._runs.values():
+            runner.cancel("Cancelled: the API process that ran it shut down")
+        tasks = [task for _, task in self._runs.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+        self._executor.close()
+        await self._store.close()
+
+    async def submit(self, request: WorkflowRequest) -> RunRecord:
+        plan = compile_workflow(
+            request, registry=self._registry, max_tasks=self._settings.max_tasks
+        )
+        for node in plan.tasks.values():
+            if node.executor is Executor.JOB:
+                raise InvalidRequest(
+                    f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
+                )
+        options = plan.options
+        record = RunRecord(
+            run_id=str(uuid.uuid4()),
+            name=options.name,
+            labels=options.labels,
+            created_at=utcnow(),
+            spec=plan.spec,
+            status=initial_status(plan),
+        )
+        await self._store.create(record)
+        sink = _StoreSink(self._store, record.run_id)
+        runner = WorkflowRunner(
+            plan,
+            executors={Executor.INPROCESS: self._executor},
+            sink=CoalescingSink(sink, interval=self._settings.status_flush_seconds),
+            status=record.status,
+        )
+        sink.runner = runner
+        task = asyncio.create_task(runner.run(), name=f"run {record.run_id}")
+        self._runs[record.run_id] = (runner, task)
+        task.add_done_callback(lambda _: self._runs.pop(record.run_id, None))
+        return record
+
+    async def get(self, run_id: str) -> RunRecord:
+        record = await self._store.get(run_id)
+        if record is None:
+            raise RunNotFound()
+        return record
+
+    async def task_phases(self, run_id: str) -> dict[str, str]:
+        phases = await self._store.task_phases(run_id)
+        if phases is None:
+            raise RunNotFound()
+        return phases
+
+    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
+        return await self._store.list(phase=phase, limit=limit, cursor=cursor)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        record = await self.get(run_id)
+        if record.status.phase.finished:
+            raise RunFinished(record.status.phase.value)
+        await self._store.mark_cancel_requested(run_id)
+        record.cancel_requested = True
+        await self._stop(run_id, "Cancelled by request")
+        return record
+
+    async def delete(self, run_id: str) -> None:
+        if not await self._store.delete(run_id):
+            raise RunNotFound()
+        await self._stop(run_id, "Cancelled: the run was deleted")
+
+    async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
+        async with self._store.subscribe(run_id) as updates:
+            record = await self._store.get(run_id)
+            if record is None:
+                return
+            yield record
+            if record.status.phase.finished:
+                return
+            async for event in updates:
+                yield event
+                if event.phase.finished:
+                    return
+
+    async def readiness(self) -> dict[str, str]:
+        await self._store.ping()
+        return {"store": "ok"}
+
+    async def _stop(self, run_id: str, message: str) -> None:
+        owned = self._runs.get(run_id)
+        if owned is not None:
+            owned[0].cancel(message)
+        else:
+            await self._store.send_control(Control(action="cancel", run_id=run_id))
+
+    async def _listen_for_control(self, ready: asyncio.Event) -> None:
+        """Cancel requests sent by other replicas for runs this one executes."""
+        while True:
+            try:
+                async with self._store.control() as messages:
+                    ready.set()
+                    async for message in messages:
+                        owned = self._runs.get(message.run_id)
+                        if owned is not None and message.action == "cancel":
+                            deleted = await self._store.get(message.run_id) is None
+                            owned[0].cancel(
+                                "Cancelled: the run was deleted"
+                                if deleted
+                                else "Cancelled by request"
+                            )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("control channel lost; resubscribing")
+                ready.set()
+                await asyncio.sleep(1.0)

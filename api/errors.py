@@ -1,0 +1,56 @@
+"""The API's errors and how they answer: a status code and a `detail` that names the problem.
+
+Backends raise these; the handlers below turn them (and the engine's SpecError)
+into responses, so no route catches anything and bad input never becomes a 500.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from stageflow.engine import SpecError
+
+
+class ApiError(Exception):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class RunNotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+
+    def __init__(self) -> None:
+        super().__init__("Workflow not found")
+
+
+class RunFinished(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(f"Workflow already finished ({phase})")
+
+
+class InvalidRequest(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
+class StoreUnavailable(ApiError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+async def _api_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+
+async def _spec_error(_: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(SpecError, _spec_error)

@@ -1,0 +1,32 @@
+"""Response bodies. Request bodies are the engine's models (one definition of the format)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from stageflow.engine import RunPhase
+from stageflow.store import RunSummary
+
+
+class Submitted(BaseModel):
+    run_id: str = Field(description="The run's unique id (a UUID4).")
+    status: RunPhase
+
+
+class RunList(BaseModel):
+    items: list[RunSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; absent on the last page."
+    )
+
+
+class TaskInfo(BaseModel):
+    name: str
+    description: str
+    parameters: list[str]
+    is_async: bool
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

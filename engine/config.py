@@ -1,0 +1,31 @@
+"""The engine's settings section (STAGEFLOW_*), shared by every process that runs tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from stageflow.engine.plan import DEFAULT_MAX_TASKS
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
+
+    task_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated modules to import for their @task functions.",
+    )
+    max_tasks: int = Field(default=DEFAULT_MAX_TASKS, ge=1, description="Tasks one run may hold.")
+    max_threads: int = Field(default=64, ge=1, description="Threads for sync in-process tasks.")
+    status_flush_seconds: float = Field(
+        default=0.05, ge=0, description="How long status writes are coalesced."
+    )
+
+    @field_validator("task_modules", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,0 +1,103 @@
+"""The `stageflow` command: `api` serves the HTTP API; `task run` runs one task here.
+
+`task run` is also what a Job task's container executes, so its exit code is the
+task's result: 0 succeeded, 1 failed (the reason on stderr), 2 bad usage.
+Subcommands import their layer lazily, so `stageflow task run` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stageflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    api = commands.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", help="address to bind (default: STAGEFLOW_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default: STAGEFLOW_PORT or 8080)")
+
+    task = commands.add_parser("task", help="registered tasks")
+    task_commands = task.add_subparsers(dest="task_command", required=True)
+    run = task_commands.add_parser("run", help="run one registered task in this process")
+    run.add_argument("name")
+    run.add_argument("--params", default="{}", help="the task's params as a JSON object")
+    task_commands.add_parser("list", help="list registered tasks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "api":
+        return _serve_api(args.host, args.port)
+    if args.task_command == "list":
+        return _list_tasks()
+    return _run_task(args.name, args.params)
+
+
+def _serve_api(host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from stageflow.api import create_app
+    from stageflow.api.config import ApiSettings
+
+    settings = ApiSettings()
+    overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
+    settings = settings.model_copy(update=overrides)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+    return EXIT_OK
+
+
+def _load_registry() -> None:
+    from stageflow.engine import registry
+    from stageflow.engine.config import EngineSettings
+
+    registry.load(EngineSettings().task_modules)
+
+
+def _list_tasks() -> int:
+    from stageflow.engine import registry
+
+    _load_registry()
+    for definition in registry:
+        print(f"{definition.name:16} {definition.description}")
+    return EXIT_OK
+
+
+def _run_task(name: str, params_json: str) -> int:
+    from stageflow.engine import registry
+    from stageflow.engine.inprocess import call
+
+    _load_registry()
+    definition = registry.get(name)
+    if definition is None:
+        print(f"Unknown task: {name}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as error:
+        print(f"--params is not JSON: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not isinstance(params, dict):
+        print("--params must be a JSON object", file=sys.stderr)
+        return EXIT_USAGE
+    result = asyncio.run(call(definition, params))
+    if not result.ok:
+        print(result.message, file=sys.stderr)
+        return EXIT_FAILED
+    if result.outputs is not None:
+        print(json.dumps(result.outputs))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from stageflow.engine import SpecError
+from stageflow.store import StoreUnavailableError
 
 
 class ApiError(Exception):
@@ -20,26 +21,22 @@ class ApiError(Exception):
         self.detail = detail
 
 
-class RunNotFound(ApiError):
+class RunNotFoundError(ApiError):
     status_code = status.HTTP_404_NOT_FOUND
 
     def __init__(self) -> None:
         super().__init__("Workflow not found")
 
 
-class RunFinished(ApiError):
+class RunFinishedError(ApiError):
     status_code = status.HTTP_409_CONFLICT
 
     def __init__(self, phase: str) -> None:
         super().__init__(f"Workflow already finished ({phase})")
 
 
-class InvalidRequest(ApiError):
+class InvalidRequestError(ApiError):
     status_code = status.HTTP_400_BAD_REQUEST
-
-
-class StoreUnavailable(ApiError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
 async def _api_error(_: Request, error: Exception) -> JSONResponse:
@@ -51,6 +48,14 @@ async def _spec_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
 
 
+async def _store_unavailable(_: Request, error: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"Run store unavailable: {error}"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)

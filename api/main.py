@@ -42,7 +42,8 @@ def create_app(
     app = FastAPI(
         title="stageflow",
         version=stageflow.__version__,
-        summary="Submit workflows of parallel and sequential stages, or a DAG; read every task's status.",
+        summary="Submit workflows of parallel and sequential stages, or a DAG; "
+        "read every task's status.",
         lifespan=lifespan,
     )
     app.state.registry = tasks

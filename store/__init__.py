@@ -4,7 +4,12 @@ The API's local backend keeps its runs here; the Kubernetes backend reads the
 Redis mirror the operator writes. Nothing here knows of HTTP or Kubernetes.
 """
 
-from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, RunStore
+from stageflow.store.base import (
+    DEFAULT_FINISHED_TTL_SECONDS,
+    Control,
+    RunStore,
+    StoreUnavailableError,
+)
 from stageflow.store.memory import MemoryStore
 from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
 from stageflow.store.redis_store import RedisStore
@@ -20,4 +25,5 @@ __all__ = [
     "RunRecord",
     "RunStore",
     "RunSummary",
+    "StoreUnavailableError",
 ]

@@ -19,6 +19,10 @@ from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord
 DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
 
 
+class StoreUnavailableError(Exception):
+    """The store cannot answer now (Redis down); callers may fall back or answer 503."""
+
+
 class Control(BaseModel):
     """A request to whichever process runs `run_id` (the local backend's replicas)."""
 

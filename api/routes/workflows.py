@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from stageflow.api.deps import BackendDep
-from stageflow.api.errors import InvalidRequest
+from stageflow.api.errors import InvalidRequestError
 from stageflow.api.schemas import RunList, Submitted
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.store import Cursor, RunRecord
@@ -38,7 +38,7 @@ RunDep = Annotated[RunRecord, Depends(existing_run)]
 async def submit_workflow(
     body: WorkflowRequest, backend: BackendDep, response: Response
 ) -> Submitted:
-    """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream its events."""
+    """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream events."""
     record = await backend.submit(body)
     response.headers["Location"] = f"/workflow/{record.run_id}"
     return Submitted(run_id=record.run_id, status=record.status.phase)
@@ -69,7 +69,7 @@ async def list_workflows(
     try:
         position = Cursor.decode(cursor) if cursor is not None else None
     except ValueError:
-        raise InvalidRequest(f"Invalid cursor: {cursor}") from None
+        raise InvalidRequestError(f"Invalid cursor: {cursor}") from None
     page = await backend.list(phase=phase, limit=limit, cursor=position)
     return RunList(items=page.items, next_cursor=page.next_cursor)
 
@@ -93,7 +93,7 @@ async def delete_workflow(run_id: str, backend: BackendDep) -> None:
 
 @router.get("/workflow/{run_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
 async def workflow_events(run: RunDep, backend: BackendDep) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: `snapshot` (the whole run), then an `update` per change; ends with the run."""
+    """Server-sent events: a `snapshot` of the run, then an `update` per change, until it ends."""
     async for item in backend.events(run.run_id):
         kind = "snapshot" if isinstance(item, RunRecord) else "update"
         yield ServerSentEvent(event=kind, raw_data=json.dumps(item.to_json_dict()))

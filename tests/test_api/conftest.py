@@ -1,0 +1,82 @@
+"""An API client per store (memory, Redis), and helpers that wait by polling, never by sleeping."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from stageflow.api import create_app
+from stageflow.api.config import ApiSettings
+from stageflow.engine import TaskRegistry
+
+FINISHED = {"Succeeded", "Failed", "Cancelled"}
+SEED: dict[str, Any] = {
+    "workflow": [
+        {"type": "parallel", "tasks": ["task_a", "task_b"]},
+        {"type": "sequential", "tasks": ["task_c"]},
+    ]
+}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def client(request: pytest.FixtureRequest, tasks: TaskRegistry) -> Iterator[TestClient]:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    settings = ApiSettings(redis_url=redis_url, status_flush_seconds=0.01)
+    with TestClient(create_app(settings, tasks=tasks)) as test_client:
+        yield test_client
+
+
+def wait_for_run(
+    client: TestClient | httpx.Client, run_id: str, phases: set[str] = FINISHED, timeout: float = 10
+) -> dict[str, Any]:
+    """Poll GET /workflow/{id} until the run's phase is one of `phases`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = client.get(f"/workflow/{run_id}").json()
+        if body.get("status", {}).get("phase") in phases:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} never reached {phases}: {body}")
+        time.sleep(0.02)
+
+
+def wait_for_task(
+    client: TestClient | httpx.Client, run_id: str, task: str, phase: str, timeout: float = 10
+) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get(f"/workflow/{run_id}/status").json().get(task) != phase:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task} of {run_id} never reached {phase}")
+        time.sleep(0.02)
+
+
+def read_events(lines: Iterator[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Parse a server-sent-event stream into (event, data) pairs."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    kind = ""
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+def submit(client: TestClient | httpx.Client, body: dict[str, Any]) -> str:
+    response = client.post("/workflow", json=body)
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["run_id"]
+    return run_id
+
+
+def sleeps(count: int, seconds: float, kind: str = "parallel") -> dict[str, Any]:
+    tasks = [
+        {"name": f"s{i}", "task": "sleep", "params": {"seconds": seconds}} for i in range(count)
+    ]
+    return {"workflow": [{"type": kind, "tasks": tasks}]}

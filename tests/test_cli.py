@@ -1,0 +1,66 @@
+"""`stageflow task run`: its exit code is the task's result (a Job's container relies on it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def stageflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stageflow.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_success_exits_0_and_prints_outputs() -> None:
+    done = stageflow("task", "run", "echo", "--params", '{"rows": 3}')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"rows": 3}
+
+
+def test_failure_exits_1_with_the_reason_on_stderr() -> None:
+    done = stageflow("task", "run", "fail", "--params", '{"message": "bad input"}')
+    assert done.returncode == 1
+    assert done.stderr.strip() == "RuntimeError: bad input"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("task", "run", "ghost"), "Unknown task: ghost"),
+        (("task", "run", "echo", "--params", "{oops"), "--params is not JSON"),
+        (("task", "run", "echo", "--params", "[1]"), "--params must be a JSON object"),
+    ],
+)
+def test_bad_usage_exits_2(args: tuple[str, ...], error: str) -> None:
+    done = stageflow(*args)
+    assert done.returncode == 2
+    assert error in done.stderr
+
+
+def test_task_list_includes_user_modules() -> None:
+    done = stageflow("task", "list", env={"STAGEFLOW_TASK_MODULES": "tests.fixtures.extra_tasks"})
+    assert done.returncode == 0
+    names = [line.split()[0] for line in done.stdout.splitlines()]
+    assert "task_a" in names
+    assert "extra_greet" in names
+
+
+def test_stdlib_operator_is_not_shadowed_from_the_repo_root() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import collections, operator; print(operator.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "site-packages" not in done.stdout
+    assert "/lib/python3" in done.stdout

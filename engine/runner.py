@@ -80,6 +80,7 @@ class WorkflowRunner:
         self._dependants: dict[str, list[str]] = defaultdict(list)
         self._blockers: dict[str, set[str]] = {}
         self._ready: deque[str] = deque()
+        self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
         self._build_graph()
 
     @property
@@ -323,6 +324,8 @@ class WorkflowRunner:
         outputs: dict[str, object] | None = None,
     ) -> None:
         status = self._status.tasks[task_id]
+        if not status.phase.finished:
+            self._done += 1
         status.phase, status.message = phase, message
         if outputs is not None:
             status.outputs = outputs
@@ -337,5 +340,5 @@ class WorkflowRunner:
         if not self._changed and not final:
             return
         changed, self._changed = frozenset(self._changed), set()
-        self._status.refresh_progress()
+        self._status.progress = f"{self._done}/{len(self._status.tasks)}"
         await self._sink.publish(self._status, changed, final=final)

@@ -58,7 +58,7 @@ async def get_workflow(run: RunDep) -> RunRecord:
     return run
 
 
-@router.get("/workflows")
+@router.get("/workflows", response_model_exclude_none=True)
 async def list_workflows(
     backend: BackendDep,
     phase: Annotated[RunPhase | None, Query(description="Only runs in this phase.")] = None,

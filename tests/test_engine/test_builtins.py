@@ -1,4 +1,4 @@
-"""Built-in tasks, and how a task's external HTTP dependency is mocked (respx at httpx's transport)."""
+"""Built-in tasks; how an external HTTP dependency is mocked (respx, at httpx's transport)."""
 
 from __future__ import annotations
 

@@ -41,7 +41,9 @@ async def run_engine(body: dict[str, Any]) -> tuple[float, int]:
     executor = InProcessExecutor(registry)
     sink = CountingSink()
     started = time.perf_counter()
-    plan = compile_workflow(WorkflowRequest.model_validate(body), registry=registry, max_tasks=10_000)
+    plan = compile_workflow(
+        WorkflowRequest.model_validate(body), registry=registry, max_tasks=10_000
+    )
     runner = WorkflowRunner(
         plan,
         executors={Executor.INPROCESS: executor},
@@ -60,7 +62,11 @@ def parallel(count: int, task: str, params: dict[str, Any] | None = None) -> dic
 
 
 def sequential(count: int, task: str) -> dict[str, Any]:
-    return {"workflow": [{"type": "sequential", "tasks": [{"name": f"t{i}", "task": task} for i in range(count)]}]}
+    return {
+        "workflow": [
+            {"type": "sequential", "tasks": [{"name": f"t{i}", "task": task} for i in range(count)]}
+        ]
+    }
 
 
 async def baseline_parallel(count: int, make: Callable[[], Awaitable[object]]) -> float:
@@ -104,20 +110,30 @@ def main() -> None:
     registry.load()
     noop = registry.get("noop")
     sleep = registry.get("sleep")
-    assert noop is not None and sleep is not None
+    assert noop is not None
+    assert sleep is not None
 
     for count in (1000, 5000):
         runs = median_of(args.repeats, lambda count=count: run_engine(parallel(count, "noop")))  # type: ignore[misc]
         base = median_of(args.repeats, lambda count=count: baseline_parallel(count, noop.function))  # type: ignore[misc]
         engine = statistics.median(elapsed for elapsed, _ in runs)
         writes = max(w for _, w in runs)
-        report(f"{count} no-op tasks, one parallel stage", engine, statistics.median(base), count,
-               f"  ({writes} coalesced status writes)")
+        report(
+            f"{count} no-op tasks, one parallel stage",
+            engine,
+            statistics.median(base),
+            count,
+            f"  ({writes} coalesced status writes)",
+        )
 
     runs = median_of(args.repeats, lambda: run_engine(sequential(500, "noop")))
     base = median_of(args.repeats, lambda: baseline_sequential(500, noop.function))
-    report("500 no-op tasks, one sequential stage", statistics.median(r for r, _ in runs),
-           statistics.median(base), 500)
+    report(
+        "500 no-op tasks, one sequential stage",
+        statistics.median(r for r, _ in runs),
+        statistics.median(base),
+        500,
+    )
 
     runs = median_of(1, lambda: run_engine(parallel(4, "sleep", {"seconds": 1})))
     base = median_of(1, lambda: baseline_parallel(4, lambda: sleep.function(seconds=1)))

@@ -9,21 +9,28 @@ from fastapi import FastAPI
 
 import stageflow
 from stageflow.api import errors
-from stageflow.api.backends import Backend, LocalBackend
+from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import system, workflows
 from stageflow.engine import TaskRegistry, registry
+from stageflow.kube import KubeClient, load_configuration
 
 
 def make_backend(settings: ApiSettings, tasks: TaskRegistry) -> Backend:
     if settings.backend == "kubernetes":
-        raise NotImplementedError("the kubernetes backend arrives with the operator (issue 3)")
+        kube = KubeClient(load_configuration())
+        store = settings.open_store() if settings.redis_url else None
+        return KubernetesBackend(kube, store, tasks, settings, namespace=settings.namespace)
     return LocalBackend(settings.open_store(), tasks, settings)
 
 
 def create_app(
-    settings: ApiSettings | None = None, *, tasks: TaskRegistry | None = None
+    settings: ApiSettings | None = None,
+    *,
+    tasks: TaskRegistry | None = None,
+    backend: Backend | None = None,
 ) -> FastAPI:
+    """The app; `backend` overrides the one the settings choose (tests inject theirs)."""
     settings = settings or ApiSettings()
     if tasks is None:
         registry.load(settings.task_modules)
@@ -31,13 +38,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = make_backend(settings, tasks)
-        await backend.start()
-        app.state.backend = backend
+        serving = backend or make_backend(settings, tasks)
+        await serving.start()
+        app.state.backend = serving
         try:
             yield
         finally:
-            await backend.close()
+            await serving.close()
 
     app = FastAPI(
         title="stageflow",

@@ -1,4 +1,5 @@
-"""The `stageflow` command: `api` serves the HTTP API; `task run` runs one task here.
+"""The `stageflow` command: `api` serves the HTTP API, `operator` reconciles WorkflowRuns,
+`task run` runs one task here.
 
 `task run` is also what a Job task's container executes, so its exit code is the
 task's result: 0 succeeded, 1 failed (the reason on stderr), 2 bad usage.
@@ -24,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--host", help="address to bind (default: STAGEFLOW_HOST or 127.0.0.1)")
     api.add_argument("--port", type=int, help="port (default: STAGEFLOW_PORT or 8080)")
 
+    commands.add_parser("operator", help="run the kopf operator that reconciles WorkflowRuns")
+
     task = commands.add_parser("task", help="registered tasks")
     task_commands = task.add_subparsers(dest="task_command", required=True)
     run = task_commands.add_parser("run", help="run one registered task in this process")
@@ -37,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "api":
         return _serve_api(args.host, args.port)
+    if args.command == "operator":
+        from stageflow.operator.main import run
+
+        run()
+        return EXIT_OK
     if args.task_command == "list":
         return _list_tasks()
     return _run_task(args.name, args.params)

@@ -46,8 +46,15 @@ class RunStore(Protocol):
 
     async def task_phases(self, run_id: str) -> dict[str, str] | None: ...
 
-    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
-        """Runs newest first, optionally of one phase, `limit` at a time."""
+    async def list(
+        self,
+        *,
+        phase: RunPhase | None,
+        limit: int,
+        cursor: Cursor | None,
+        namespace: str | None = None,
+    ) -> RunPage:
+        """Runs newest first, optionally of one phase (and one namespace), `limit` at a time."""
         ...
 
     async def mark_cancel_requested(self, run_id: str) -> bool: ...

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, expiry_seconds
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord
+from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, paginate
 
 _QUEUE_SIZE = 1000
 _T = TypeVar("_T")
@@ -49,28 +49,18 @@ class MemoryStore:
         record = self._live(run_id)
         return record.status.task_phases() if record is not None else None
 
-    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
+    async def list(
+        self,
+        *,
+        phase: RunPhase | None,
+        limit: int,
+        cursor: Cursor | None,
+        namespace: str | None = None,
+    ) -> RunPage:
         for run_id in list(self._records):
             self._live(run_id)
-        summaries = sorted(
-            (record.summary() for record in self._records.values()),
-            key=lambda summary: (summary.created_at, summary.run_id),
-            reverse=True,
-        )
-        matching = [
-            summary
-            for summary in summaries
-            if (phase is None or summary.phase is phase)
-            and (cursor is None or cursor.is_after(summary))
-        ]
-        page = matching[:limit]
-        more = len(matching) > limit
-        next_cursor = (
-            Cursor(created_at=page[-1].created_at, run_id=page[-1].run_id).encode()
-            if more
-            else None
-        )
-        return RunPage(items=page, next_cursor=next_cursor)
+        summaries = (record.summary() for record in self._records.values())
+        return paginate(summaries, phase=phase, limit=limit, cursor=cursor, namespace=namespace)
 
     async def mark_cancel_requested(self, run_id: str) -> bool:
         record = self._live(run_id)

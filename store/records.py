@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ class WireModel(BaseModel):
 
 class RunSummary(WireModel):
     run_id: str
+    namespace: str | None = None
     name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: Timestamp
@@ -41,6 +43,7 @@ class RunSummary(WireModel):
 
 class RunRecord(WireModel):
     run_id: str
+    namespace: str | None = Field(default=None, description="The WorkflowRun's (kubernetes).")
     name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: Timestamp
@@ -52,6 +55,7 @@ class RunRecord(WireModel):
         status = self.status
         return RunSummary(
             run_id=self.run_id,
+            namespace=self.namespace,
             name=self.name,
             labels=self.labels,
             created_at=self.created_at,
@@ -88,6 +92,30 @@ class RunEvent(WireModel):
 class RunPage(BaseModel):
     items: list[RunSummary]
     next_cursor: str | None = None
+
+
+def paginate(
+    summaries: Iterable[RunSummary],
+    *,
+    phase: RunPhase | None,
+    limit: int,
+    cursor: Cursor | None,
+    namespace: str | None = None,
+) -> RunPage:
+    """Newest first, of one phase and namespace if asked, after `cursor`, `limit` at a time."""
+    ordered = sorted(summaries, key=lambda s: (s.created_at, s.run_id), reverse=True)
+    matching = [
+        summary
+        for summary in ordered
+        if (phase is None or summary.phase is phase)
+        and (namespace is None or summary.namespace == namespace)
+        and (cursor is None or cursor.is_after(summary))
+    ]
+    page = matching[:limit]
+    next_cursor = None
+    if len(matching) > limit:
+        next_cursor = Cursor(created_at=page[-1].created_at, run_id=page[-1].run_id).encode()
+    return RunPage(items=page, next_cursor=next_cursor)
 
 
 class Cursor(BaseModel):

@@ -39,6 +39,7 @@ RUNS = f"{PREFIX}runs"
 CONTROL = f"{PREFIX}control"
 _SUMMARY_FIELDS = (
     "runId",
+    "namespace",
     "name",
     "labels",
     "createdAt",
@@ -134,6 +135,7 @@ def _summary(row: list[str | None]) -> RunSummary:
     values: dict[str, str | None] = dict(zip(_SUMMARY_FIELDS, row, strict=True))
     return RunSummary(
         run_id=values["runId"] or "",
+        namespace=values["namespace"] or None,
         name=values["name"] or None,
         labels=json.loads(values["labels"] or "{}"),
         created_at=_parse_time(values["createdAt"]) or datetime.now(UTC),
@@ -161,22 +163,53 @@ class RedisStore:
 
     @_translated
     async def create(self, record: RunRecord) -> None:
+        await self._write(record, replace_tasks=False, event=None)
+
+    @_translated
+    async def mirror(self, record: RunRecord, changed: frozenset[str]) -> None:
+        """Write a run as observed elsewhere (the operator's mirror): create or replace it,
+        set its expiry once finished, and publish the `changed` tasks to subscribers."""
+        event = RunEvent.of(record.run_id, record.status, changed)
+        await self._write(record, replace_tasks=True, event=event)
+
+    async def _write(self, record: RunRecord, *, replace_tasks: bool, event: RunEvent | None) -> None:
+        ttl = expiry_seconds(record, self._finished_ttl)
         fields = {
             "runId": record.run_id,
+            "namespace": record.namespace or "",
             "name": record.name or "",
             "labels": json.dumps(record.labels),
             "createdAt": format_timestamp(record.created_at),
             "spec": record.spec.model_dump_json(by_alias=True, exclude_none=True),
             "cancelRequested": "1" if record.cancel_requested else "0",
-            "ttl": str(expiry_seconds(record, self._finished_ttl)),
+            "ttl": str(ttl),
             **_run_fields(record.status),
         }
+        keys = (run_key(record.run_id), tasks_key(record.run_id))
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(run_key(record.run_id), mapping=cast(Any, fields))
+            pipe.hset(keys[0], mapping=cast(Any, fields))
+            if replace_tasks:
+                pipe.delete(keys[1])
             if record.status.tasks:
-                pipe.hset(tasks_key(record.run_id), mapping=cast(Any, record.status.task_phases()))
+                pipe.hset(keys[1], mapping=cast(Any, record.status.task_phases()))
             pipe.zadd(RUNS, {record.run_id: _score(record.created_at)})
+            if record.status.phase.finished:
+                pipe.expire(keys[0], ttl)
+                pipe.expire(keys[1], ttl)
+            else:
+                pipe.persist(keys[0])
+                pipe.persist(keys[1])
+            if event is not None:
+                pipe.publish(
+                    events_channel(record.run_id),
+                    event.model_dump_json(by_alias=True, exclude_none=True),
+                )
             await pipe.execute()
+
+    @_translated
+    async def run_ids(self) -> set[str]:
+        """Every run listed in the store (for the mirror's resync)."""
+        return set(cast(list[str], await self._redis.zrange(RUNS, 0, -1)))
 
     @_translated
     async def update_status(self, run_id: str, status: RunStatus, changed: frozenset[str]) -> bool:
@@ -202,6 +235,7 @@ class RedisStore:
             return None
         return RunRecord(
             run_id=fields["runId"],
+            namespace=fields.get("namespace") or None,
             name=fields["name"] or None,
             labels=json.loads(fields["labels"]),
             created_at=datetime.fromisoformat(fields["createdAt"].replace("Z", "+00:00")),
@@ -219,7 +253,14 @@ class RedisStore:
         return dict(phases) if exists else None
 
     @_translated
-    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
+    async def list(
+        self,
+        *,
+        phase: RunPhase | None,
+        limit: int,
+        cursor: Cursor | None,
+        namespace: str | None = None,
+    ) -> RunPage:
         newest: str | int = "+inf" if cursor is None else _score(cursor.created_at)
         found: list[RunSummary] = []
         offset = 0
@@ -247,7 +288,9 @@ class RedisStore:
                 summary = _summary(row)
                 if cursor is not None and not cursor.is_after(summary):
                     continue
-                if phase is None or summary.phase is phase:
+                if (phase is None or summary.phase is phase) and (
+                    namespace is None or summary.namespace == namespace
+                ):
                     found.append(summary)
         page = found[:limit]
         next_cursor = None

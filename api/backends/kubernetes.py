@@ -1,0 +1,188 @@
+"""The kubernetes backend: a run is a WorkflowRun; the operator runs it.
+
+The API keeps no state: submit creates the WorkflowRun (name = run ID) and
+answers at once; reads go to the Redis mirror first and fall back to the
+WorkflowRun itself on a miss or with Redis down, so answers stay correct while
+the mirror is behind or away. Cancel sets `spec.cancelRequested`; delete deletes
+the WorkflowRun (the operator stops what runs; owned Jobs go with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
+from stageflow.engine import (
+    Executor,
+    RunPhase,
+    TaskRegistry,
+    WorkflowRequest,
+    compile_workflow,
+    initial_status,
+)
+from stageflow.engine.config import EngineSettings
+from stageflow.engine.status import utcnow
+from stageflow.kube import KubeClient, new_object, record_from_object
+from stageflow.store import (
+    Cursor,
+    RunEvent,
+    RunPage,
+    RunRecord,
+    RunStore,
+    StoreUnavailableError,
+)
+from stageflow.store.records import paginate
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+
+
+class KubernetesBackend:
+    def __init__(
+        self,
+        kube: KubeClient,
+        store: RunStore | None,
+        registry: TaskRegistry,
+        settings: EngineSettings,
+        *,
+        namespace: str,
+    ) -> None:
+        self._kube = kube
+        self._store = store
+        self._registry = registry
+        self._settings = settings
+        self._namespace = namespace
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._kube.close()
+        if self._store is not None:
+            await self._store.close()
+
+    async def submit(self, request: WorkflowRequest) -> RunRecord:
+        plan = compile_workflow(request, registry=self._registry, max_tasks=self._settings.max_tasks)
+        for node in plan.tasks.values():
+            if node.executor is Executor.JOB:
+                raise InvalidRequestError(
+                    f"Task {node.id} uses executor 'job'; Job tasks are not supported yet"
+                )
+        options = plan.options
+        record = RunRecord(
+            run_id=str(uuid.uuid4()),
+            name=options.name,
+            labels=options.labels,
+            created_at=utcnow(),
+            spec=plan.spec,
+            status=initial_status(plan),
+        )
+        created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
+        return record_from_object(created)
+
+    async def get(self, run_id: str) -> RunRecord:
+        if self._store is not None:
+            try:
+                record = await self._store.get(run_id)
+                if record is not None and record.namespace == self._namespace:
+                    return record
+            except StoreUnavailableError:
+                pass
+        return await self._get_from_cluster(run_id)
+
+    async def _get_from_cluster(self, run_id: str) -> RunRecord:
+        obj = await self._kube.get_run(self._namespace, run_id)
+        if obj is None:
+            raise RunNotFoundError()
+        return record_from_object(obj)
+
+    async def task_phases(self, run_id: str) -> dict[str, str]:
+        if self._store is not None:
+            try:
+                phases = await self._store.task_phases(run_id)
+                if phases is not None:
+                    return phases
+            except StoreUnavailableError:
+                pass
+        return (await self._get_from_cluster(run_id)).status.task_phases()
+
+    async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
+        if self._store is not None:
+            try:
+                return await self._store.list(
+                    phase=phase, limit=limit, cursor=cursor, namespace=self._namespace
+                )
+            except StoreUnavailableError:
+                pass
+        objects = await self._kube.list_runs(self._namespace)
+        summaries = (record_from_object(obj).summary() for obj in objects)
+        return paginate(summaries, phase=phase, limit=limit, cursor=cursor)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        record = await self._get_from_cluster(run_id)
+        if record.status.phase.finished:
+            raise RunFinishedError(record.status.phase.value)
+        patched = await self._kube.patch_run(
+            self._namespace, run_id, {"spec": {"cancelRequested": True}}
+        )
+        if patched is None:
+            raise RunNotFoundError()
+        return record_from_object(patched)
+
+    async def delete(self, run_id: str) -> None:
+        if not await self._kube.delete_run(self._namespace, run_id):
+            raise RunNotFoundError()
+        if self._store is not None:
+            try:
+                await self._store.delete(run_id)
+            except StoreUnavailableError:
+                logger.warning("Redis unavailable: the operator's mirror will drop %s", run_id)
+
+    async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
+        if self._store is not None:
+            try:
+                async with self._store.subscribe(run_id) as updates:
+                    record = await self.get(run_id)
+                    yield record
+                    if record.status.phase.finished:
+                        return
+                    async for event in updates:
+                        yield event
+                        if event.phase.finished:
+                            return
+                return
+            except StoreUnavailableError:
+                logger.info("Redis unavailable: streaming %s by polling the WorkflowRun", run_id)
+        async for item in self._poll(run_id):
+            yield item
+
+    async def _poll(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
+        """Without Redis: the run, then an update whenever the WorkflowRun's status changes."""
+        record = await self._get_from_cluster(run_id)
+        yield record
+        seen = {tid: task.to_json_dict() for tid, task in record.status.tasks.items()}
+        while not record.status.phase.finished:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                record = await self._get_from_cluster(run_id)
+            except RunNotFoundError:
+                return
+            now = {tid: task.to_json_dict() for tid, task in record.status.tasks.items()}
+            changed = frozenset(tid for tid, entry in now.items() if seen.get(tid) != entry)
+            if changed or record.status.phase.finished:
+                yield RunEvent.of(run_id, record.status, changed)
+            seen = now
+
+    async def readiness(self) -> dict[str, str]:
+        checks = {"apiserver": await self._kube.ping()}
+        if self._store is not None:
+            try:
+                await self._store.ping()
+                checks["redis"] = "ok"
+            except StoreUnavailableError as error:
+                checks["redis"] = f"unavailable ({error}); reading WorkflowRuns directly"
+        return checks

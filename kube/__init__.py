@@ -1,0 +1,35 @@
+"""Kubernetes for stageflow: the WorkflowRun resource's shape and the one API client."""
+
+from stageflow.kube.client import (
+    KubeClient,
+    KubeConflictError,
+    KubeError,
+    KubeUnavailableError,
+    load_configuration,
+)
+from stageflow.kube.resource import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    new_object,
+    record_from_object,
+    status_patch,
+)
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "KubeClient",
+    "KubeConflictError",
+    "KubeError",
+    "KubeUnavailableError",
+    "load_configuration",
+    "new_object",
+    "record_from_object",
+    "status_patch",
+]

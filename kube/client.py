@@ -1,0 +1,146 @@
+"""The one module that talks to the Kubernetes API (the official, synchronous client).
+
+Every call runs in a thread pool of our own, so no caller ever blocks an event
+loop on the network. Errors come out as three kinds a caller can act on:
+`None`/`False` for "not there", `KubeConflictError`, and `KubeUnavailableError`
+for everything that means "the apiserver did not answer".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from stageflow.kube.resource import GROUP, PLURAL, VERSION
+
+class KubeError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class KubeConflictError(KubeError):
+    """The object exists already (409)."""
+
+
+class KubeUnavailableError(KubeError):
+    """The apiserver could not be reached or failed (network error or 5xx)."""
+
+
+def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Configuration:
+    """In-cluster service account if there is one, else the kubeconfig (KUBECONFIG)."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    return configuration
+
+
+class KubeClient:
+    def __init__(self, configuration: kubernetes.client.Configuration, *, threads: int = 8) -> None:
+        self._api = kubernetes.client.ApiClient(configuration)
+        self._custom = kubernetes.client.CustomObjectsApi(self._api)
+        self._batch = kubernetes.client.BatchV1Api(self._api)
+        self._version = kubernetes.client.VersionApi(self._api)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stageflow-kube")
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._pool, functools.partial(function, *args, **kwargs)
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise KubeConflictError(str(error.reason), error.status) from error
+            if error.status is None or error.status >= 500:
+                raise KubeUnavailableError(f"apiserver: {error.reason}", error.status) from error
+            raise KubeError(f"apiserver: {error.status} {error.reason}: {error.body}", error.status) from error
+        except (HTTPError, OSError) as error:
+            raise KubeUnavailableError(f"apiserver unreachable: {error}") from error
+
+    async def _maybe(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._call(function, *args, **kwargs)
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    # -- WorkflowRuns -------------------------------------------------------------------
+
+    async def create_run(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = await self._call(
+            self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body
+        )
+        return created
+
+    async def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self._maybe(
+            self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+        return found
+
+    async def list_runs(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is None:
+            listing = await self._call(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
+            )
+        else:
+            listing = await self._call(
+                self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
+            )
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items
+
+    async def patch_run(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        """A merge patch of the main resource (spec, metadata); None if it is gone."""
+        patched: dict[str, Any] | None = await self._maybe(
+            self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, patch
+        )
+        return patched
+
+    async def patch_run_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A merge patch of the status subresource; None if the run is gone."""
+        patched: dict[str, Any] | None = await self._maybe(
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
+        )
+        return patched
+
+    async def delete_run(self, namespace: str, name: str) -> bool:
+        deleted = await self._maybe(
+            self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+        return deleted is not None
+
+    async def ping(self) -> str:
+        """The apiserver's version; raises KubeUnavailableError when it does not answer."""
+        info = await self._call(self._version.get_code)
+        return str(info.git_version)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api.close()  # type: ignore[no-untyped-call]

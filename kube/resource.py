@@ -1,0 +1,120 @@
+"""The WorkflowRun resource's shape (design §6), both ways: RunRecord <-> object and patches.
+
+The API builds objects from records; the operator and the API's readers turn
+objects back into records; the operator's status sink builds merge patches.
+All of them use this one module, so the CRD's shape is written down once in
+Python (and once in crds/workflowrun.yaml, which a test compares with it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from stageflow.engine import RunPhase, RunStatus, TaskSpec, TaskStatus, WorkflowRequest
+from stageflow.engine.status import format_timestamp, utcnow
+from stageflow.store import RunRecord
+
+GROUP = "stageflow.dev"
+VERSION = "v1alpha1"
+PLURAL = "workflowruns"
+KIND = "WorkflowRun"
+API_VERSION = f"{GROUP}/{VERSION}"
+LABEL_PREFIX = f"{GROUP}/"
+RUN_LABEL = f"{LABEL_PREFIX}run"
+TASK_LABEL = f"{LABEL_PREFIX}task"
+SUCCEEDED_CONDITION = "Succeeded"
+
+
+def new_object(record: RunRecord, namespace: str) -> dict[str, Any]:
+    """The WorkflowRun to create for a freshly submitted run (status is the operator's)."""
+    spec = record.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    spec["cancelRequested"] = record.cancel_requested
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": record.run_id,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "stageflow"},
+        },
+        "spec": spec,
+    }
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def record_from_object(obj: dict[str, Any]) -> RunRecord:
+    """A WorkflowRun as the API and the mirror show it."""
+    metadata = obj.get("metadata", {})
+    spec = dict(obj.get("spec", {}))
+    cancel_requested = bool(spec.pop("cancelRequested", False))
+    raw_status = obj.get("status") or {}
+    status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
+    request = WorkflowRequest.model_validate(spec)
+    if not status.tasks:  # the operator has not written status yet: every task is Pending
+        status.tasks = {task_id: TaskStatus() for task_id in _task_ids(request)}
+        status.refresh_progress()
+    return RunRecord(
+        run_id=metadata["name"],
+        namespace=metadata.get("namespace"),
+        name=request.name,
+        labels=request.labels,
+        created_at=_parse_time(metadata.get("creationTimestamp")) or utcnow(),
+        spec=request,
+        status=status,
+        cancel_requested=cancel_requested,
+    )
+
+
+def _task_ids(request: WorkflowRequest) -> list[str]:
+    """Task ids of a normalised spec (every entry an object with its name)."""
+    entries = (
+        [entry for stage in request.workflow for entry in stage.tasks]
+        if request.workflow is not None
+        else list(request.dag or [])
+    )
+    return [entry.name or "" if isinstance(entry, TaskSpec) else entry for entry in entries]
+
+
+def task_entry(task: TaskStatus) -> dict[str, Any]:
+    """A task's status for a merge patch: unset fields are null, so stale values are removed."""
+    return task.model_dump(mode="json", by_alias=True)
+
+
+def succeeded_condition(phase: RunPhase, message: str | None, since: datetime) -> dict[str, Any]:
+    """Kubernetes-style condition, Tekton's convention: Unknown while running, then True/False."""
+    state = "Unknown" if not phase.finished else ("True" if phase is RunPhase.SUCCEEDED else "False")
+    condition: dict[str, Any] = {
+        "type": SUCCEEDED_CONDITION,
+        "status": state,
+        "reason": phase.value,
+        "lastTransitionTime": format_timestamp(since).split(".")[0] + "Z",
+    }
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def status_patch(
+    status: RunStatus,
+    changed: frozenset[str],
+    *,
+    observed_generation: int | None,
+    condition_since: datetime,
+) -> dict[str, Any]:
+    """A merge patch for the status subresource: run fields and only the changed tasks."""
+    body: dict[str, Any] = {
+        "phase": status.phase.value,
+        "progress": status.progress,
+        "startedAt": format_timestamp(status.started_at) if status.started_at else None,
+        "finishedAt": format_timestamp(status.finished_at) if status.finished_at else None,
+        "message": status.message,
+        "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
+        "tasks": {task_id: task_entry(status.tasks[task_id]) for task_id in sorted(changed)},
+    }
+    if observed_generation is not None:
+        body["observedGeneration"] = observed_generation
+    return {"status": body}

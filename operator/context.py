@@ -1,0 +1,22 @@
+"""What every handler of one operator shares, handed to them as kopf's `memo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
+from stageflow.kube import KubeClient
+from stageflow.operator.config import OperatorSettings
+from stageflow.operator.mirror import RedisMirror
+
+
+@dataclass
+class OperatorContext:
+    settings: OperatorSettings
+    kube: KubeClient
+    tasks: TaskRegistry
+    executors: dict[Executor, TaskExecutor]
+    mirror: RedisMirror | None = None
+    runners: dict[tuple[str, str], WorkflowRunner] = field(default_factory=dict)
+    # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
+    stats: dict[str, int] = field(default_factory=lambda: {"status_patches": 0})

@@ -1,0 +1,75 @@
+"""`stageflow operator`: kopf, configured for stageflow, against the current cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from stageflow.engine import Executor, InProcessExecutor, TaskExecutor, registry
+from stageflow.kube import KubeClient, load_configuration
+from stageflow.operator.config import OperatorSettings
+from stageflow.operator.context import OperatorContext
+from stageflow.operator.handlers import LoginFn, build_registry
+from stageflow.operator.mirror import RedisMirror
+from stageflow.store import RedisStore
+
+PREFIX = "stageflow.dev"
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    """kopf's bookkeeping under our own prefix, none of it in the status we own."""
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    return settings
+
+
+def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContext:
+    registry.load(settings.task_modules)
+    executors: dict[Executor, TaskExecutor] = {
+        Executor.INPROCESS: InProcessExecutor(registry, max_threads=settings.max_threads)
+    }
+    mirror = None
+    if settings.redis_url:
+        store = RedisStore.from_url(settings.redis_url, finished_ttl_seconds=settings.finished_ttl_seconds)
+        mirror = RedisMirror(store, retry_seconds=settings.mirror_resync_seconds)
+    return OperatorContext(settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror)
+
+
+async def serve(
+    settings: OperatorSettings,
+    *,
+    kube: KubeClient | None = None,
+    login: LoginFn = kopf.login_via_client,
+    operator_settings: kopf.OperatorSettings | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run the operator until `stop_flag` is set (or forever)."""
+    context = make_context(settings, kube or KubeClient(load_configuration()))
+    namespaces = [settings.namespace] if settings.namespace else []
+    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    options: dict[str, Any] = {"stop_flag": stop_flag, "ready_flag": ready_flag}
+    await kopf.operator(
+        registry=build_registry(login=login),
+        settings=operator_settings or kopf_settings(),
+        memo=context,
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+        **options,
+    )
+
+
+def run(settings: OperatorSettings | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings or OperatorSettings()))

@@ -1,0 +1,97 @@
+"""The Redis mirror: what the operator observes on the watch stream, copied for fast reads.
+
+It mirrors every WorkflowRun event it sees (not only its own writes), so the
+mirror also follows changes made by others. A write that fails (Redis down) is
+kept, newest version only, and retried until Redis answers; a resync at start-up
+writes every run and drops runs Redis still lists but the cluster no longer has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from stageflow.kube import record_from_object
+from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+_GONE = None
+
+
+class RedisMirror:
+    def __init__(self, store: RedisStore, *, retry_seconds: float) -> None:
+        self._store = store
+        self._retry_seconds = retry_seconds
+        self._seen: dict[str, dict[str, str]] = {}  # run id -> task id -> its entry as JSON
+        self._pending: dict[str, RunRecord | None] = {}  # failed writes; None = a delete
+        self._retrying: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> RedisStore:
+        return self._store
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def observe(self, obj: dict[str, Any]) -> None:
+        await self._write(record_from_object(obj))
+
+    async def forget(self, run_id: str) -> None:
+        self._seen.pop(run_id, None)
+        try:
+            await self._store.delete(run_id)
+            self._pending.pop(run_id, None)
+        except StoreUnavailableError:
+            self._pending[run_id] = _GONE
+
+    async def resync(self, objects: list[dict[str, Any]]) -> None:
+        """Write every run the cluster has; drop the ones it no longer has."""
+        names = set()
+        for obj in objects:
+            names.add(obj["metadata"]["name"])
+            await self.observe(obj)
+        try:
+            stale = await self._store.run_ids() - names
+        except StoreUnavailableError:
+            return
+        for run_id in stale:
+            await self.forget(run_id)
+
+    def start(self) -> None:
+        self._retrying = asyncio.create_task(self._retry_forever(), name="stageflow mirror retries")
+
+    async def stop(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+            await asyncio.gather(self._retrying, return_exceptions=True)
+        await self._store.close()
+
+    async def _write(self, record: RunRecord) -> None:
+        entries = {
+            task_id: json.dumps(task.to_json_dict(), sort_keys=True)
+            for task_id, task in record.status.tasks.items()
+        }
+        before = self._seen.get(record.run_id, {})
+        changed = frozenset(task for task, entry in entries.items() if before.get(task) != entry)
+        try:
+            await self._store.mirror(record, changed)
+        except StoreUnavailableError as error:
+            if record.run_id not in self._pending:
+                logger.warning("mirror write of %s failed (%s); will retry", record.run_id, error)
+            self._pending[record.run_id] = record
+            return
+        self._pending.pop(record.run_id, None)
+        self._seen[record.run_id] = entries
+
+    async def _retry_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_seconds)
+            for run_id, record in list(self._pending.items()):
+                if record is _GONE:
+                    await self.forget(run_id)
+                else:
+                    await self._write(record)

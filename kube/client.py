@@ -21,6 +21,7 @@ from urllib3.exceptions import HTTPError
 
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
 
+
 class KubeError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -70,7 +71,9 @@ class KubeClient:
                 raise KubeConflictError(str(error.reason), error.status) from error
             if error.status is None or error.status >= 500:
                 raise KubeUnavailableError(f"apiserver: {error.reason}", error.status) from error
-            raise KubeError(f"apiserver: {error.status} {error.reason}: {error.body}", error.status) from error
+            raise KubeError(
+                f"apiserver: {error.status} {error.reason}: {error.body}", error.status
+            ) from error
         except (HTTPError, OSError) as error:
             raise KubeUnavailableError(f"apiserver unreachable: {error}") from error
 
@@ -108,10 +111,18 @@ class KubeClient:
         items: list[dict[str, Any]] = listing.get("items", [])
         return items
 
-    async def patch_run(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+    async def patch_run(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """A merge patch of the main resource (spec, metadata); None if it is gone."""
         patched: dict[str, Any] | None = await self._maybe(
-            self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, patch
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
         )
         return patched
 

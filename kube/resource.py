@@ -86,7 +86,9 @@ def task_entry(task: TaskStatus) -> dict[str, Any]:
 
 def succeeded_condition(phase: RunPhase, message: str | None, since: datetime) -> dict[str, Any]:
     """Kubernetes-style condition, Tekton's convention: Unknown while running, then True/False."""
-    state = "Unknown" if not phase.finished else ("True" if phase is RunPhase.SUCCEEDED else "False")
+    state = (
+        "Unknown" if not phase.finished else ("True" if phase is RunPhase.SUCCEEDED else "False")
+    )
     condition: dict[str, Any] = {
         "type": SUCCEEDED_CONDITION,
         "status": state,

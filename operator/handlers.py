@@ -59,7 +59,8 @@ async def _observe(
     memo: Any,
     **_: Any,
 ) -> None:
-    assert isinstance(memo, OperatorContext) and namespace is not None
+    assert isinstance(memo, OperatorContext)
+    assert namespace is not None  # WorkflowRuns are namespaced
     if event.get("type") == "DELETED":
         if memo.mirror is not None:
             await memo.mirror.forget(name)
@@ -80,5 +81,6 @@ async def _run(
     memo: Any,
     **_: Any,
 ) -> None:
-    assert isinstance(memo, OperatorContext) and namespace is not None
+    assert isinstance(memo, OperatorContext)
+    assert namespace is not None  # WorkflowRuns are namespaced
     await run_workflow(ctx=memo, namespace=namespace, name=name, body=body, stopped=stopped)

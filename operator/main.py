@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import kopf
@@ -39,9 +40,13 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
     }
     mirror = None
     if settings.redis_url:
-        store = RedisStore.from_url(settings.redis_url, finished_ttl_seconds=settings.finished_ttl_seconds)
+        store = RedisStore.from_url(
+            settings.redis_url, finished_ttl_seconds=settings.finished_ttl_seconds
+        )
         mirror = RedisMirror(store, retry_seconds=settings.mirror_resync_seconds)
-    return OperatorContext(settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror)
+    return OperatorContext(
+        settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror
+    )
 
 
 async def serve(
@@ -50,13 +55,15 @@ async def serve(
     kube: KubeClient | None = None,
     login: LoginFn = kopf.login_via_client,
     operator_settings: kopf.OperatorSettings | None = None,
-    stop_flag: asyncio.Event | None = None,
-    ready_flag: asyncio.Event | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the operator until `stop_flag` is set (or forever)."""
     context = make_context(settings, kube or KubeClient(load_configuration()))
     namespaces = [settings.namespace] if settings.namespace else []
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    liveness = (
+        f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    )
     options: dict[str, Any] = {"stop_flag": stop_flag, "ready_flag": ready_flag}
     await kopf.operator(
         registry=build_registry(login=login),
@@ -71,5 +78,7 @@ async def serve(
 
 
 def run(settings: OperatorSettings | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(serve(settings or OperatorSettings()))

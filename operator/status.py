@@ -45,4 +45,6 @@ class StatusPatcher:
         written = await self._kube.patch_run_status(self._namespace, self._name, patch)
         self._stats["status_patches"] = self._stats.get("status_patches", 0) + 1
         if written is None:
-            logger.info("WorkflowRun %s/%s is gone; status not written", self._namespace, self._name)
+            logger.info(
+                "WorkflowRun %s/%s is gone; status not written", self._namespace, self._name
+            )

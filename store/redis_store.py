@@ -172,7 +172,9 @@ class RedisStore:
         event = RunEvent.of(record.run_id, record.status, changed)
         await self._write(record, replace_tasks=True, event=event)
 
-    async def _write(self, record: RunRecord, *, replace_tasks: bool, event: RunEvent | None) -> None:
+    async def _write(
+        self, record: RunRecord, *, replace_tasks: bool, event: RunEvent | None
+    ) -> None:
         ttl = expiry_seconds(record, self._finished_ttl)
         fields = {
             "runId": record.run_id,

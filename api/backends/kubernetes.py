@@ -66,7 +66,9 @@ class KubernetesBackend:
             await self._store.close()
 
     async def submit(self, request: WorkflowRequest) -> RunRecord:
-        plan = compile_workflow(request, registry=self._registry, max_tasks=self._settings.max_tasks)
+        plan = compile_workflow(
+            request, registry=self._registry, max_tasks=self._settings.max_tasks
+        )
         for node in plan.tasks.values():
             if node.executor is Executor.JOB:
                 raise InvalidRequestError(

@@ -1,0 +1,184 @@
+"""The operator, run in the test's event loop against kmock (the kopf author's mock apiserver).
+
+kmock stores objects as given; a real apiserver stamps resourceVersion, uid,
+namespace and creationTimestamp, and kopf relies on them. `StampingEmulator`
+adds them, so kopf sees each object change once (see ../shared/testing-kopf.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonpatch
+import kmock
+import kopf
+import kubernetes.client
+import pytest
+from kmock import KubernetesNotFoundError
+
+from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient
+from stageflow.operator.config import OperatorSettings
+from stageflow.operator.main import kopf_settings, serve
+
+RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
+NAMESPACE = "default"
+_versions = itertools.count(1)
+
+
+class StampingEmulator(kmock.KubernetesEmulator):
+    async def _handle(self, request: kmock.Request) -> Any:
+        data = request.data
+        if request.resource is not None and isinstance(data, dict) and request.name != "":
+            if request.action == kmock.action.CREATE:
+                meta = data.setdefault("metadata", {})
+                meta.setdefault("namespace", request.namespace)
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("generation", 1)
+                meta.setdefault(
+                    "creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                )
+                meta["resourceVersion"] = str(next(_versions))
+            elif request.action == kmock.action.UPDATE:
+                data.setdefault("metadata", {})["resourceVersion"] = str(next(_versions))
+        try:
+            return await super()._handle(request)
+        except jsonpatch.JsonPatchTestFailed as error:
+            # A JSON-patch `test` that fails is a 422 on a real apiserver (kopf's optimistic
+            # concurrency for finalizers relies on it), not kmock's 500.
+            conflict = kmock.KubernetesError(status=422, reason="Invalid", message=str(error))
+            return await self._render_error(conflict)
+
+
+# Test modules here set `pytestmark = STAMPING` (a conftest's own pytestmark applies to nothing).
+STAMPING = pytest.mark.kmock(cls=StampingEmulator)
+
+
+@dataclass
+class Cluster:
+    """The mock apiserver and a real KubeClient pointed at it."""
+
+    mock: Any
+    kube: KubeClient
+
+    async def create(self, spec: dict[str, Any], *, status: dict[str, Any] | None = None) -> str:
+        name = str(uuid.uuid4())
+        body: dict[str, Any] = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkflowRun",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": spec,
+        }
+        if status is not None:
+            body["status"] = status
+        await self.kube.create_run(NAMESPACE, body)
+        return name
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        return await self.kube.get_run(NAMESPACE, name)
+
+    async def wait_for(
+        self, name: str, check: Callable[[dict[str, Any] | None], bool], within: float = 15
+    ) -> dict[str, Any] | None:
+        """Poll the object until `check` holds (bounded by `within` seconds)."""
+        async with asyncio.timeout(within):
+            while True:
+                obj = await self.get(name)
+                if check(obj):
+                    return obj
+                await asyncio.sleep(0.02)
+
+    async def wait_for_phase(self, name: str, *phases: str) -> dict[str, Any]:
+        obj = await self.wait_for(
+            name, lambda obj: obj is not None and obj.get("status", {}).get("phase") in phases
+        )
+        assert obj is not None
+        return obj
+
+    def status_patches(self) -> list[Any]:
+        return list(
+            self.mock[kmock.resource(RESOURCE), kmock.subresource("status"), kmock.method.PATCH]
+        )
+
+
+@pytest.fixture
+async def cluster(kmock: Any) -> AsyncIterator[Cluster]:
+    kmock.resources.load_bundled()
+    kmock.resources[RESOURCE] = kmock.ResourceInfo(
+        kind="WorkflowRun",
+        singular="workflowrun",
+        namespaced=True,
+        subresources={"status"},
+        verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
+    )
+    configuration = kubernetes.client.Configuration(host=str(kmock.url).rstrip("/"))
+    kube = KubeClient(configuration)
+    yield Cluster(mock=kmock, kube=kube)
+    kube.close()
+    # 404s are expected (a deleted run's last writes); anything else is a fault.
+    assert [e for e in kmock.errors if not isinstance(e, KubernetesNotFoundError)] == []
+
+
+@dataclass
+class RunningOperator:
+    """An operator in a thread of its own, with its own event loop.
+
+    kopf, when it exits, cancels every task created while it ran; in the test's
+    loop that would include kmock's request handlers. In its own loop it cannot,
+    and it reaches kmock over real HTTP as it would reach an apiserver.
+    """
+
+    stop_flag: threading.Event
+    thread: threading.Thread
+
+    async def stop(self) -> None:
+        """Stop as a shut-down operator does (its daemons see OPERATOR_EXITING)."""
+        self.stop_flag.set()
+        await asyncio.to_thread(self.thread.join, 30)
+        assert not self.thread.is_alive(), "the operator did not stop"
+
+
+StartOperator = Callable[..., Awaitable[RunningOperator]]
+
+
+@pytest.fixture
+async def start_operator(cluster: Cluster) -> AsyncIterator[StartOperator]:
+    """Start (and at teardown stop) operators; a test may stop one and start another."""
+    running: list[RunningOperator] = []
+    url = str(cluster.mock.url).rstrip("/")
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url, insecure=True)
+
+    async def start(**overrides: Any) -> RunningOperator:
+        options = {"status_flush_seconds": 0.01, "mirror_resync_seconds": 0.1, **overrides}
+        settings = OperatorSettings(**options)
+        operator_settings = kopf_settings()
+        operator_settings.posting.enabled = False
+        operator_settings.watching.server_timeout = 10
+        operator_settings.scanning.disabled = True
+        stop, ready = threading.Event(), threading.Event()
+        main = serve(
+            settings,
+            kube=KubeClient(kubernetes.client.Configuration(host=url)),
+            login=login,
+            operator_settings=operator_settings,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+        thread = threading.Thread(target=asyncio.run, args=(main,), name="operator", daemon=True)
+        thread.start()
+        operator = RunningOperator(stop_flag=stop, thread=thread)
+        running.append(operator)
+        assert await asyncio.to_thread(ready.wait, 15), "the operator did not become ready"
+        return operator
+
+    yield start
+    for operator in running:
+        await operator.stop()

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from stageflow.engine import SpecError
+from stageflow.kube import KubeError, KubeUnavailableError
 from stageflow.store import StoreUnavailableError
 
 
@@ -55,7 +56,15 @@ async def _store_unavailable(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _kube_error(_: Request, error: Exception) -> JSONResponse:
+    """The apiserver unreachable is 503; anything else it refused (RBAC, say) is 502."""
+    unavailable = isinstance(error, KubeUnavailableError)
+    code = status.HTTP_503_SERVICE_UNAVAILABLE if unavailable else status.HTTP_502_BAD_GATEWAY
+    return JSONResponse({"detail": f"Kubernetes API: {error}"}, status_code=code)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(KubeError, _kube_error)

@@ -21,6 +21,7 @@ PLURAL = "workflowruns"
 KIND = "WorkflowRun"
 API_VERSION = f"{GROUP}/{VERSION}"
 LABEL_PREFIX = f"{GROUP}/"
+CREATED_AT_ANNOTATION = f"{LABEL_PREFIX}created-at"  # creationTimestamp has 1 s precision
 RUN_LABEL = f"{LABEL_PREFIX}run"
 TASK_LABEL = f"{LABEL_PREFIX}task"
 SUCCEEDED_CONDITION = "Succeeded"
@@ -37,6 +38,7 @@ def new_object(record: RunRecord, namespace: str) -> dict[str, Any]:
             "name": record.run_id,
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "stageflow"},
+            "annotations": {CREATED_AT_ANNOTATION: format_timestamp(record.created_at)},
         },
         "spec": spec,
     }
@@ -62,11 +64,20 @@ def record_from_object(obj: dict[str, Any]) -> RunRecord:
         namespace=metadata.get("namespace"),
         name=request.name,
         labels=request.labels,
-        created_at=_parse_time(metadata.get("creationTimestamp")) or utcnow(),
+        created_at=_parse_time(
+            (metadata.get("annotations") or {}).get(CREATED_AT_ANNOTATION)
+            or metadata.get("creationTimestamp")
+        )
+        or utcnow(),
         spec=request,
         status=status,
         cancel_requested=cancel_requested,
     )
+
+
+def is_deleted(obj: dict[str, Any]) -> bool:
+    """Deletion requested: for users the run is gone, though finalizers may hold it a moment."""
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
 def _task_ids(request: WorkflowRequest) -> list[str]:

@@ -41,7 +41,7 @@ def build_registry(*, login: LoginFn) -> kopf.OperatorRegistry:
 async def _startup(memo: OperatorContext, **_: Any) -> None:
     if memo.mirror is not None:
         memo.mirror.start()
-        await memo.mirror.resync(await memo.kube.list_runs(memo.settings.namespace))
+        await memo.mirror.resync()
 
 
 async def _cleanup(memo: OperatorContext, **_: Any) -> None:
@@ -61,7 +61,7 @@ async def _observe(
 ) -> None:
     assert isinstance(memo, OperatorContext)
     assert namespace is not None  # WorkflowRuns are namespaced
-    if event.get("type") == "DELETED":
+    if event.get("type") == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
         if memo.mirror is not None:
             await memo.mirror.forget(name)
         return

@@ -43,7 +43,11 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
         store = RedisStore.from_url(
             settings.redis_url, finished_ttl_seconds=settings.finished_ttl_seconds
         )
-        mirror = RedisMirror(store, retry_seconds=settings.mirror_resync_seconds)
+        mirror = RedisMirror(
+            store,
+            retry_seconds=settings.mirror_resync_seconds,
+            list_objects=lambda: kube.list_runs(settings.namespace),
+        )
     return OperatorContext(
         settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror
     )

@@ -2,8 +2,9 @@
 
 It mirrors every WorkflowRun event it sees (not only its own writes), so the
 mirror also follows changes made by others. A write that fails (Redis down) is
-kept, newest version only, and retried until Redis answers; a resync at start-up
-writes every run and drops runs Redis still lists but the cluster no longer has.
+kept, newest version only, and retried until Redis answers. A resync writes
+every run the cluster has and drops the ones it no longer has: at start-up, and
+whenever Redis answers again after it did not (it may have come back empty).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from stageflow.kube import record_from_object
+from stageflow.kube import is_deleted, record_from_object
 from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -22,9 +24,17 @@ _GONE = None
 
 
 class RedisMirror:
-    def __init__(self, store: RedisStore, *, retry_seconds: float) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        *,
+        retry_seconds: float,
+        list_objects: Callable[[], Awaitable[list[dict[str, Any]]]],
+    ) -> None:
         self._store = store
         self._retry_seconds = retry_seconds
+        self._list_objects = list_objects
+        self._healthy = True
         self._seen: dict[str, dict[str, str]] = {}  # run id -> task id -> its entry as JSON
         self._pending: dict[str, RunRecord | None] = {}  # failed writes; None = a delete
         self._retrying: asyncio.Task[None] | None = None
@@ -48,10 +58,13 @@ class RedisMirror:
         except StoreUnavailableError:
             self._pending[run_id] = _GONE
 
-    async def resync(self, objects: list[dict[str, Any]]) -> None:
+    async def resync(self) -> None:
         """Write every run the cluster has; drop the ones it no longer has."""
         names = set()
-        for obj in objects:
+        self._seen.clear()  # everything is written whole, and published as changed
+        for obj in await self._list_objects():
+            if is_deleted(obj):
+                continue
             names.add(obj["metadata"]["name"])
             await self.observe(obj)
         try:
@@ -80,6 +93,7 @@ class RedisMirror:
         try:
             await self._store.mirror(record, changed)
         except StoreUnavailableError as error:
+            self._healthy = False
             if record.run_id not in self._pending:
                 logger.warning("mirror write of %s failed (%s); will retry", record.run_id, error)
             self._pending[record.run_id] = record
@@ -90,8 +104,25 @@ class RedisMirror:
     async def _retry_forever(self) -> None:
         while True:
             await asyncio.sleep(self._retry_seconds)
-            for run_id, record in list(self._pending.items()):
-                if record is _GONE:
-                    await self.forget(run_id)
-                else:
-                    await self._write(record)
+            try:
+                await self._tick()
+            except Exception:
+                logger.exception("mirror retry failed; trying again")
+
+    async def _tick(self) -> None:
+        try:
+            await self._store.ping()
+        except StoreUnavailableError:
+            self._healthy = False
+            return
+        if not self._healthy:
+            logger.info("Redis answers again: resyncing the mirror")
+            self._healthy = True
+            self._pending.clear()
+            await self.resync()
+            return
+        for run_id, record in list(self._pending.items()):
+            if record is _GONE:
+                await self.forget(run_id)
+            else:
+                await self._write(record)

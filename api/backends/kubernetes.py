@@ -25,7 +25,7 @@ from stageflow.engine import (
 )
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.status import utcnow
-from stageflow.kube import KubeClient, new_object, record_from_object
+from stageflow.kube import KubeClient, is_deleted, new_object, record_from_object
 from stageflow.store import (
     Cursor,
     RunEvent,
@@ -98,7 +98,7 @@ class KubernetesBackend:
 
     async def _get_from_cluster(self, run_id: str) -> RunRecord:
         obj = await self._kube.get_run(self._namespace, run_id)
-        if obj is None:
+        if obj is None or is_deleted(obj):
             raise RunNotFoundError()
         return record_from_object(obj)
 
@@ -121,7 +121,7 @@ class KubernetesBackend:
             except StoreUnavailableError:
                 pass
         objects = await self._kube.list_runs(self._namespace)
-        summaries = (record_from_object(obj).summary() for obj in objects)
+        summaries = (record_from_object(obj).summary() for obj in objects if not is_deleted(obj))
         return paginate(summaries, phase=phase, limit=limit, cursor=cursor)
 
     async def cancel(self, run_id: str) -> RunRecord:

@@ -1,0 +1,279 @@
+"""The kubernetes backend with the official `kubernetes` client mocked (pytest-mock).
+
+These pin down the calls the API makes to the apiserver; the same HTTP contract
+on a real apiserver is the e2e tier's job (tests/e2e).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import MagicMock
+
+import kubernetes.client
+import pytest
+from fastapi.testclient import TestClient
+from kubernetes.client.exceptions import ApiException
+from pytest_mock import MockerFixture
+from urllib3.exceptions import MaxRetryError
+
+from stageflow.api import create_app
+from stageflow.api.backends import KubernetesBackend
+from stageflow.api.config import ApiSettings
+from stageflow.engine import TaskRegistry
+from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient
+from stageflow.store import RedisStore
+from tests.redis_server import free_port
+from tests.test_api.conftest import SEED
+
+NAMESPACE = "team-a"
+
+
+def workflow_run(
+    run_id: str, *, phase: str | None = None, created: str = "2026-11-01T00:00:00Z"
+) -> dict[str, Any]:
+    spec = {
+        "failFast": True,
+        "executor": "inprocess",
+        "workflow": [
+            {
+                "type": "parallel",
+                "tasks": [
+                    {"name": "task_a", "task": "task_a"},
+                    {"name": "task_b", "task": "task_b"},
+                ],
+            },
+        ],
+    }
+    obj: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkflowRun",
+        "metadata": {"name": run_id, "namespace": NAMESPACE, "creationTimestamp": created},
+        "spec": spec,
+    }
+    if phase is not None:
+        task_phase = "Succeeded" if phase == "Succeeded" else "Running"
+        obj["status"] = {
+            "phase": phase,
+            "progress": "2/2" if phase == "Succeeded" else "0/2",
+            "tasks": {
+                "task_a": {"phase": task_phase, "attempts": 1},
+                "task_b": {"phase": task_phase, "attempts": 1},
+            },
+        }
+    return obj
+
+
+def not_found() -> ApiException:
+    return ApiException(status=404, reason="Not Found")
+
+
+@pytest.fixture
+def custom(mocker: MockerFixture) -> MagicMock:
+    """The CustomObjectsApi every KubeClient gets."""
+    api = MagicMock(name="CustomObjectsApi")
+    mocker.patch.object(kubernetes.client, "CustomObjectsApi", return_value=api)
+    return api
+
+
+@pytest.fixture
+def version_api(mocker: MockerFixture) -> MagicMock:
+    api = MagicMock(name="VersionApi")
+    api.get_code.return_value.git_version = "v1.20.2"
+    mocker.patch.object(kubernetes.client, "VersionApi", return_value=api)
+    return api
+
+
+def make_client(tasks: TaskRegistry, store: RedisStore | None = None) -> TestClient:
+    kube = KubeClient(kubernetes.client.Configuration(host="http://apiserver.invalid"))
+    settings = ApiSettings(backend="kubernetes", namespace=NAMESPACE)
+    backend = KubernetesBackend(kube, store, tasks, settings, namespace=NAMESPACE)
+    return TestClient(create_app(settings, tasks=tasks, backend=backend))
+
+
+@pytest.fixture
+def client(tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock) -> Iterator[TestClient]:
+    with make_client(tasks) as test_client:
+        yield test_client
+
+
+def test_submit_creates_the_workflow_run(client: TestClient, custom: MagicMock) -> None:
+    custom.create_namespaced_custom_object.side_effect = lambda group, version, ns, plural, body: {
+        **body,
+        "metadata": {**body["metadata"], "creationTimestamp": "2026-11-01T00:00:00Z"},
+    }
+    response = client.post("/workflow", json=SEED)
+    assert response.status_code == 202
+    run_id = response.json()["run_id"]
+    assert response.json()["status"] == "Pending"
+    assert response.headers["location"] == f"/workflow/{run_id}"
+    (group, version, namespace, plural, body), _ = custom.create_namespaced_custom_object.call_args
+    assert (group, version, namespace, plural) == (GROUP, VERSION, NAMESPACE, PLURAL)
+    assert body["metadata"]["name"] == run_id
+    assert uuid.UUID(run_id).version == 4
+    assert body["kind"] == "WorkflowRun"
+    assert body["spec"]["cancelRequested"] is False
+    assert body["spec"]["workflow"][1]["tasks"] == [
+        {"name": "task_c", "task": "task_c", "params": {}, "retries": 0, "retryBackoffSeconds": 1.0}
+    ]
+
+
+def test_invalid_requests_create_nothing(client: TestClient, custom: MagicMock) -> None:
+    response = client.post(
+        "/workflow", json={"workflow": [{"type": "parallel", "tasks": ["task_x"]}]}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Unknown task: task_x"}
+    assert client.post("/workflow", json={}).status_code == 422
+    custom.create_namespaced_custom_object.assert_not_called()
+
+
+def test_reads_come_from_the_workflow_run_without_redis(
+    client: TestClient, custom: MagicMock
+) -> None:
+    run_id = str(uuid.uuid4())
+    custom.get_namespaced_custom_object.return_value = workflow_run(run_id)
+    assert client.get(f"/workflow/{run_id}/status").json() == {
+        "task_a": "Pending",
+        "task_b": "Pending",
+    }
+    body = client.get(f"/workflow/{run_id}").json()
+    assert body["run_id"] == run_id
+    assert body["namespace"] == NAMESPACE
+    assert body["status"]["progress"] == "0/2"
+    custom.get_namespaced_custom_object.assert_called_with(
+        GROUP, VERSION, NAMESPACE, PLURAL, run_id
+    )
+
+
+def test_unknown_runs_are_404(client: TestClient, custom: MagicMock) -> None:
+    custom.get_namespaced_custom_object.side_effect = not_found()
+    custom.delete_namespaced_custom_object.side_effect = not_found()
+    run_id = str(uuid.uuid4())
+    for method, path in [
+        ("GET", f"/workflow/{run_id}"),
+        ("GET", f"/workflow/{run_id}/status"),
+        ("POST", f"/workflow/{run_id}/cancel"),
+        ("DELETE", f"/workflow/{run_id}"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "Workflow not found"}
+
+
+def test_cancel_patches_the_spec(client: TestClient, custom: MagicMock) -> None:
+    run_id = str(uuid.uuid4())
+    custom.get_namespaced_custom_object.return_value = workflow_run(run_id, phase="Running")
+    custom.patch_namespaced_custom_object.return_value = workflow_run(run_id, phase="Running")
+    response = client.post(f"/workflow/{run_id}/cancel")
+    assert response.status_code == 202
+    custom.patch_namespaced_custom_object.assert_called_once_with(
+        GROUP, VERSION, NAMESPACE, PLURAL, run_id, {"spec": {"cancelRequested": True}}
+    )
+
+
+def test_cancelling_a_finished_run_is_409(client: TestClient, custom: MagicMock) -> None:
+    run_id = str(uuid.uuid4())
+    custom.get_namespaced_custom_object.return_value = workflow_run(run_id, phase="Succeeded")
+    response = client.post(f"/workflow/{run_id}/cancel")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "Workflow already finished (Succeeded)"}
+    custom.patch_namespaced_custom_object.assert_not_called()
+
+
+def test_delete_deletes_the_workflow_run(client: TestClient, custom: MagicMock) -> None:
+    run_id = str(uuid.uuid4())
+    custom.delete_namespaced_custom_object.return_value = {"status": "Success"}
+    assert client.delete(f"/workflow/{run_id}").status_code == 204
+    custom.delete_namespaced_custom_object.assert_called_once_with(
+        GROUP, VERSION, NAMESPACE, PLURAL, run_id
+    )
+
+
+def test_list_without_redis_reads_workflow_runs(client: TestClient, custom: MagicMock) -> None:
+    older, newer, other = (str(uuid.uuid4()) for _ in range(3))
+    custom.list_namespaced_custom_object.return_value = {
+        "items": [
+            workflow_run(older, phase="Succeeded", created="2026-11-01T00:00:00Z"),
+            workflow_run(newer, phase="Running", created="2026-11-02T00:00:00Z"),
+            workflow_run(other, phase="Succeeded", created="2026-11-03T00:00:00Z"),
+        ]
+    }
+    listed = client.get("/workflows", params={"limit": 2}).json()
+    assert [item["run_id"] for item in listed["items"]] == [other, newer]
+    rest = client.get("/workflows", params={"limit": 2, "cursor": listed["next_cursor"]}).json()
+    assert [item["run_id"] for item in rest["items"]] == [older]
+    succeeded = client.get("/workflows", params={"phase": "Succeeded"}).json()
+    assert [item["run_id"] for item in succeeded["items"]] == [other, older]
+    custom.list_namespaced_custom_object.assert_called_with(GROUP, VERSION, NAMESPACE, PLURAL)
+
+
+def test_apiserver_down_is_503(
+    client: TestClient, custom: MagicMock, version_api: MagicMock
+) -> None:
+    down = MaxRetryError(pool=None, url="/apis", reason="Connection refused")  # type: ignore[arg-type]
+    custom.get_namespaced_custom_object.side_effect = down
+    custom.create_namespaced_custom_object.side_effect = down
+    version_api.get_code.side_effect = down
+    response = client.get(f"/workflow/{uuid.uuid4()}")
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("Kubernetes API: apiserver unreachable")
+    assert client.post("/workflow", json=SEED).status_code == 503
+    assert client.get("/readyz").status_code == 503
+
+
+def test_apiserver_refusal_is_502(client: TestClient, custom: MagicMock) -> None:
+    custom.create_namespaced_custom_object.side_effect = ApiException(
+        status=403, reason="Forbidden"
+    )
+    response = client.post("/workflow", json=SEED)
+    assert response.status_code == 502
+    assert "403 Forbidden" in response.json()["detail"]
+
+
+def test_with_redis_down_reads_fall_back_to_the_workflow_run(
+    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock
+) -> None:
+    dead = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    run_id = str(uuid.uuid4())
+    custom.get_namespaced_custom_object.return_value = workflow_run(run_id, phase="Succeeded")
+    custom.list_namespaced_custom_object.return_value = {
+        "items": [workflow_run(run_id, phase="Succeeded")]
+    }
+    with make_client(tasks, dead) as client:
+        assert client.get(f"/workflow/{run_id}/status").json() == {
+            "task_a": "Succeeded",
+            "task_b": "Succeeded",
+        }
+        assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Succeeded"
+        assert [item["run_id"] for item in client.get("/workflows").json()["items"]] == [run_id]
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["apiserver"] == "v1.20.2"
+        assert ready.json()["checks"]["redis"].startswith("unavailable")
+
+
+def test_redis_first_when_it_has_the_run(
+    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, redis_url: str
+) -> None:
+    import asyncio
+
+    from stageflow.kube import record_from_object
+
+    run_id = str(uuid.uuid4())
+    record = record_from_object(workflow_run(run_id, phase="Succeeded"))
+
+    async def seed() -> None:
+        store = RedisStore.from_url(redis_url)
+        await store.mirror(record, frozenset(record.status.tasks))
+        await store.close()
+
+    asyncio.run(seed())
+    with make_client(tasks, RedisStore.from_url(redis_url)) as client:
+        assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Succeeded"
+        assert client.get(f"/workflow/{run_id}/status").json() == {
+            "task_a": "Succeeded",
+            "task_b": "Succeeded",
+        }
+    custom.get_namespaced_custom_object.assert_not_called()

@@ -6,7 +6,8 @@ Keys (prefix `stageflow:`):
 - `run:{id}:tasks` hash: task id -> phase (the seed's shape: one HGETALL answers /status);
 - `runs` sorted set: run ids scored by creation time in microseconds, for listing;
 - channel `run:{id}:events`: every status update, as a RunEvent in JSON;
-- channel `control`: cancellation requests for whichever replica runs a run (local backend).
+- channel `control`: cancellation requests for whichever replica runs a run (local backend);
+- `run:{id}:deleted`: a tombstone for ten minutes after a delete.
 
 A status write is one Lua script: it writes nothing if the run was deleted (so a
 runner finishing after a DELETE cannot bring the run back), sets the expiry when
@@ -50,6 +51,7 @@ _SUMMARY_FIELDS = (
     "message",
 )
 _SCAN_BATCH = 200
+TOMBSTONE_SECONDS = 600
 
 # KEYS: run hash, tasks hash, events channel.
 # ARGV: final ("1"/"0"), event JSON, number of run-field pairs, run pairs..., task pairs...
@@ -70,6 +72,33 @@ if ARGV[1] == '1' then
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 redis.call('PUBLISH', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: run hash, tasks hash, runs zset, tombstone, events channel.
+# ARGV: run id, score, ttl ("0": keep), replace tasks ("1"/"0"), event JSON or "",
+#       number of run-field pairs, run pairs..., task pairs...
+_WRITE_RUN = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local first_task = 7 + 2 * tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], unpack(ARGV, 7, first_task - 1))
+if ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end
+local i = first_task
+while i <= #ARGV do
+  local last = math.min(i + 999, #ARGV)
+  redis.call('HSET', KEYS[2], unpack(ARGV, i, last))
+  i = last + 1
+end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+if ARGV[5] ~= '' then redis.call('PUBLISH', KEYS[5], ARGV[5]) end
 return 1
 """
 
@@ -105,6 +134,11 @@ def run_key(run_id: str) -> str:
 
 def tasks_key(run_id: str) -> str:
     return f"{PREFIX}run:{run_id}:tasks"
+
+
+def tombstone_key(run_id: str) -> str:
+    """Marks a deleted run for a while, so a late mirror write cannot bring it back."""
+    return f"{PREFIX}run:{run_id}:deleted"
 
 
 def events_channel(run_id: str) -> str:
@@ -155,6 +189,7 @@ class RedisStore:
         self._finished_ttl = finished_ttl_seconds
         self._update_status = client.register_script(_UPDATE_STATUS)
         self._set_if_exists = client.register_script(_SET_IF_EXISTS)
+        self._write_run = client.register_script(_WRITE_RUN)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -187,26 +222,24 @@ class RedisStore:
             "ttl": str(ttl),
             **_run_fields(record.status),
         }
-        keys = (run_key(record.run_id), tasks_key(record.run_id))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys[0], mapping=cast(Any, fields))
-            if replace_tasks:
-                pipe.delete(keys[1])
-            if record.status.tasks:
-                pipe.hset(keys[1], mapping=cast(Any, record.status.task_phases()))
-            pipe.zadd(RUNS, {record.run_id: _score(record.created_at)})
-            if record.status.phase.finished:
-                pipe.expire(keys[0], ttl)
-                pipe.expire(keys[1], ttl)
-            else:
-                pipe.persist(keys[0])
-                pipe.persist(keys[1])
-            if event is not None:
-                pipe.publish(
-                    events_channel(record.run_id),
-                    event.model_dump_json(by_alias=True, exclude_none=True),
-                )
-            await pipe.execute()
+        args: list[str] = [
+            record.run_id,
+            str(_score(record.created_at)),
+            str(ttl) if record.status.phase.finished else "0",
+            "1" if replace_tasks else "0",
+            event.model_dump_json(by_alias=True, exclude_none=True) if event is not None else "",
+            str(len(fields)),
+        ]
+        for pair in (*fields.items(), *record.status.task_phases().items()):
+            args += pair
+        keys = [
+            run_key(record.run_id),
+            tasks_key(record.run_id),
+            RUNS,
+            tombstone_key(record.run_id),
+            events_channel(record.run_id),
+        ]
+        await self._write_run(keys=keys, args=args)
 
     @_translated
     async def run_ids(self) -> set[str]:
@@ -311,7 +344,8 @@ class RedisStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(run_key(run_id), tasks_key(run_id))
             pipe.zrem(RUNS, run_id)
-            deleted, _ = await pipe.execute()
+            pipe.set(tombstone_key(run_id), "1", ex=TOMBSTONE_SECONDS)
+            deleted, _, _ = await pipe.execute()
         return bool(deleted)
 
     @asynccontextmanager

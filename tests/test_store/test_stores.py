@@ -203,3 +203,22 @@ async def test_redis_key_layout(redis_url: str) -> None:
 def test_cursor_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="invalid cursor"):
         Cursor.decode("not-a-cursor")
+
+
+async def test_mirror_writes_replace_and_a_deleted_run_stays_deleted(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url)
+    try:
+        run = record()
+        await store.mirror(run, frozenset(run.status.tasks))
+        renamed = run.model_copy(update={"name": "renamed", "status": finished(run.status)})
+        await store.mirror(renamed, frozenset({"a"}))
+        stored = await store.get(run.run_id)
+        assert stored is not None
+        assert stored.name == "renamed"
+        assert await store.task_phases(run.run_id) == {"a": "Succeeded", "b": "Succeeded"}
+        assert await store.delete(run.run_id)
+        await store.mirror(run, frozenset(run.status.tasks))  # a late event after the delete
+        assert await store.get(run.run_id) is None
+        assert run.run_id not in await store.run_ids()
+    finally:
+        await store.close()

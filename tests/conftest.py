@@ -13,6 +13,8 @@ import redis
 from stageflow.engine import RunStatus, TaskRegistry, registry
 from tests.redis_server import RedisServer, running_redis
 
+pytest_plugins = ["tests.cluster"]  # the e2e tier's fixtures (skip without a cluster)
+
 
 @pytest.fixture
 def tasks() -> TaskRegistry:

@@ -136,6 +136,7 @@ class KubernetesBackend:
         return record_from_object(patched)
 
     async def delete(self, run_id: str) -> None:
+        await self._get_from_cluster(run_id)  # already being deleted is gone too: 404
         if not await self._kube.delete_run(self._namespace, run_id):
             raise RunNotFoundError()
         if self._store is not None:

@@ -184,6 +184,7 @@ def test_cancelling_a_finished_run_is_409(client: TestClient, custom: MagicMock)
 
 def test_delete_deletes_the_workflow_run(client: TestClient, custom: MagicMock) -> None:
     run_id = str(uuid.uuid4())
+    custom.get_namespaced_custom_object.return_value = workflow_run(run_id, phase="Running")
     custom.delete_namespaced_custom_object.return_value = {"status": "Success"}
     assert client.delete(f"/workflow/{run_id}").status_code == 204
     custom.delete_namespaced_custom_object.assert_called_once_with(

@@ -33,6 +33,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## e2e: only the end-to-end tier (needs KUBECONFIG from ../shared/k8s/up.sh)
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
 ## bench: engine overhead against a bare-asyncio baseline, measured in the same run
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -33,6 +33,7 @@ class StatusPatcher:
         self._name = name
         self._generation = generation
         self._stats = stats
+        self.patches = 0
         self._phase: RunPhase | None = None
         self._since: datetime = utcnow()
 
@@ -43,6 +44,7 @@ class StatusPatcher:
             status, changed, observed_generation=self._generation(), condition_since=self._since
         )
         written = await self._kube.patch_run_status(self._namespace, self._name, patch)
+        self.patches += 1
         self._stats["status_patches"] = self._stats.get("status_patches", 0) + 1
         if written is None:
             logger.info(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -70,8 +71,18 @@ async def run_workflow(
             sink=CoalescingSink(patcher, interval=ctx.settings.status_flush_seconds),
             status=record.status,
         )
+        started = time.monotonic()
         if not await _supervise(ctx, (namespace, name), runner, record, stopped):
             return
+        logger.info(
+            "WorkflowRun %s/%s %s: %s tasks in %.2fs, %d status patches",
+            namespace,
+            name,
+            record.status.phase.value,
+            record.status.progress,
+            time.monotonic() - started,
+            patcher.patches,
+        )
     await _expire(ctx, namespace, name, record.spec.ttl_seconds_after_finished, stopped)
 
 

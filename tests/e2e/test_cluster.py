@@ -191,7 +191,10 @@ def test_a_500_task_stage_completes_in_a_few_status_patches(
     run = wait_for_run(first, run_id, timeout=120)
     assert run["status"]["phase"] == "Succeeded"
     assert run["status"]["progress"] == "500/500"
-    pattern = rf"WorkflowRun {k8s_namespace}/{run_id} Succeeded: 500/500 tasks in ([\d.]+)s, (\d+) status patches"
+    pattern = (
+        rf"WorkflowRun {k8s_namespace}/{run_id} Succeeded: "
+        r"500/500 tasks in ([\d.]+)s, (\d+) status patches"
+    )
     wait_until(lambda: re.search(pattern, e2e_cluster.operator.log()) is not None)
     found = re.search(pattern, e2e_cluster.operator.log())
     assert found is not None

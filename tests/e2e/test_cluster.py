@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from typing import Any
 
@@ -201,3 +202,48 @@ def test_a_500_task_stage_completes_in_a_few_status_patches(
     seconds, patches = float(found.group(1)), int(found.group(2))
     print(f"\n500-task stage: {patches} status patches for 1,500 transitions, {seconds:.2f}s")
     assert patches <= 50, "status writes were not coalesced"
+
+
+@pytest.mark.parametrize(
+    ("spec", "complaint"),
+    [
+        (
+            {"workflow": [{"type": "diagonal", "tasks": [{"name": "a", "task": "task_a"}]}]},
+            "Unsupported value",
+        ),
+        (
+            {"dag": [{"name": "a", "task": "task_a", "retries": -1}]},
+            "should be greater than or equal to 0",
+        ),
+        ({"dag": [{"name": "bad name!", "task": "task_a"}]}, "should match"),
+        ({"dag": [{"name": "a"}]}, "spec.dag"),
+        ({"failFast": True}, "spec"),
+        (
+            {
+                "workflow": [{"type": "parallel", "tasks": [{"name": "a", "task": "task_a"}]}],
+                "dag": [{"name": "b", "task": "task_b"}],
+            },
+            "spec",
+        ),
+    ],
+)
+def test_the_apiserver_rejects_what_the_api_rejects(
+    k8s_namespace: str, spec: dict[str, Any], complaint: str
+) -> None:
+    manifest = {
+        "apiVersion": "stageflow.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "metadata": {"name": "invalid", "namespace": k8s_namespace},
+        "spec": spec,
+    }
+    done = subprocess.run(
+        ["kubectl", "create", "-f", "-"],
+        input=json.dumps(manifest),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0, "the apiserver accepted an invalid WorkflowRun"
+    assert "is invalid" in done.stderr
+    assert complaint in done.stderr

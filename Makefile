@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint typecheck unit bench e2e clean
+.PHONY: venv run test lint typecheck unit bench e2e clean
+
+## venv: create .venv with the project and its dev tools
+venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -39,7 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @contextmanager
 def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "stageflow.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stageflow.cli", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
     try:
         yield proc
     finally:
@@ -49,8 +55,10 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 def api(env: dict[str, str], log: Path) -> tuple[list[str], dict[str, str], httpx.Client]:
     port = free_port()
-    return ["api", "--port", str(port)], env | {"STAGEFLOW_LOG_LEVEL": "warning"}, httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", timeout=30
+    return (
+        ["api", "--port", str(port)],
+        env | {"STAGEFLOW_LOG_LEVEL": "warning"},
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30),
     )
 
 
@@ -97,7 +105,9 @@ def main() -> None:
     redis = RedisServer(binary=binary, port=free_port())
     redis.start()
     base = {**os.environ, "STAGEFLOW_REDIS_URL": redis.url}
-    k8s_args, k8s_env, k8s = api(base | {"STAGEFLOW_BACKEND": "kubernetes", "STAGEFLOW_NAMESPACE": namespace}, workdir)
+    k8s_args, k8s_env, k8s = api(
+        base | {"STAGEFLOW_BACKEND": "kubernetes", "STAGEFLOW_NAMESPACE": namespace}, workdir
+    )
     local_args, local_env, local = api({**os.environ}, workdir)
     try:
         with (
@@ -114,16 +124,31 @@ def main() -> None:
             in_process = [run_once(local, SEED)[1] for _ in range(args.runs)]
             p50, p50_base = statistics.median(on_cluster), statistics.median(in_process)
             print(f"seed workflow, POST to Succeeded over {args.runs} runs (polling every 5 ms):")
-            print(f"  kubernetes backend  p50 {p50 * 1000:7.1f} ms   p95 {percentile(on_cluster, 0.95) * 1000:7.1f} ms")
-            print(f"  local backend       p50 {p50_base * 1000:7.1f} ms   p95 {percentile(in_process, 0.95) * 1000:7.1f} ms")
+            print(
+                f"  kubernetes backend  p50 {p50 * 1000:7.1f} ms"
+                f"   p95 {percentile(on_cluster, 0.95) * 1000:7.1f} ms"
+            )
+            print(
+                f"  local backend       p50 {p50_base * 1000:7.1f} ms"
+                f"   p95 {percentile(in_process, 0.95) * 1000:7.1f} ms"
+            )
             print(f"  ratio (p50)         {p50 / p50_base:7.1f}")
 
-            stage = {"workflow": [{"type": "parallel", "tasks": [{"name": f"n{i}", "task": "noop"} for i in range(500)]}]}
+            stage = {
+                "workflow": [
+                    {
+                        "type": "parallel",
+                        "tasks": [{"name": f"n{i}", "task": "noop"} for i in range(500)],
+                    }
+                ]
+            }
             run_id, elapsed = run_once(k8s, stage)
             _, elapsed_base = run_once(local, stage)
             time.sleep(0.5)
             log = (workdir / "operator.log").read_text()
-            found = re.search(rf"{run_id} Succeeded: 500/500 tasks in ([\d.]+)s, (\d+) status patches", log)
+            found = re.search(
+                rf"{run_id} Succeeded: 500/500 tasks in ([\d.]+)s, (\d+) status patches", log
+            )
             patches = found.group(2) if found else "?"
             print("500 no-op tasks in one parallel stage, POST to Succeeded:")
             print(f"  kubernetes backend  {elapsed * 1000:7.1f} ms   ({patches} status patches)")
@@ -133,7 +158,9 @@ def main() -> None:
         k8s.close()
         local.close()
         redis.stop()
-        subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"], capture_output=True)
+        subprocess.run(
+            ["kubectl", "delete", "namespace", namespace, "--wait=false"], capture_output=True
+        )
 
 
 if __name__ == "__main__":

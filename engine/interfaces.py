@@ -32,6 +32,8 @@ class Attempt:
     `status` is the task's live status entry: an executor may record fields on it
     (a Job's name, say) and call `changed()` so the sink hears of it.
     `resumed` is true when this attempt was already under way before a restart.
+    `detach()` tells an executor being cancelled whether to leave the attempt running
+    (the host is shutting down and will re-attach) rather than stop it.
     """
 
     task: PlannedTask
@@ -39,6 +41,7 @@ class Attempt:
     status: TaskStatus
     resumed: bool = False
     changed: Callable[[], None] = field(default=lambda: None, repr=False)
+    detach: Callable[[], bool] = field(default=lambda: False, repr=False)
 
 
 class TaskExecutor(Protocol):

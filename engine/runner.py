@@ -278,6 +278,7 @@ class WorkflowRunner:
                 status=status,
                 resumed=reattach,
                 changed=lambda: self._touch(node.id),
+                detach=lambda: self._stop is _Stop.SHUTDOWN,
             )
             try:
                 result = await self._attempt(executor, attempt)

@@ -54,6 +54,7 @@ class KubeClient:
         self._custom = kubernetes.client.CustomObjectsApi(self._api)
         self._batch = kubernetes.client.BatchV1Api(self._api)
         self._version = kubernetes.client.VersionApi(self._api)
+        self._core = kubernetes.client.CoreV1Api(self._api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stageflow-kube")
 
     @property
@@ -146,6 +147,54 @@ class KubeClient:
             self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
         )
         return deleted is not None
+
+    # -- Jobs and their pods ---------------------------------------------------------------
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        """A typed client model as the plain camelCase dict the API server sent."""
+        plain: dict[str, Any] = self._api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        return plain
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._plain(await self._call(self._batch.create_namespaced_job, namespace, body))
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        job = await self._maybe(self._batch.read_namespaced_job, name, namespace)
+        return None if job is None else self._plain(job)
+
+    async def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job and (in the background) its pods."""
+        deleted = await self._maybe(
+            self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
+        )
+        return deleted is not None
+
+    async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        listing = await self._call(
+            self._batch.list_namespaced_job, namespace, label_selector=selector
+        )
+        return [self._plain(job) for job in listing.items]
+
+    async def job_log(self, namespace: str, job: str, *, limit_bytes: int) -> str | None:
+        """The log of the newest pod of a Job; None when there is no pod (or no log) yet."""
+        pods = await self._call(
+            self._core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
+        )
+        if not pods.items:
+            return None
+        newest = max(pods.items, key=lambda pod: pod.metadata.creation_timestamp)
+        try:
+            text = await self._call(
+                self._core.read_namespaced_pod_log,
+                newest.metadata.name,
+                namespace,
+                limit_bytes=limit_bytes,
+            )
+        except KubeError as error:
+            if error.status in (400, 404):  # container not started yet, or gone
+                return None
+            raise
+        return str(text)
 
     async def ping(self) -> str:
         """The apiserver's version; raises KubeUnavailableError when it does not answer."""

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from stageflow.engine.config import EngineSettings
+from stageflow.kube.jobs import JobSettings
 from stageflow.store.config import StoreSettings
 
 
@@ -18,6 +19,27 @@ class OperatorSettings(EngineSettings, StoreSettings):
     mirror_resync_seconds: float = Field(
         default=2.0, gt=0, description="How often mirror writes that failed are retried."
     )
+    task_image: str = Field(
+        default="stageflow:0.1.0",
+        description="Image of Job tasks that name no image of their own (runs `stageflow task run`).",
+    )
+    task_image_pull_policy: str = Field(default="IfNotPresent")
+    task_service_account: str | None = Field(
+        default=None, description="Service account of task pods (default: the namespace's)."
+    )
+    task_run_as_user: int = Field(default=10001, ge=1, description="Non-root uid of task pods.")
+    job_ttl_seconds: int = Field(
+        default=3600, ge=0, description="ttlSecondsAfterFinished of task Jobs."
+    )
     liveness_port: int | None = Field(
         default=None, description="Serve kopf's liveness probe on this port (/healthz)."
     )
+
+    def job_settings(self) -> JobSettings:
+        return JobSettings(
+            image=self.task_image,
+            pull_policy=self.task_image_pull_policy,
+            service_account=self.task_service_account,
+            ttl_seconds_after_finished=self.job_ttl_seconds,
+            run_as_user=self.task_run_as_user,
+        )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
 from stageflow.kube import KubeClient
 from stageflow.operator.config import OperatorSettings
+from stageflow.operator.jobs import JobWatcher
 from stageflow.operator.mirror import RedisMirror
 
 
@@ -17,6 +18,7 @@ class OperatorContext:
     tasks: TaskRegistry
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
+    jobs: JobWatcher = field(default_factory=JobWatcher)
     runners: dict[tuple[str, str], WorkflowRunner] = field(default_factory=dict)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
     stats: dict[str, int] = field(default_factory=lambda: {"status_patches": 0})

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from stageflow.kube import GROUP, PLURAL, VERSION
+from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.context import OperatorContext
 from stageflow.operator.workflow import plain, run_workflow
 
@@ -26,6 +27,9 @@ def build_registry(*, login: LoginFn) -> kopf.OperatorRegistry:
     kopf.on.startup(registry=registry)(_startup)
     kopf.on.cleanup(registry=registry)(_cleanup)
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(_observe)
+    kopf.on.event("batch", "v1", "jobs", labels={RUN_LABEL: kopf.PRESENT}, registry=registry)(
+        _observe_job
+    )
     kopf.daemon(
         GROUP,
         VERSION,
@@ -70,6 +74,12 @@ async def _observe(
         runner.cancel()
     if memo.mirror is not None:
         await memo.mirror.observe(plain(body))
+
+
+async def _observe_job(*, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Job transitions, handed to the attempt waiting for that Job (if any)."""
+    assert isinstance(memo, OperatorContext)
+    memo.jobs.observe(plain(body), deleted=event.get("type") == "DELETED")
 
 
 async def _run(

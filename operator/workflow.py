@@ -22,10 +22,19 @@ from typing import Any
 
 import kopf
 
-from stageflow.engine import CoalescingSink, RunStatus, SpecError, WorkflowRunner, compile_workflow
+from stageflow.engine import (
+    CoalescingSink,
+    Executor,
+    RunStatus,
+    SpecError,
+    WorkflowRunner,
+    compile_workflow,
+)
 from stageflow.engine.status import RunPhase, format_timestamp, utcnow
 from stageflow.kube import record_from_object
+from stageflow.kube.jobs import Owner
 from stageflow.operator.context import OperatorContext
+from stageflow.operator.jobs import JobExecutor
 from stageflow.operator.status import StatusPatcher
 from stageflow.store import RunRecord
 
@@ -65,9 +74,14 @@ async def run_workflow(
             generation=lambda: body.get("metadata", {}).get("generation"),
             stats=ctx.stats,
         )
+        owner = Owner(namespace=namespace, name=name, uid=body.get("metadata", {}).get("uid", ""))
+        executors = {
+            **ctx.executors,
+            Executor.JOB: JobExecutor(ctx.kube, ctx.jobs, owner, ctx.settings.job_settings()),
+        }
         runner = WorkflowRunner(
             plan,
-            executors=ctx.executors,
+            executors=executors,
             sink=CoalescingSink(patcher, interval=ctx.settings.status_flush_seconds),
             status=record.status,
         )

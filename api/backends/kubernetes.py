@@ -14,9 +14,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
+from stageflow.api.errors import RunFinishedError, RunNotFoundError
 from stageflow.engine import (
-    Executor,
     RunPhase,
     TaskRegistry,
     WorkflowRequest,
@@ -69,11 +68,6 @@ class KubernetesBackend:
         plan = compile_workflow(
             request, registry=self._registry, max_tasks=self._settings.max_tasks
         )
-        for node in plan.tasks.values():
-            if node.executor is Executor.JOB:
-                raise InvalidRequestError(
-                    f"Task {node.id} uses executor 'job'; Job tasks are not supported yet"
-                )
         options = plan.options
         record = RunRecord(
             run_id=str(uuid.uuid4()),

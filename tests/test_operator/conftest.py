@@ -28,6 +28,7 @@ from stageflow.operator.config import OperatorSettings
 from stageflow.operator.main import kopf_settings, serve
 
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
+JOBS = "batch/v1/jobs"
 NAMESPACE = "default"
 _versions = itertools.count(1)
 
@@ -101,6 +102,38 @@ class Cluster:
         assert obj is not None
         return obj
 
+    async def jobs(self) -> dict[str, dict[str, Any]]:
+        """Job name -> Job, as stored by the mock apiserver."""
+        return {job["metadata"]["name"]: job for job in await self.kube.list_jobs(NAMESPACE, "")}
+
+    def job_creations(self) -> list[str]:
+        return [
+            request.data["metadata"]["name"]
+            for request in self.mock[kmock.resource(JOBS), kmock.method.POST]
+        ]
+
+    async def finish_job(
+        self, name: str, *, ok: bool, reason: str = "BackoffLimitExceeded"
+    ) -> None:
+        """Play the kubelet and the job controller: the Job completes or fails."""
+        condition = (
+            {"type": "Complete", "status": "True"}
+            if ok
+            else {
+                "type": "Failed",
+                "status": "True",
+                "reason": reason,
+                "message": "the container exited with 1",
+            }
+        )
+        counts = {"succeeded": 1} if ok else {"failed": 1}
+        response = await self.mock.patch(
+            f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{name}/status",
+            json={"status": {**counts, "conditions": [condition]}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert response.status == 200, await response.text()
+
     def status_patches(self) -> list[Any]:
         return list(
             self.mock[kmock.resource(RESOURCE), kmock.subresource("status"), kmock.method.PATCH]
@@ -113,6 +146,13 @@ async def cluster(kmock: Any) -> AsyncIterator[Cluster]:
     kmock.resources[RESOURCE] = kmock.ResourceInfo(
         kind="WorkflowRun",
         singular="workflowrun",
+        namespaced=True,
+        subresources={"status"},
+        verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
+    )
+    kmock.resources[JOBS] = kmock.ResourceInfo(
+        kind="Job",
+        singular="job",
         namespaced=True,
         subresources={"status"},
         verbs={"list", "watch", "get", "create", "patch", "update", "delete"},

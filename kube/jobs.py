@@ -1,0 +1,162 @@
+"""A task attempt as a batch/v1 Job (design §4, §9): its name, its manifest, its outcome.
+
+Pure functions: the operator's Job executor decides when; this module decides what.
+- One Job per attempt, named from run, task and attempt, always a valid DNS label
+  (at most 63 characters, lower case), whatever the task's id is, and the same every
+  time for the same attempt: an operator that restarts finds the Job it made.
+- Owned by the WorkflowRun (deleted with it), `backoffLimit: 0` (the engine retries),
+  `activeDeadlineSeconds` from the task's timeout, `ttlSecondsAfterFinished`.
+- Pods meet the restricted Pod Security Standard: non-root, no privilege escalation,
+  every capability dropped, the runtime's default seccomp profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from stageflow.engine import TaskResult, TaskSpec
+from stageflow.kube.resource import API_VERSION, KIND, LABEL_PREFIX, RUN_LABEL, TASK_LABEL
+
+ATTEMPT_LABEL = f"{LABEL_PREFIX}attempt"
+TASK_ID_ANNOTATION = f"{LABEL_PREFIX}task-id"
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How task pods run; from the operator's STAGEFLOW_TASK_* settings."""
+
+    image: str
+    pull_policy: str = "IfNotPresent"
+    service_account: str | None = None
+    ttl_seconds_after_finished: int = 3600
+    run_as_user: int = 10001
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The WorkflowRun a Job belongs to."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+def job_name(run_name: str, task_id: str, attempt: int) -> str:
+    """`<task>-<run>-<hash>-a<attempt>`: readable, unique per attempt, a valid DNS label."""
+    digest = hashlib.sha256(f"{run_name}/{task_id}".encode()).hexdigest()[:6]
+    suffix = f"-{run_name[:8]}-{digest}-a{attempt}"
+    slug = _NOT_DNS.sub("-", task_id.lower()).strip("-")[: 63 - len(suffix)].rstrip("-")
+    return (slug or "task") + suffix
+
+
+def label_value(text: str) -> str:
+    """A label value: at most 63 characters of [A-Za-z0-9_.-], alphanumeric at both ends."""
+    return _LABEL_VALUE.sub("-", text)[:63].strip("-_.") or "task"
+
+
+def task_command(spec: TaskSpec) -> tuple[list[str] | None, list[str] | None]:
+    """(command, args) of the container: the task's own, or `stageflow task run`."""
+    if spec.image is not None:
+        return spec.command, spec.args
+    params = json.dumps(spec.params, separators=(",", ":"), sort_keys=True)
+    return ["stageflow", "task", "run", spec.task or "", "--params", params], None
+
+
+def manifest(
+    *, owner: Owner, task_id: str, spec: TaskSpec, attempt: int, settings: JobSettings
+) -> dict[str, Any]:
+    name = job_name(owner.name, task_id, attempt)
+    labels = {
+        RUN_LABEL: owner.name,
+        TASK_LABEL: label_value(task_id),
+        ATTEMPT_LABEL: str(attempt),
+        "app.kubernetes.io/managed-by": "stageflow",
+    }
+    command, args = task_command(spec)
+    container: dict[str, Any] = {
+        "name": "task",
+        "image": spec.image or settings.image,
+        "imagePullPolicy": settings.pull_policy,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if command is not None:
+        container["command"] = command
+    if args is not None:
+        container["args"] = args
+    if spec.env:
+        container["env"] = [
+            {"name": key, "value": value} for key, value in sorted(spec.env.items())
+        ]
+    if spec.resources:
+        container["resources"] = spec.resources
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+    }
+    if settings.service_account:
+        pod_spec["serviceAccountName"] = settings.service_account
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if spec.timeout_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout_seconds))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": labels,
+            "annotations": {TASK_ID_ANNOTATION: task_id},
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": owner.name,
+                    "uid": owner.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+def outcome(job: dict[str, Any]) -> TaskResult | None:
+    """How a Job ended, from its conditions; None while it has not."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return TaskResult(ok=True)
+        if condition.get("type") == "Failed":
+            reason = condition.get("reason") or "Failed"
+            detail = condition.get("message") or ""
+            if reason == "DeadlineExceeded":
+                deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+                return TaskResult(ok=False, message=f"timed out after {deadline}s (Job deadline)")
+            return TaskResult(
+                ok=False, message=f"Job failed: {reason}" + (f": {detail}" if detail else "")
+            )
+    return None

@@ -1,0 +1,160 @@
+"""A task attempt as a Job: names, manifest, and how a Job's conditions read as a result."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from stageflow.engine import TaskSpec
+from stageflow.kube.jobs import JobSettings, Owner, job_name, label_value, manifest, outcome
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RUN = "0f6c7a1e-4a8b-4c55-9a8e-3a1c2b3d4e5f"
+OWNER = Owner(namespace="team", name=RUN, uid="uid-1")
+SETTINGS = JobSettings(image="registry.example/stageflow:0.1.0", service_account="runner")
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "task_a",
+        "Fetch.Data",
+        "x",
+        "-",
+        "UPPER_case.with.dots-and-dashes",
+        "a" * 63,
+        "9lives",
+        "___",
+    ],
+)
+def test_job_names_are_dns_labels_and_unique_per_attempt(task_id: str) -> None:
+    names = {job_name(RUN, task_id, attempt) for attempt in (1, 2, 10)}
+    assert len(names) == 3
+    for name in names:
+        assert len(name) <= 63
+        assert DNS_LABEL.match(name), name
+    assert job_name(RUN, task_id, 1) == job_name(RUN, task_id, 1)
+
+
+def test_tasks_whose_slugs_collide_get_different_names() -> None:
+    assert job_name(RUN, "a_b", 1) != job_name(RUN, "a.b", 1)
+
+
+def test_label_values_are_valid() -> None:
+    assert label_value("task_a") == "task_a"
+    assert label_value("_odd!name_") == "odd-name"
+    assert len(label_value("x" * 100)) == 63
+
+
+def test_a_registered_task_runs_stageflow_task_run_in_the_stageflow_image() -> None:
+    spec = TaskSpec(
+        name="fetch", task="http_get", params={"url": "https://x.test"}, timeout_seconds=9.5
+    )
+    job = manifest(owner=OWNER, task_id="fetch", spec=spec, attempt=2, settings=SETTINGS)
+    meta, body = job["metadata"], job["spec"]
+    assert meta["name"] == job_name(RUN, "fetch", 2)
+    assert meta["namespace"] == "team"
+    assert meta["labels"]["stageflow.dev/run"] == RUN
+    assert meta["labels"]["stageflow.dev/task"] == "fetch"
+    assert meta["labels"]["stageflow.dev/attempt"] == "2"
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "stageflow.dev/v1alpha1",
+            "kind": "WorkflowRun",
+            "name": RUN,
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert body["backoffLimit"] == 0
+    assert body["activeDeadlineSeconds"] == 10
+    assert body["ttlSecondsAfterFinished"] == 3600
+    pod = body["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "runner"
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example/stageflow:0.1.0"
+    assert container["command"] == [
+        "stageflow",
+        "task",
+        "run",
+        "http_get",
+        "--params",
+        '{"url":"https://x.test"}',
+    ]
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    job = manifest(
+        owner=OWNER,
+        task_id="t",
+        spec=TaskSpec(name="t", task="task_a"),
+        attempt=1,
+        settings=SETTINGS,
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]["securityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["runAsNonRoot"] is True
+
+
+def test_a_task_with_its_own_container() -> None:
+    spec = TaskSpec(
+        name="build",
+        image="busybox:1.36",
+        command=["sh", "-c"],
+        args=["echo hi"],
+        env={"B": "2", "A": "1"},
+        resources={"limits": {"cpu": "500m"}},
+    )
+    container = manifest(owner=OWNER, task_id="build", spec=spec, attempt=1, settings=SETTINGS)[
+        "spec"
+    ]["template"]["spec"]["containers"][0]
+    assert container["image"] == "busybox:1.36"
+    assert container["command"] == ["sh", "-c"]
+    assert container["args"] == ["echo hi"]
+    assert container["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert container["resources"] == {"limits": {"cpu": "500m"}}
+
+
+@pytest.mark.parametrize(
+    ("conditions", "ok", "message"),
+    [
+        ([], None, None),
+        ([{"type": "Complete", "status": "True"}], True, None),
+        ([{"type": "Complete", "status": "False"}], None, None),
+        (
+            [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                }
+            ],
+            False,
+            "Job failed: BackoffLimitExceeded: Job has reached the specified backoff limit",
+        ),
+        (
+            [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}],
+            False,
+            "timed out after 30s (Job deadline)",
+        ),
+    ],
+)
+def test_outcome_from_conditions(
+    conditions: list[dict[str, str]], ok: bool | None, message: str | None
+) -> None:
+    result = outcome({"spec": {"activeDeadlineSeconds": 30}, "status": {"conditions": conditions}})
+    if ok is None:
+        assert result is None
+    else:
+        assert result is not None
+        assert result.ok is ok
+        assert result.message == message

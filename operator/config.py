@@ -21,7 +21,7 @@ class OperatorSettings(EngineSettings, StoreSettings):
     )
     task_image: str = Field(
         default="stageflow:0.1.0",
-        description="Image of Job tasks that name no image of their own (runs `stageflow task run`).",
+        description="Image of Job tasks that name none (it runs `stageflow task run`).",
     )
     task_image_pull_policy: str = Field(default="IfNotPresent")
     task_service_account: str | None = Field(

@@ -26,6 +26,13 @@ def task(obj: dict[str, Any], name: str) -> dict[str, Any]:
     return entry
 
 
+def recorded_job(obj: dict[str, Any] | None, name: str) -> str | None:
+    """The jobName a run's status records for task `name` (None before it does)."""
+    entry = ((obj or {}).get("status") or {}).get("tasks", {}).get(name, {})
+    job: str | None = entry.get("jobName")
+    return job
+
+
 async def job_appears(cluster: Cluster, name: str) -> dict[str, Any]:
     async def present() -> bool:
         return name in await cluster.jobs()

@@ -54,10 +54,7 @@ async def test_a_job_task_runs_as_a_job_and_completes(
 
     obj = await cluster.wait_for(
         run,
-        lambda o: (
-            bool(o)
-            and o.get("status", {}).get("tasks", {}).get("pod", {}).get("jobName") == expected
-        ),
+        lambda o: recorded_job(o, "pod") == expected,
     )
     assert obj is not None
     assert task(obj, "pod")["phase"] == "Running"
@@ -130,9 +127,7 @@ async def test_a_restarted_operator_reattaches_to_the_running_job(
     await job_appears(cluster, name)
     await cluster.wait_for(
         run,
-        lambda o: (
-            bool(o) and o.get("status", {}).get("tasks", {}).get("pod", {}).get("jobName") == name
-        ),
+        lambda o: recorded_job(o, "pod") == name,
     )
     await first_operator.stop()
     assert name in await cluster.jobs(), "a shut-down operator must leave the Job running"

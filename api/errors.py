@@ -36,6 +36,10 @@ class RunFinishedError(ApiError):
         super().__init__(f"Workflow already finished ({phase})")
 
 
+class NoLogsError(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+
+
 class InvalidRequestError(ApiError):
     status_code = status.HTTP_400_BAD_REQUEST
 

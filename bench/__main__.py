@@ -36,6 +36,9 @@ class CountingSink:
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         self.writes += 1
 
+    async def record_log(self, task_id: str, text: str) -> None:
+        return None
+
 
 async def run_engine(body: dict[str, Any]) -> tuple[float, int]:
     executor = InProcessExecutor(registry)

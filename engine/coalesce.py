@@ -40,6 +40,9 @@ class CoalescingSink:
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_later())
 
+    async def record_log(self, task_id: str, text: str) -> None:
+        await self._inner.record_log(task_id, text)
+
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._interval)
         self._timer = None

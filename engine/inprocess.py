@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stageflow.engine.interfaces import Attempt, TaskResult
+from stageflow.engine.output import captured
 from stageflow.engine.plan import PlannedTask
 from stageflow.engine.registry import TaskDefinition, TaskRegistry
 from stageflow.engine.status import TaskStatus
@@ -58,20 +59,24 @@ def describe(error: BaseException) -> str:
 async def call(
     definition: TaskDefinition, params: Mapping[str, Any], pool: ThreadPoolExecutor | None = None
 ) -> TaskResult:
-    """Call a task once and interpret what it returns or raises."""
-    try:
-        if definition.is_async:
-            value = await definition.function(**params)
+    """Call a task once and interpret what it returns or raises; keep what it printed."""
+    with captured() as output:
+        try:
+            if definition.is_async:
+                value = await definition.function(**params)
+            else:
+                loop = asyncio.get_running_loop()
+                bound = functools.partial(definition.function, **params)
+                context = contextvars.copy_context()  # carries the capture into the thread
+                value = await loop.run_in_executor(pool, context.run, bound)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            result = TaskResult(ok=False, message=describe(error))
         else:
-            loop = asyncio.get_running_loop()
-            bound = functools.partial(definition.function, **params)
-            context = contextvars.copy_context()
-            value = await loop.run_in_executor(pool, context.run, bound)
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:
-        return TaskResult(ok=False, message=describe(error))
-    return interpret(value)
+            result = interpret(value)
+    result.log = output.text() or None
+    return result
 
 
 class InProcessExecutor:

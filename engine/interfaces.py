@@ -23,6 +23,7 @@ class TaskResult:
     ok: bool
     message: str | None = None
     outputs: dict[str, Any] | None = None
+    log: str | None = None
 
 
 @dataclass
@@ -69,3 +70,7 @@ class StatusSink(Protocol):
     """
 
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None: ...
+
+    async def record_log(self, task_id: str, text: str) -> None:
+        """Keep what an attempt printed (the latest attempt's, bounded) where users read logs."""
+        ...

@@ -282,6 +282,8 @@ class WorkflowRunner:
             )
             try:
                 result = await self._attempt(executor, attempt)
+                if result.log is not None:
+                    await self._sink.record_log(node.id, f"--- attempt {number} ---\n{result.log}")
                 if result.ok:
                     self._end(node.id, TaskPhase.SUCCEEDED, result.message, result.outputs)
                     return

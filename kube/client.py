@@ -176,13 +176,16 @@ class KubeClient:
         return [self._plain(job) for job in listing.items]
 
     async def job_log(self, namespace: str, job: str, *, limit_bytes: int) -> str | None:
-        """The log of the newest pod of a Job; None when there is no pod (or no log) yet."""
+        """The log of the newest pod of a Job; None while there is none, or it has not started
+        (an unscheduled pod's log reads as empty, not as an error)."""
         pods = await self._call(
             self._core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
         )
         if not pods.items:
             return None
         newest = max(pods.items, key=lambda pod: pod.metadata.creation_timestamp)
+        if newest.status is None or newest.status.phase in (None, "Pending", "Unknown"):
+            return None
         try:
             text = await self._call(
                 self._core.read_namespaced_pod_log,

@@ -14,6 +14,7 @@ from datetime import datetime
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, status_patch
+from stageflow.store import RunStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ class StatusPatcher:
         *,
         generation: Callable[[], int | None],
         stats: dict[str, int],
+        logs: RunStore | None = None,
     ) -> None:
+        self._logs = logs
         self._kube = kube
         self._namespace = namespace
         self._name = name
@@ -50,3 +53,12 @@ class StatusPatcher:
             logger.info(
                 "WorkflowRun %s/%s is gone; status not written", self._namespace, self._name
             )
+
+    async def record_log(self, task_id: str, text: str) -> None:
+        """In-process tasks' output goes to Redis (not the WorkflowRun: etcd is no log store)."""
+        if self._logs is None:
+            return
+        try:
+            await self._logs.save_log(self._name, task_id, text)
+        except StoreUnavailableError as error:
+            logger.warning("log of %s/%s not kept: %s", self._name, task_id, error)

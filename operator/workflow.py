@@ -73,6 +73,7 @@ async def run_workflow(
             name,
             generation=lambda: body.get("metadata", {}).get("generation"),
             stats=ctx.stats,
+            logs=ctx.mirror.store if ctx.mirror is not None else None,
         )
         owner = Owner(namespace=namespace, name=name, uid=body.get("metadata", {}).get("uid", ""))
         executors = {

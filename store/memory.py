@@ -24,6 +24,7 @@ class MemoryStore:
         self._expires: dict[str, float] = {}
         self._subscribers: dict[str, set[asyncio.Queue[RunEvent]]] = defaultdict(set)
         self._controllers: set[asyncio.Queue[Control]] = set()
+        self._logs: dict[str, dict[str, str]] = defaultdict(dict)
 
     async def create(self, record: RunRecord) -> None:
         self._records[record.run_id] = record.model_copy(deep=True)
@@ -69,8 +70,18 @@ class MemoryStore:
         record.cancel_requested = True
         return True
 
+    async def save_log(self, run_id: str, task_id: str, text: str) -> None:
+        if self._live(run_id) is not None:
+            self._logs[run_id][task_id] = text
+
+    async def get_log(self, run_id: str, task_id: str) -> str | None:
+        if self._live(run_id) is None:
+            return None
+        return self._logs.get(run_id, {}).get(task_id)
+
     async def delete(self, run_id: str) -> bool:
         self._expires.pop(run_id, None)
+        self._logs.pop(run_id, None)
         return self._records.pop(run_id, None) is not None
 
     @asynccontextmanager
@@ -108,6 +119,7 @@ class MemoryStore:
         expires = self._expires.get(run_id)
         if expires is not None and expires <= time.monotonic():
             self._records.pop(run_id, None)
+            self._logs.pop(run_id, None)
             del self._expires[run_id]
         return self._records.get(run_id)
 

@@ -7,6 +7,7 @@ Keys (prefix `stageflow:`):
 - `runs` sorted set: run ids scored by creation time in microseconds, for listing;
 - channel `run:{id}:events`: every status update, as a RunEvent in JSON;
 - channel `control`: cancellation requests for whichever replica runs a run (local backend);
+- `run:{id}:logs` hash: task id -> the output of its latest in-process attempt (bounded);
 - `run:{id}:deleted`: a tombstone for ten minutes after a delete.
 
 A status write is one Lua script: it writes nothing if the run was deleted (so a
@@ -134,6 +135,10 @@ def run_key(run_id: str) -> str:
 
 def tasks_key(run_id: str) -> str:
     return f"{PREFIX}run:{run_id}:tasks"
+
+
+def logs_key(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}:logs"
 
 
 def tombstone_key(run_id: str) -> str:
@@ -340,9 +345,21 @@ class RedisStore:
         )
 
     @_translated
+    async def save_log(self, run_id: str, task_id: str, text: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(logs_key(run_id), task_id, text)
+            pipe.expire(logs_key(run_id), self._finished_ttl)
+            await pipe.execute()
+
+    @_translated
+    async def get_log(self, run_id: str, task_id: str) -> str | None:
+        text = await self._redis.hget(logs_key(run_id), task_id)
+        return None if text is None else str(text)
+
+    @_translated
     async def delete(self, run_id: str) -> bool:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(run_key(run_id), tasks_key(run_id))
+            pipe.delete(run_key(run_id), tasks_key(run_id), logs_key(run_id))
             pipe.zrem(RUNS, run_id)
             pipe.set(tombstone_key(run_id), "1", ex=TOMBSTONE_SECONDS)
             deleted, _, _ = await pipe.execute()

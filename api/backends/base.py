@@ -34,6 +34,13 @@ class Backend(Protocol):
 
     async def delete(self, run_id: str) -> None: ...
 
+    async def task_log(self, run_id: str, task_id: str) -> str:
+        """A task's output: its pod's log (Job) or what it printed (in-process).
+
+        Raise RunNotFoundError, or NoLogsError for an unknown task or one with no log yet.
+        """
+        ...
+
     def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         """The run as it is, then every update until it finishes."""
         ...

@@ -14,7 +14,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from stageflow.api.errors import RunFinishedError, RunNotFoundError
+from stageflow.api.backends.logs import stored_log
+from stageflow.api.errors import NoLogsError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     RunPhase,
     TaskRegistry,
@@ -23,6 +24,7 @@ from stageflow.engine import (
     initial_status,
 )
 from stageflow.engine.config import EngineSettings
+from stageflow.engine.output import MAX_LOG_BYTES
 from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, is_deleted, new_object, record_from_object
 from stageflow.store import (
@@ -138,6 +140,23 @@ class KubernetesBackend:
                 await self._store.delete(run_id)
             except StoreUnavailableError:
                 logger.warning("Redis unavailable: the operator's mirror will drop %s", run_id)
+
+    async def task_log(self, run_id: str, task_id: str) -> str:
+        record = await self._get_from_cluster(run_id)
+        task = record.status.tasks.get(task_id)
+        if task is not None and task.job_name:
+            text = await self._kube.job_log(
+                self._namespace, task.job_name, limit_bytes=MAX_LOG_BYTES
+            )
+            if text is None:
+                raise NoLogsError(f"No logs yet for task {task_id}: its pod has not started")
+            return text
+        if self._store is None:
+            raise NoLogsError(f"No logs for task {task_id}: in-process logs are kept in Redis")
+        try:
+            return await stored_log(self._store, record, task_id)
+        except StoreUnavailableError:
+            raise NoLogsError(f"No logs for task {task_id} now: Redis is unavailable") from None
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         if self._store is not None:

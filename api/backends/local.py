@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
+from stageflow.api.backends.logs import stored_log
 from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     CoalescingSink,
@@ -52,6 +53,9 @@ class _StoreSink:
         written = await self._store.update_status(self._run_id, status, changed)
         if not written and not final and self.runner is not None:
             self.runner.cancel("Cancelled: the run was deleted")
+
+    async def record_log(self, task_id: str, text: str) -> None:
+        await self._store.save_log(self._run_id, task_id, text)
 
 
 class LocalBackend:
@@ -140,6 +144,10 @@ class LocalBackend:
         if not await self._store.delete(run_id):
             raise RunNotFoundError()
         await self._stop(run_id, "Cancelled: the run was deleted")
+
+    async def task_log(self, run_id: str, task_id: str) -> str:
+        record = await self.get(run_id)
+        return await stored_log(self._store, record, task_id)
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         async with self._store.subscribe(run_id) as updates:

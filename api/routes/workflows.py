@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from stageflow.api.deps import BackendDep
@@ -89,6 +90,17 @@ async def cancel_workflow(run_id: str, backend: BackendDep) -> Submitted:
 async def delete_workflow(run_id: str, backend: BackendDep) -> None:
     """Delete a run; one still running is cancelled first."""
     await backend.delete(run_id)
+
+
+@router.get(
+    "/workflow/{run_id}/tasks/{task_id}/logs",
+    response_class=PlainTextResponse,
+    responses={status.HTTP_404_NOT_FOUND: {"description": "No such run or task, or no log yet"}},
+)
+async def task_logs(run_id: str, task_id: str, backend: BackendDep) -> str:
+    """A task's output: its pod's log for a Job task, what it printed for an in-process one
+    (its latest attempt, the last 64 KiB)."""
+    return await backend.task_log(run_id, task_id)
 
 
 @router.get("/workflow/{run_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)

@@ -146,3 +146,18 @@ def test_an_operator_killed_mid_job_does_not_create_it_twice(
     assert run["status"]["phase"] == "Succeeded"
     assert run["status"]["tasks"]["in_pod"]["attempts"] == 1
     assert jobs_of(k8s_namespace, run_id) == [name]
+
+
+def test_a_job_task_without_a_started_pod_has_no_logs_yet(
+    api: httpx.Client, k8s_namespace: str
+) -> None:
+    run_id = submit(api, mixed())
+    wait_until(lambda: len(jobs_of(k8s_namespace, run_id)) == 1)
+    wait_for_task(api, run_id, "in_pod", "Running", timeout=30)
+    response = api.get(f"/workflow/{run_id}/tasks/in_pod/logs")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No logs yet for task in_pod: its pod has not started"}
+    assert (
+        api.get(f"/workflow/{run_id}/tasks/task_a/logs").text
+        == "--- attempt 1 ---\ntask_a running\n"
+    )

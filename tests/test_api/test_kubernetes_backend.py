@@ -278,3 +278,32 @@ def test_redis_first_when_it_has_the_run(
             "task_b": "Succeeded",
         }
     custom.get_namespaced_custom_object.assert_not_called()
+
+
+def test_a_job_task_log_is_its_pods_log(
+    client: TestClient, custom: MagicMock, mocker: MockerFixture
+) -> None:
+    core = mocker.patch.object(kubernetes.client, "CoreV1Api").return_value
+    run_id = str(uuid.uuid4())
+    obj = workflow_run(run_id, phase="Running")
+    obj["status"]["tasks"]["task_b"]["jobName"] = "task-b-job-a1"
+    custom.get_namespaced_custom_object.return_value = obj
+    pod = MagicMock()
+    pod.metadata.name = "task-b-job-a1-x7k2p"
+    pod.status.phase = "Running"
+    core.list_namespaced_pod.return_value.items = [pod]
+    core.read_namespaced_pod_log.return_value = "fetched 3 rows\n"
+    with make_client(client.app.state.registry) as fresh:  # type: ignore[attr-defined]
+        response = fresh.get(f"/workflow/{run_id}/tasks/task_b/logs")
+    assert response.status_code == 200
+    assert response.text == "fetched 3 rows\n"
+    core.list_namespaced_pod.assert_called_with(NAMESPACE, label_selector="job-name=task-b-job-a1")
+    core.read_namespaced_pod_log.assert_called_with(
+        "task-b-job-a1-x7k2p", NAMESPACE, limit_bytes=65536
+    )
+
+    pod.status.phase = "Pending"
+    with make_client(client.app.state.registry) as fresh:  # type: ignore[attr-defined]
+        waiting = fresh.get(f"/workflow/{run_id}/tasks/task_b/logs")
+    assert waiting.status_code == 404
+    assert waiting.json() == {"detail": "No logs yet for task task_b: its pod has not started"}

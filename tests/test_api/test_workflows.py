@@ -342,3 +342,41 @@ def _no_control_listener(lifespan: Any) -> Any:
             LocalBackend.start = original  # type: ignore[method-assign]
 
     return patched
+
+
+def test_task_logs_show_what_the_task_printed(client: TestClient) -> None:
+    run_id = submit(client, SEED)
+    wait_for_run(client, run_id)
+
+    def log_of(task: str) -> str:
+        response = client.get(f"/workflow/{run_id}/tasks/{task}/logs")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/plain")
+        return response.text
+
+    assert log_of("task_a") == "--- attempt 1 ---\ntask_a running\n"
+    assert log_of("task_c") == "--- attempt 1 ---\ntask_c running\n"
+    missing = client.get(f"/workflow/{run_id}/tasks/nope/logs")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "Task not found: nope"}
+
+
+def test_a_task_that_has_not_run_has_no_logs_yet(client: TestClient) -> None:
+    body = {
+        "workflow": [
+            {
+                "type": "parallel",
+                "tasks": [{"name": "long", "task": "sleep", "params": {"seconds": 30}}],
+            },
+            {"type": "parallel", "tasks": ["task_c"]},
+        ]
+    }
+    run_id = submit(client, body)
+    wait_for_task(client, run_id, "long", "Running")
+    response = client.get(f"/workflow/{run_id}/tasks/task_c/logs")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No logs yet for task task_c"}
+    assert client.get(f"/workflow/{uuid.uuid4()}/tasks/x/logs").json() == {
+        "detail": "Workflow not found"
+    }
+    client.post(f"/workflow/{run_id}/cancel")

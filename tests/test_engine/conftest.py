@@ -24,6 +24,10 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.published: list[tuple[RunStatus, frozenset[str], bool]] = []
+        self.logs: dict[str, str] = {}
+
+    async def record_log(self, task_id: str, text: str) -> None:
+        self.logs[task_id] = text
 
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         self.published.append((status.model_copy(deep=True), changed, final))

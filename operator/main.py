@@ -30,6 +30,9 @@ def kopf_settings() -> kopf.OperatorSettings:
     )
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    # No watching of CRDs and namespaces: the resources are known, and it would need
+    # cluster-wide list permissions the chart does not grant (least privilege).
+    settings.scanning.disabled = True
     return settings
 
 

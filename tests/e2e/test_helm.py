@@ -1,0 +1,175 @@
+"""`helm install` into the real apiserver, and what each service account may do there."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster import Cluster, kubectl
+from tests.test_chart.conftest import CHART, helm_binary
+
+pytestmark = pytest.mark.e2e
+
+
+def helm(*args: str) -> str:
+    binary = helm_binary()
+    if binary is None:
+        pytest.skip("no helm: run ../shared/k8s/install.sh (it installs helm)")
+    done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def release(e2e_cluster: Cluster) -> Iterator[tuple[str, str]]:
+    """A namespace to install into; the release is uninstalled and the namespace deleted after."""
+    namespace = f"helm-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", namespace)
+    yield "sf", namespace
+    subprocess.run(
+        [helm_binary() or "helm", "uninstall", "sf", "-n", namespace],
+        capture_output=True,
+        check=False,
+    )
+    kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def objects(namespace: str) -> set[tuple[str, str]]:
+    listing = json.loads(
+        kubectl(
+            "get",
+            "deployments,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/instance=sf",
+            "-o",
+            "json",
+        )
+    )
+    return {(item["kind"], item["metadata"]["name"]) for item in listing["items"]}
+
+
+def test_install_with_defaults_creates_every_object(release: tuple[str, str]) -> None:
+    name, namespace = release
+    out = helm("install", name, str(CHART), "-n", namespace)
+    assert "STATUS: deployed" in out
+    assert objects(namespace) == {
+        ("Deployment", "sf-stageflow-api"),
+        ("Deployment", "sf-stageflow-operator"),
+        ("Deployment", "sf-stageflow-redis"),
+        ("Service", "sf-stageflow-api"),
+        ("Service", "sf-stageflow-redis"),
+        ("ServiceAccount", "sf-stageflow-api"),
+        ("ServiceAccount", "sf-stageflow-operator"),
+        ("Role", "sf-stageflow-api"),
+        ("Role", "sf-stageflow-operator"),
+        ("RoleBinding", "sf-stageflow-api"),
+        ("RoleBinding", "sf-stageflow-operator"),
+        ("PodDisruptionBudget", "sf-stageflow-api"),
+    }
+    # The controller-manager turned the Deployments into pods (which never run: no kubelet).
+    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
+    assert len(pods) == 4  # 2 API replicas, 1 operator, 1 Redis
+
+
+def test_install_without_the_bundled_redis(release: tuple[str, str]) -> None:
+    name, namespace = release
+    helm(
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "redis.bundled=false",
+        "--set",
+        "redis.url=redis://cache:6379/0",
+    )
+    created = objects(namespace)
+    assert ("Deployment", "sf-stageflow-redis") not in created
+    assert ("Service", "sf-stageflow-redis") not in created
+    assert ("Deployment", "sf-stageflow-api") in created
+    assert ("Deployment", "sf-stageflow-operator") in created
+
+
+# (verb, resource, subresource) -> may the operator, may the API
+MATRIX = [
+    ("watch", "workflowruns.stageflow.dev", "", True, False),
+    ("patch", "workflowruns.stageflow.dev", "status", True, False),
+    ("delete", "workflowruns.stageflow.dev", "", True, True),
+    ("create", "workflowruns.stageflow.dev", "", False, True),
+    ("get", "workflowruns.stageflow.dev", "", True, True),
+    ("list", "workflowruns.stageflow.dev", "", True, True),
+    ("patch", "workflowruns.stageflow.dev", "", True, True),
+    ("create", "jobs.batch", "", True, False),
+    ("delete", "jobs.batch", "", True, False),
+    ("watch", "jobs.batch", "", True, False),
+    ("create", "events", "", True, False),
+    ("get", "pods", "log", False, True),
+    ("list", "pods", "", False, True),
+    ("get", "secrets", "", False, False),
+    ("list", "secrets", "", False, False),
+    ("create", "pods", "", False, False),
+    ("create", "deployments.apps", "", False, False),
+]
+
+
+def can_i(
+    namespace: str, account: str, verb: str, resource: str, subresource: str, *, where: str
+) -> bool:
+    args = [
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        "-n",
+        where,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+    ]
+    if subresource:
+        args.append(f"--subresource={subresource}")
+    done = subprocess.run(
+        ["kubectl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.stdout.strip() == "yes"
+
+
+def test_service_accounts_can_do_exactly_what_they_need(release: tuple[str, str]) -> None:
+    name, namespace = release
+    helm("install", name, str(CHART), "-n", namespace)
+    wrong = []
+    for verb, resource, subresource, operator_may, api_may in MATRIX:
+        for account, expected in (
+            ("sf-stageflow-operator", operator_may),
+            ("sf-stageflow-api", api_may),
+        ):
+            if can_i(namespace, account, verb, resource, subresource, where=namespace) != expected:
+                wrong.append((account, verb, resource, subresource, expected))
+            # Namespaced by default: nothing at all in another namespace.
+            if can_i(namespace, account, verb, resource, subresource, where="default"):
+                wrong.append((account, verb, resource, subresource, "in namespace default"))
+    assert wrong == []
+
+
+def test_cluster_wide_rbac_lets_the_operator_watch_every_namespace(
+    release: tuple[str, str],
+) -> None:
+    name, namespace = release
+    helm("install", name, str(CHART), "-n", namespace, "--set", "rbac.clusterWide=true")
+    operator = "sf-stageflow-operator"
+    assert can_i(namespace, operator, "watch", "workflowruns.stageflow.dev", "", where="default")
+    assert can_i(namespace, operator, "create", "jobs.batch", "", where="default")
+    assert not can_i(namespace, operator, "get", "secrets", "", where="default")
+    assert not can_i(
+        namespace, "sf-stageflow-api", "create", "workflowruns.stageflow.dev", "", where="default"
+    )
+    subprocess.run(
+        [helm_binary() or "helm", "uninstall", name, "-n", namespace],
+        capture_output=True,
+        check=False,
+    )

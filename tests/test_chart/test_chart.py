@@ -1,0 +1,221 @@
+"""The Helm chart, rendered by the real helm: what matters about each object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.test_chart.conftest import CHART, ROOT, Render, find, run_helm
+
+POD_KINDS = {"Deployment", "Pod"}
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    specs = {}
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            specs[doc["metadata"]["name"]] = doc["spec"]["template"]["spec"]
+        elif doc["kind"] == "Pod":
+            specs[doc["metadata"]["name"]] = doc["spec"]
+    return specs
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def rules(docs: list[dict[str, Any]], kind: str, name: str) -> set[tuple[str, str, str]]:
+    role = find(docs, kind, name)
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_lint_strict_is_clean(helm: str) -> None:
+    done = run_helm(helm, "lint", "--strict", str(CHART))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+
+
+def test_default_objects(render: Render) -> None:
+    kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in render())
+    assert kinds == [
+        ("Deployment", "sf-stageflow-api"),
+        ("Deployment", "sf-stageflow-operator"),
+        ("Deployment", "sf-stageflow-redis"),
+        ("Pod", "sf-stageflow-test-seed"),
+        ("PodDisruptionBudget", "sf-stageflow-api"),
+        ("Role", "sf-stageflow-api"),
+        ("Role", "sf-stageflow-operator"),
+        ("RoleBinding", "sf-stageflow-api"),
+        ("RoleBinding", "sf-stageflow-operator"),
+        ("Service", "sf-stageflow-api"),
+        ("Service", "sf-stageflow-redis"),
+        ("ServiceAccount", "sf-stageflow-api"),
+        ("ServiceAccount", "sf-stageflow-operator"),
+    ]
+
+
+def test_the_crd_is_crds_workflowrun_yaml_itself(render: Render) -> None:
+    crds = [doc for doc in render(crds=True) if doc["kind"] == "CustomResourceDefinition"]
+    assert crds == [yaml.safe_load((ROOT / "crds" / "workflowrun.yaml").read_text())]
+    link = CHART / "crds" / "workflowrun.yaml"
+    assert link.is_symlink(), "the chart's CRD must be a link to crds/, not a copy that can drift"
+
+
+def test_every_object_has_the_standard_labels(render: Render) -> None:
+    for doc in render():
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "stageflow", doc["metadata"]["name"]
+        assert labels["app.kubernetes.io/instance"] == "sf"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/version"] == "0.1.0"
+        assert labels["helm.sh/chart"] == "stageflow-0.1.0"
+
+
+def test_every_pod_meets_the_restricted_standard(render: Render) -> None:
+    for name, spec in pod_specs(render()).items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+
+
+def test_operator_runs_one_replica_and_recreates(render: Render) -> None:
+    docs = render()
+    operator = find(docs, "Deployment", "sf-stageflow-operator")
+    assert operator["spec"]["replicas"] == 1
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    assert operator["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
+    assert operator["spec"]["template"]["spec"]["serviceAccountName"] == "sf-stageflow-operator"
+    env = env_of(operator)
+    assert env["STAGEFLOW_NAMESPACE"] == "flows"
+    assert env["STAGEFLOW_REDIS_URL"] == "redis://sf-stageflow-redis:6379/0"
+    assert env["STAGEFLOW_TASK_IMAGE"] == "stageflow:0.1.0"
+    probe = operator["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    assert probe["httpGet"] == {"path": "/healthz", "port": "liveness"}
+
+
+def test_api_rolls_with_probes_behind_a_service_and_a_pdb(render: Render) -> None:
+    docs = render()
+    api = find(docs, "Deployment", "sf-stageflow-api")
+    assert api["spec"]["replicas"] == 2
+    assert api["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    env = env_of(api)
+    assert env["STAGEFLOW_BACKEND"] == "kubernetes"
+    assert env["STAGEFLOW_NAMESPACE"] == "flows"
+    service = find(docs, "Service", "sf-stageflow-api")
+    selector = api["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+    assert (
+        find(docs, "PodDisruptionBudget", "sf-stageflow-api")["spec"]["selector"]["matchLabels"]
+        == selector
+    )
+
+
+def test_operator_rbac_is_least_privilege(render: Render) -> None:
+    granted = rules(render(), "Role", "sf-stageflow-operator")
+    assert ("stageflow.dev", "workflowruns/status", "patch") in granted
+    assert ("stageflow.dev", "workflowruns", "watch") in granted
+    assert ("batch", "jobs", "create") in granted
+    assert ("batch", "jobs", "delete") in granted
+    assert ("", "events", "create") in granted
+    assert not {rule for rule in granted if rule[1] in {"secrets", "pods", "pods/log", "*"}}
+    assert ("stageflow.dev", "workflowruns", "create") not in granted
+
+
+def test_api_rbac_cannot_touch_jobs_or_secrets(render: Render) -> None:
+    granted = rules(render(), "Role", "sf-stageflow-api")
+    assert granted == {
+        ("stageflow.dev", "workflowruns", verb)
+        for verb in ("create", "get", "list", "patch", "delete")
+    } | {("", "pods", "list"), ("", "pods/log", "get")}
+
+
+def test_cluster_wide_rbac(render: Render) -> None:
+    docs = render("rbac.clusterWide=true")
+    assert find(docs, "ClusterRole", "sf-stageflow-operator")
+    binding = find(docs, "ClusterRoleBinding", "sf-stageflow-operator")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sf-stageflow-operator", "namespace": "flows"}
+    ]
+    assert "STAGEFLOW_NAMESPACE" not in env_of(find(docs, "Deployment", "sf-stageflow-operator"))
+    assert find(docs, "Role", "sf-stageflow-api")  # the API stays namespaced
+
+
+def test_external_redis(render: Render) -> None:
+    docs = render("redis.bundled=false", "redis.url=redis://cache.example:6379/3")
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+    assert ("Deployment", "sf-stageflow-redis") not in names
+    assert ("Service", "sf-stageflow-redis") not in names
+    for deployment in ("sf-stageflow-api", "sf-stageflow-operator"):
+        assert (
+            env_of(find(docs, "Deployment", deployment))["STAGEFLOW_REDIS_URL"]
+            == "redis://cache.example:6379/3"
+        )
+
+
+def test_images_and_task_settings(render: Render) -> None:
+    docs = render(
+        "image.repository=registry.example/stageflow",
+        "image.tag=1.2.3",
+        "tasks.serviceAccount=runner",
+        "api.replicas=3",
+    )
+    api = find(docs, "Deployment", "sf-stageflow-api")
+    assert api["spec"]["replicas"] == 3
+    assert (
+        api["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "registry.example/stageflow:1.2.3"
+    )
+    env = env_of(find(docs, "Deployment", "sf-stageflow-operator"))
+    assert env["STAGEFLOW_TASK_IMAGE"] == "registry.example/stageflow:1.2.3"
+    assert env["STAGEFLOW_TASK_SERVICE_ACCOUNT"] == "runner"
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("api.replicas=0", "api.replicas"),
+        ("operator.replicas=2", "operator.replicas"),
+        ("image.pullPolicy=Sometimes", "image.pullPolicy"),
+        ("redis.url=http://nope", "redis.url"),
+        ("surprise=1", "surprise"),
+    ],
+)
+def test_values_schema_rejects_bad_values(helm: str, setting: str, complaint: str) -> None:
+    done = run_helm(helm, "template", "sf", str(CHART), "--set", setting)
+    assert done.returncode != 0
+    assert complaint in done.stderr
+
+
+def test_helm_test_hook_submits_the_seed(render: Render) -> None:
+    hook = find(render(), "Pod", "sf-stageflow-test-seed")
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = hook["spec"]["containers"][0]["args"][0]
+    assert '"task_a", "task_b"' in script
+    assert "http://sf-stageflow-api:80" in script
+    compile(script, "test-seed", "exec")
+
+
+def test_notes_say_how_to_submit_the_first_run(helm: str) -> None:
+    done = run_helm(helm, "install", "sf", str(CHART), "--dry-run", "--namespace", "flows")
+    assert done.returncode == 0, done.stderr
+    assert "kubectl -n flows port-forward svc/sf-stageflow-api 8080:80" in done.stdout
+    assert "curl -s -X POST localhost:8080/workflow" in done.stdout

@@ -142,7 +142,7 @@ def can_i(
 def test_service_accounts_can_do_exactly_what_they_need(release: tuple[str, str]) -> None:
     name, namespace = release
     helm("install", name, str(CHART), "-n", namespace)
-    wrong = []
+    wrong: list[tuple[str, str, str, str, object]] = []
     for verb, resource, subresource, operator_may, api_may in MATRIX:
         for account, expected in (
             ("sf-stageflow-operator", operator_may),

@@ -116,29 +116,23 @@ class KubeClient:
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
         """A merge patch of the main resource (spec, metadata); None if it is gone."""
-        patched: dict[str, Any] | None = await self._maybe(
-            self._custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            patch,
+        return await self._patch(
+            self._custom.patch_namespaced_custom_object, namespace, name, patch
         )
-        return patched
 
     async def patch_run_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
         """A merge patch of the status subresource; None if the run is gone."""
+        return await self._patch(
+            self._custom.patch_namespaced_custom_object_status, namespace, name, patch
+        )
+
+    async def _patch(
+        self, method: Callable[..., Any], namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
         patched: dict[str, Any] | None = await self._maybe(
-            self._custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            patch,
+            method, GROUP, VERSION, namespace, PLURAL, name, patch
         )
         return patched
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stageflow.engine import RunPhase, RunStatus, TaskStatus, WorkflowRequest
-from stageflow.engine.status import Timestamp, format_timestamp
+from stageflow.engine import (
+    Plan,
+    RunPhase,
+    RunStatus,
+    TaskStatus,
+    WorkflowRequest,
+    initial_status,
+)
+from stageflow.engine.status import Timestamp, format_timestamp, utcnow
 
 
 class WireModel(BaseModel):
@@ -50,6 +58,19 @@ class RunRecord(WireModel):
     spec: WorkflowRequest
     status: RunStatus
     cancel_requested: bool = False
+
+    @classmethod
+    def new(cls, plan: Plan) -> RunRecord:
+        """The record of a run about to start: a fresh UUID4, every task Pending."""
+        options = plan.options
+        return cls(
+            run_id=str(uuid.uuid4()),
+            name=options.name,
+            labels=options.labels,
+            created_at=utcnow(),
+            spec=plan.spec,
+            status=initial_status(plan),
+        )
 
     def summary(self) -> RunSummary:
         status = self.status

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
 from stageflow.api.backends.logs import stored_log
@@ -21,11 +20,9 @@ from stageflow.engine import (
     TaskRegistry,
     WorkflowRequest,
     compile_workflow,
-    initial_status,
 )
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.output import MAX_LOG_BYTES
-from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, is_deleted, new_object, record_from_object
 from stageflow.store import (
     Cursor,
@@ -70,15 +67,7 @@ class KubernetesBackend:
         plan = compile_workflow(
             request, registry=self._registry, max_tasks=self._settings.max_tasks
         )
-        options = plan.options
-        record = RunRecord(
-            run_id=str(uuid.uuid4()),
-            name=options.name,
-            labels=options.labels,
-            created_at=utcnow(),
-            spec=plan.spec,
-            status=initial_status(plan),
-        )
+        record = RunRecord.new(plan)
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)
 

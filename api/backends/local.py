@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
 from stageflow.api.backends.logs import stored_log
@@ -30,10 +29,8 @@ from stageflow.engine import (
     WorkflowRequest,
     WorkflowRunner,
     compile_workflow,
-    initial_status,
 )
 from stageflow.engine.config import EngineSettings
-from stageflow.engine.status import utcnow
 from stageflow.store import Control, Cursor, RunEvent, RunPage, RunRecord, RunStore
 
 logger = logging.getLogger(__name__)
@@ -93,15 +90,7 @@ class LocalBackend:
                 raise InvalidRequestError(
                     f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
                 )
-        options = plan.options
-        record = RunRecord(
-            run_id=str(uuid.uuid4()),
-            name=options.name,
-            labels=options.labels,
-            created_at=utcnow(),
-            spec=plan.spec,
-            status=initial_status(plan),
-        )
+        record = RunRecord.new(plan)
         await self._store.create(record)
         sink = _StoreSink(self._store, record.run_id)
         runner = WorkflowRunner(

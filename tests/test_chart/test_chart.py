@@ -215,7 +215,7 @@ def test_helm_test_hook_submits_the_seed(render: Render) -> None:
 
 
 def test_notes_say_how_to_submit_the_first_run(helm: str) -> None:
-    done = run_helm(helm, "install", "sf", str(CHART), "--dry-run", "--namespace", "flows")
+    done = run_helm(helm, "install", "sf", str(CHART), "--dry-run=client", "--namespace", "flows")
     assert done.returncode == 0, done.stderr
     assert "kubectl -n flows port-forward svc/sf-stageflow-api 8080:80" in done.stdout
     assert "curl -s -X POST localhost:8080/workflow" in done.stdout

@@ -58,6 +58,8 @@ def test_install_with_defaults_creates_every_object(release: tuple[str, str]) ->
     name, namespace = release
     out = helm("install", name, str(CHART), "-n", namespace)
     assert "STATUS: deployed" in out
+    assert f"kubectl -n {namespace} port-forward svc/sf-stageflow-api 8080:80" in out  # NOTES
+    assert "curl -s -X POST localhost:8080/workflow" in out
     assert objects(namespace) == {
         ("Deployment", "sf-stageflow-api"),
         ("Deployment", "sf-stageflow-operator"),

@@ -98,7 +98,7 @@ class InProcessExecutor:
         definition = self._registry.get(spec.task or "")
         if definition is None:
             return TaskResult(ok=False, message=f"Unknown task: {spec.task}")
-        return await call(definition, spec.params, self._pool)
+        return await call(definition, attempt.params, self._pool)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

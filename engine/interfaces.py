@@ -40,9 +40,15 @@ class Attempt:
     task: PlannedTask
     number: int
     status: TaskStatus
+    task_id: str = ""  # the task's id, or a forEach instance's (NAME[i]); default: task.id
+    params: dict[str, Any] = field(default_factory=dict)  # rendered: references resolved
     resumed: bool = False
     changed: Callable[[], None] = field(default=lambda: None, repr=False)
     detach: Callable[[], bool] = field(default=lambda: False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.task_id:
+            self.task_id = self.task.id
 
 
 class TaskExecutor(Protocol):

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
+DEFAULT_MAX_ITERATIONS = 10
+
 # A task id appears in URLs, Redis keys and (later) Job names: keep it printable and short.
 TaskId = Annotated[
     str,
@@ -63,12 +65,37 @@ class TaskSpec(Model):
     depends_on: list[TaskId] | None = Field(
         default=None, description="DAG form only: ids of the tasks this one waits for."
     )
+    when: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A CEL condition; false skips the task (it still counts as done).",
+    )
+    for_each: list[Any] | str | None = Field(
+        default=None,
+        description="Run one instance per item (NAME[0], NAME[1], ...): a list, or a reference.",
+    )
+    until: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A CEL condition over {{ outputs.KEY }}: run again until it is true.",
+    )
+    max_iterations: int | None = Field(
+        default=None, ge=1, le=1000, description="With `until`: at most this many runs (10)."
+    )
 
     @model_validator(mode="after")
     def _needs_something_to_run(self) -> TaskSpec:
         if self.task is None and self.image is None:
             raise ValueError("a task needs `task` (a registered task) or `image` (a container)")
+        if self.max_iterations is not None and self.until is None:
+            raise ValueError("`maxIterations` goes with `until`")
+        if self.until is not None and self.for_each is not None:
+            raise ValueError("a task takes `forEach` or `until`, not both")
         return self
+
+    @property
+    def iteration_limit(self) -> int:
+        return self.max_iterations or DEFAULT_MAX_ITERATIONS
 
 
 TaskEntry = Annotated[
@@ -99,6 +126,9 @@ class RunOptions(Model):
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     executor: Executor = Field(
         default=Executor.INPROCESS, description="Default executor for tasks that name none."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Run parameters, for {{ params.KEY }} references."
     )
 
 

@@ -8,23 +8,36 @@ waits for the whole previous stage, and a sequential stage chains its tasks.
 Names: a task's id is its `name`, or else its task name. Explicit names must be
 unique. A task name used again without a `name` gets the first free suffix
 `-2`, `-3`, ... (`["task_a", "task_a"]` runs `task_a` and `task_a-2`).
+
+References (`{{ tasks.NAME.outputs... }}`, see templates.py) are checked here too:
+in the DAG form a reference adds the dependency; in the stages form it must
+point to a task that finishes before this one starts (an earlier stage, or an
+earlier task of the same sequential stage).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from stageflow.engine.conditions import Condition, ConditionError
 from stageflow.engine.models import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
 from stageflow.engine.registry import TaskRegistry
+from stageflow.engine.templates import Reference, TemplateError, references
 
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
+_T = TypeVar("_T")
+
 DEFAULT_MAX_TASKS = 1000
+DEFAULT_MAX_ITEMS = 1000
+DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024
 
 
 class SpecError(ValueError):
@@ -39,6 +52,9 @@ class PlannedTask:
     spec: TaskSpec
     depends_on: tuple[str, ...]
     executor: Executor
+    when: Condition | None = None
+    until: Condition | None = None
+    for_each: Reference | None = None  # when forEach is a reference rather than a list
 
 
 class Plan(BaseModel):
@@ -48,6 +64,8 @@ class Plan(BaseModel):
 
     spec: WorkflowRequest
     tasks: dict[str, PlannedTask]
+    max_items: int = DEFAULT_MAX_ITEMS
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
     @property
     def options(self) -> RunOptions:
@@ -59,9 +77,12 @@ def compile_workflow(
     *,
     registry: TaskRegistry,
     max_tasks: int = DEFAULT_MAX_TASKS,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
 ) -> Plan:
     """Normalise and validate `request`; raise `SpecError` naming the first problem."""
     spec = normalise(request)
+    staged = spec.workflow is not None
     planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
     if len(planned) > max_tasks:
         raise SpecError(f"Too many tasks: {len(planned)} (at most {max_tasks} per run)")
@@ -72,18 +93,112 @@ def compile_workflow(
         for dependency in node.depends_on:
             if dependency not in tasks:
                 raise SpecError(f"Unknown dependency: {node.id} depends on {dependency}")
-    _check_acyclic(tasks.values())
+    ancestors = _ancestors(planned) if staged else {}
+    linked = [_link(node, tasks, ancestors, spec, max_items, staged=staged) for node in planned]
+    _check_acyclic(linked)
     default = spec.executor
     resolved = {
-        node.id: PlannedTask(
-            id=node.id,
-            spec=node.spec,
-            depends_on=node.depends_on,
-            executor=_executor_of(node.spec, default),
-        )
-        for node in planned
+        node.id: dataclasses.replace(node, executor=_executor_of(node.spec, default))
+        for node in linked
     }
-    return Plan(spec=spec, tasks=resolved)
+    return Plan(spec=spec, tasks=resolved, max_items=max_items, max_output_bytes=max_output_bytes)
+
+
+def _link(
+    node: PlannedTask,
+    tasks: dict[str, PlannedTask],
+    ancestors: dict[str, set[str]],
+    spec: WorkflowRequest,
+    max_items: int,
+    *,
+    staged: bool,
+) -> PlannedTask:
+    """Check a task's references and conditions; in the DAG form, add what they depend on."""
+    task = node.spec
+    when = _condition(node.id, "when", task.when)
+    until = _condition(node.id, "until", task.until)
+    for_each = None
+    if isinstance(task.for_each, str):
+        for_each = _for_each_reference(node.id, task.for_each)
+    elif task.for_each is not None and len(task.for_each) > max_items:
+        raise SpecError(
+            f"Task {node.id}: forEach has {len(task.for_each)} items (at most {max_items})"
+        )
+    found = [(ref, "params") for ref in _safe(node.id, lambda: list(references(task.params)))]
+    found += [(ref, "when") for ref in (when.references if when else [])]
+    found += [(ref, "until") for ref in (until.references if until else [])]
+    found += [(for_each, "forEach")] if for_each is not None else []
+    upstream: list[str] = []
+    for ref, where in found:
+        _check_reference(node, ref, where, spec)
+        if ref.kind != "task" or ref.task is None:
+            continue
+        if ref.task not in tasks:
+            raise SpecError(f"Unknown reference: {ref} in task {node.id}")
+        if ref.task == node.id:
+            raise SpecError(f"Task {node.id} refers to its own outputs: {ref}")
+        if staged and ref.task not in ancestors[node.id]:
+            raise SpecError(
+                f"Task {node.id} refers to {ref}, which does not finish before {node.id} "
+                "starts (refer to an earlier stage)"
+            )
+        upstream.append(ref.task)
+    depends_on = tuple(dict.fromkeys((*node.depends_on, *upstream)))
+    return dataclasses.replace(
+        node, depends_on=depends_on, when=when, until=until, for_each=for_each
+    )
+
+
+def _check_reference(node: PlannedTask, ref: Reference, where: str, spec: WorkflowRequest) -> None:
+    task = node.spec
+    if ref.kind == "item" and (task.for_each is None or where not in ("params",)):
+        raise SpecError(
+            f"{ref} in task {node.id}: {{{{ item }}}} is for the params of a forEach task"
+        )
+    if ref.kind == "iteration" and task.until is None:
+        raise SpecError(f"{ref} in task {node.id}, which has no until")
+    if ref.kind == "outputs" and where != "until":
+        raise SpecError(f"{ref} in task {node.id}: {{{{ outputs }}}} is for until conditions")
+    if ref.kind == "param" and ref.path and ref.path[0] not in spec.params:
+        raise SpecError(f"Unknown run parameter: {ref} in task {node.id}")
+
+
+def _condition(task_id: str, kind: str, source: str | None) -> Condition | None:
+    if source is None:
+        return None
+    try:
+        return _safe(task_id, lambda: Condition(source))
+    except ConditionError as error:
+        raise SpecError(f"Task {task_id}: {kind} is {error}") from None
+
+
+def _for_each_reference(task_id: str, source: str) -> Reference:
+    found = _safe(task_id, lambda: list(references(source)))
+    if len(found) != 1 or not re.fullmatch(r"\s*\{\{.*\}\}\s*", source):
+        raise SpecError(
+            f"Task {task_id}: forEach takes a list, or one reference such as "
+            "{{ tasks.NAME.outputs.KEY }}"
+        )
+    return found[0]
+
+
+def _safe(task_id: str, make: Callable[[], _T]) -> _T:
+    try:
+        return make()
+    except TemplateError as error:
+        raise SpecError(f"{error} in task {task_id}") from None
+
+
+def _ancestors(planned: list[PlannedTask]) -> dict[str, set[str]]:
+    """In the stages form, what finishes before each task starts (declaration order is
+    already a topological order there)."""
+    result: dict[str, set[str]] = {}
+    for node in planned:
+        seen: set[str] = set()
+        for dependency in node.depends_on:
+            seen |= result[dependency] | {dependency}
+        result[node.id] = seen
+    return result
 
 
 def normalise(request: WorkflowRequest) -> WorkflowRequest:

@@ -6,8 +6,13 @@ its own status entry. Finished tasks wake the scheduler through one event, and
 dependency counters with a ready queue keep a wake O(what changed), so a stage
 of a thousand tasks costs no more per task than a stage of three.
 
-Rules (design §5): a task starts when every task it depends on succeeded; a
-failed, skipped or cancelled dependency skips it. With `failFast` (default) a
+Rules (design §5, §3b): a task starts when every task it depends on succeeded
+(or was skipped by its `when`, which counts as done); a failed, cancelled or
+otherwise skipped dependency skips it. A task whose `when` is false is Skipped.
+A `forEach` task runs an instance per item (NAME[i]) and succeeds when they all
+do, its outputs the list of theirs; an `until` task runs again until its
+condition holds or `maxIterations` is reached. Parallelism bounds how many
+attempts run at once, instances included. With `failFast` (default) a
 failure stops new starts and skips what has not started. Cancellation cancels
 running attempts and marks the rest Cancelled. The run's timeout fails the
 running attempts and skips the rest. A runner given a previous status resumes:
@@ -18,16 +23,21 @@ unless its executor can re-attach to the attempt under way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
+import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+from stageflow.engine.conditions import ConditionError
 from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
 from stageflow.engine.models import Executor
 from stageflow.engine.plan import Plan, PlannedTask
 from stageflow.engine.status import RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
+from stageflow.engine.templates import Reference, Resolver, TemplateError, lookup, render
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +48,10 @@ class _Stop(enum.Enum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed out"
     SHUTDOWN = "shutdown"
+
+
+def _size(outputs: Any) -> int:
+    return 0 if outputs is None else len(json.dumps(outputs, separators=(",", ":")))
 
 
 def initial_status(plan: Plan) -> RunStatus:
@@ -80,6 +94,9 @@ class WorkflowRunner:
         self._dependants: dict[str, list[str]] = defaultdict(list)
         self._blockers: dict[str, set[str]] = {}
         self._ready: deque[str] = deque()
+        limit = self._options.parallelism
+        self._slots = asyncio.Semaphore(limit) if limit is not None else None
+        self._output_bytes = sum(_size(task.outputs) for task in self._status.tasks.values())
         self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
         self._build_graph()
 
@@ -134,9 +151,7 @@ class WorkflowRunner:
         fresh: list[str] = []
         for task_id, node in self._plan.tasks.items():
             self._blockers[task_id] = {
-                dependency
-                for dependency in node.depends_on
-                if tasks[dependency].phase is not TaskPhase.SUCCEEDED
+                dependency for dependency in node.depends_on if not self._satisfied(dependency)
             }
             phase = tasks[task_id].phase
             if phase is TaskPhase.RUNNING:
@@ -144,9 +159,14 @@ class WorkflowRunner:
             elif phase is TaskPhase.PENDING and not self._blockers[task_id]:
                 fresh.append(task_id)
         self._ready.extend(resumed + fresh)  # re-attach what was under way first
-        for task_id, status in list(tasks.items()):
-            if status.phase.finished and status.phase is not TaskPhase.SUCCEEDED:
+        for task_id in self._plan.tasks:
+            if tasks[task_id].phase.finished and not self._satisfied(task_id):
                 self._propagate(task_id)
+
+    def _satisfied(self, task_id: str) -> bool:
+        """Done, as far as the tasks that depend on it are concerned."""
+        status = self._status.tasks[task_id]
+        return status.phase is TaskPhase.SUCCEEDED or status.skipped_by_condition
 
     def _deadline(self) -> float | None:
         timeout = self._options.timeout_seconds
@@ -157,10 +177,7 @@ class WorkflowRunner:
         return asyncio.get_running_loop().time() + timeout - elapsed
 
     def _start_ready(self) -> None:
-        limit = self._options.parallelism
         while self._ready and self._stop is None and self._failed_fast is None:
-            if limit is not None and len(self._running) >= limit:
-                return
             task_id = self._ready.popleft()
             if task_id in self._running or self._status.tasks[task_id].phase.finished:
                 continue
@@ -188,13 +205,9 @@ class WorkflowRunner:
                 error = child.exception()
                 logger.error("runner bug while running %s", task_id, exc_info=error)
                 self._end(task_id, TaskPhase.FAILED, f"internal error: {error!r}")
-            phase = self._status.tasks[task_id].phase
             self._propagate(task_id)
-            if phase is TaskPhase.FAILED and self._options.fail_fast and self._failed_fast is None:
-                self._failed_fast = task_id
-                self._drain_pending(
-                    TaskPhase.SKIPPED, f"not started: task {task_id} failed and failFast is on"
-                )
+            if self._status.tasks[task_id].phase is TaskPhase.FAILED:
+                self._fail_fast(task_id)
 
     def _propagate(self, task_id: str) -> None:
         """Unblock dependants of a success; skip (transitively) dependants of anything else."""
@@ -202,12 +215,13 @@ class WorkflowRunner:
         while stack:
             upstream = stack.pop()
             phase = self._status.tasks[upstream].phase
+            satisfied = self._satisfied(upstream)
             for dependant in self._dependants.get(upstream, ()):
                 if self._status.tasks[dependant].phase.finished:
                     continue
                 blockers = self._blockers[dependant]
                 blockers.discard(upstream)
-                if phase is TaskPhase.SUCCEEDED:
+                if satisfied:
                     if not blockers and self._status.tasks[dependant].phase is TaskPhase.PENDING:
                         self._ready.append(dependant)
                 else:
@@ -215,6 +229,14 @@ class WorkflowRunner:
                         dependant, TaskPhase.SKIPPED, f"upstream task {upstream} {phase.lower()}"
                     )
                     stack.append(dependant)
+
+    def _fail_fast(self, task_id: str) -> None:
+        if self._options.fail_fast and self._failed_fast is None:
+            self._failed_fast = task_id
+            self._propagate(task_id)  # its own dependants say which upstream failed
+            self._drain_pending(
+                TaskPhase.SKIPPED, f"not started: task {task_id} failed and failFast is on"
+            )
 
     def _drain_pending(self, phase: TaskPhase, message: str) -> None:
         self._ready.clear()
@@ -262,51 +284,187 @@ class WorkflowRunner:
         if executor is None:
             self._end(node.id, TaskPhase.FAILED, f"no {node.executor.value!r} executor here")
             return
+        if node.when is not None and status.when_result is None:
+            try:
+                status.when_result = node.when.evaluate(self._resolver(node))
+            except ConditionError as error:
+                self._end(node.id, TaskPhase.FAILED, f"when: {error}")
+                return
+            if not status.when_result:
+                self._end(
+                    node.id, TaskPhase.SKIPPED, f"when condition is false: {node.when.source}"
+                )
+                return
+        if node.spec.for_each is not None:
+            await self._fan_out(node, executor)
+            return
+        async with self._slot():
+            if status.phase.finished:  # skipped or cancelled while it waited for a slot
+                return
+            await self._run_attempts(node, node.id, executor)
+            if status.phase is TaskPhase.FAILED:
+                self._fail_fast(node.id)  # before the slot passes to a task that must not start
+
+    async def _fan_out(self, node: PlannedTask, executor: TaskExecutor) -> None:
+        """One instance per item, NAME[i], in parallel under the run's parallelism."""
+        status = self._status.tasks[node.id]
+        status.phase, status.executor = TaskPhase.RUNNING, executor.name
+        status.started_at = status.started_at or utcnow()
+        self._touch(node.id)
+        try:
+            items = self._items(node)
+        except TemplateError as error:
+            self._end(node.id, TaskPhase.FAILED, f"forEach: {error}")
+            return
+        ids = [f"{node.id}[{index}]" for index in range(len(items))]
+        for instance in ids:
+            if instance not in self._status.tasks:
+                self._status.tasks[instance] = TaskStatus(executor=node.executor.value)
+                self._touch(instance)
+        await asyncio.gather(
+            *(
+                self._run_instance(node, instance, item, executor)
+                for instance, item in zip(ids, items, strict=True)
+            )
+        )
+        instances = [self._status.tasks[instance] for instance in ids]
+        failed = sum(1 for instance in instances if instance.phase is TaskPhase.FAILED)
+        if failed:
+            self._end(node.id, TaskPhase.FAILED, f"{failed} of {len(ids)} instances failed")
+        elif any(instance.phase is not TaskPhase.SUCCEEDED for instance in instances):
+            phase = TaskPhase.CANCELLED if self._stop is _Stop.CANCELLED else TaskPhase.SKIPPED
+            self._end(node.id, phase, "not every instance ran")
+        else:
+            self._end(
+                node.id, TaskPhase.SUCCEEDED, None, [instance.outputs for instance in instances]
+            )
+
+    def _items(self, node: PlannedTask) -> list[Any]:
+        if node.for_each is None:
+            items = list(node.spec.for_each or [])
+        else:
+            items = self._resolver(node)(node.for_each)
+            if not isinstance(items, list):
+                raise TemplateError(f"{node.for_each} is {type(items).__name__}, not a list")
+        if len(items) > self._plan.max_items:
+            raise TemplateError(f"{len(items)} items (at most {self._plan.max_items})")
+        return items
+
+    async def _run_instance(
+        self, node: PlannedTask, instance: str, item: Any, executor: TaskExecutor
+    ) -> None:
+        status = self._status.tasks[instance]
+        if status.phase.finished:
+            return  # resumed: it already ran
+        async with self._slot():
+            if status.phase.finished or self._stop is not None:
+                return
+            if self._failed_fast is not None:
+                self._end(
+                    instance, TaskPhase.SKIPPED, f"not started: task {self._failed_fast} failed"
+                )
+                return
+            await self._run_attempts(node, instance, executor, item=item)
+            if status.phase is TaskPhase.FAILED:
+                self._fail_fast(instance)
+
+    async def _run_attempts(
+        self, node: PlannedTask, task_id: str, executor: TaskExecutor, *, item: Any = None
+    ) -> None:
+        """Attempts (retries with backoff) of one task or instance, iterated if it has `until`."""
+        status = self._status.tasks[task_id]
         resumed = status.phase is TaskPhase.RUNNING
         reattach = resumed and executor.can_resume(node, status)
         number = status.attempts if reattach else status.attempts + 1
-        failed_before = max(0, status.attempts - 1) if resumed else status.attempts
-        last = number + max(0, node.spec.retries - failed_before)
+        tries = node.spec.retries + 1 - (max(0, status.attempts - 1) if resumed else 0)
+        iteration = status.iterations or 0
         status.phase, status.executor, status.message = TaskPhase.RUNNING, executor.name, None
         status.started_at = status.started_at or utcnow()
-        while True:
+        try:
+            while True:  # iterations (one, unless the task has `until`)
+                resolve = self._resolver(node, item=item, iteration=iteration)
+                try:
+                    params = render(node.spec.params, resolve)
+                except TemplateError as error:
+                    self._end(task_id, TaskPhase.FAILED, f"params: {error}")
+                    return
+                result, number = await self._attempts(
+                    node, task_id, executor, params, number, max(1, tries), reattach
+                )
+                reattach, tries = False, node.spec.retries + 1
+                if not result.ok:
+                    self._end(task_id, TaskPhase.FAILED, result.message)
+                    return
+                if not self._within_budget(task_id, result.outputs):
+                    return
+                if node.until is None:
+                    self._end(task_id, TaskPhase.SUCCEEDED, result.message, result.outputs)
+                    return
+                iteration += 1
+                status.iterations, status.outputs = iteration, result.outputs
+                self._touch(task_id)
+                try:
+                    done = node.until.evaluate(
+                        self._resolver(node, outputs=result.outputs, iteration=iteration - 1)
+                    )
+                except ConditionError as error:
+                    self._end(task_id, TaskPhase.FAILED, f"until: {error}")
+                    return
+                if done:
+                    self._end(task_id, TaskPhase.SUCCEEDED, None, result.outputs)
+                    return
+                if iteration >= node.spec.iteration_limit:
+                    self._end(
+                        task_id,
+                        TaskPhase.FAILED,
+                        f"until condition still false after {iteration} iterations",
+                    )
+                    return
+                number += 1
+        except asyncio.CancelledError:
+            if self._stop is _Stop.SHUTDOWN or self._stop is None:
+                raise
+            if self._stop is _Stop.CANCELLED:
+                self._end(task_id, TaskPhase.CANCELLED, self._stop_message)
+            else:
+                self._end(task_id, TaskPhase.FAILED, f"stopped: {self._stop_message}")
+
+    async def _attempts(
+        self,
+        node: PlannedTask,
+        task_id: str,
+        executor: TaskExecutor,
+        params: dict[str, Any],
+        number: int,
+        tries: int,
+        reattach: bool,
+    ) -> tuple[TaskResult, int]:
+        """Up to `tries` attempts from attempt `number`; the last result and its number."""
+        status = self._status.tasks[task_id]
+        for left in range(tries - 1, -1, -1):
             status.attempts = number
-            self._touch(node.id)
+            self._touch(task_id)
             attempt = Attempt(
                 task=node,
+                task_id=task_id,
                 number=number,
                 status=status,
+                params=params,
                 resumed=reattach,
-                changed=lambda: self._touch(node.id),
+                changed=lambda: self._touch(task_id),
                 detach=lambda: self._stop is _Stop.SHUTDOWN,
             )
-            try:
-                result = await self._attempt(executor, attempt)
-                if result.log is not None:
-                    await self._sink.record_log(node.id, f"--- attempt {number} ---\n{result.log}")
-                if result.ok:
-                    self._end(node.id, TaskPhase.SUCCEEDED, result.message, result.outputs)
-                    return
-                if number >= last or self._stop is not None:
-                    self._end(node.id, TaskPhase.FAILED, result.message)
-                    return
-                delay = min(
-                    node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS
-                )
-                status.message = (
-                    f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
-                )
-                self._touch(node.id)
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                if self._stop is _Stop.SHUTDOWN or self._stop is None:
-                    raise
-                if self._stop is _Stop.CANCELLED:
-                    self._end(node.id, TaskPhase.CANCELLED, self._stop_message)
-                else:
-                    self._end(node.id, TaskPhase.FAILED, f"stopped: {self._stop_message}")
-                return
+            result = await self._attempt(executor, attempt)
+            if result.log is not None:
+                await self._sink.record_log(task_id, f"--- attempt {number} ---\n{result.log}")
+            if result.ok or left == 0 or self._stop is not None:
+                return result, number
+            delay = min(node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS)
+            status.message = f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
+            self._touch(task_id)
+            await asyncio.sleep(delay)
             number, reattach = number + 1, False
+        raise AssertionError("unreachable: tries >= 1")
 
     @staticmethod
     async def _attempt(executor: TaskExecutor, attempt: Attempt) -> TaskResult:
@@ -317,6 +475,48 @@ class WorkflowRunner:
         except TimeoutError:
             return TaskResult(ok=False, message=f"timed out after {timeout:g}s")
 
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if self._slots is None:
+            yield
+            return
+        async with self._slots:
+            yield
+
+    def _within_budget(self, task_id: str, outputs: Any) -> bool:
+        """Outputs live in the run's status (a WorkflowRun: etcd), so a run's are bounded."""
+        size = _size(outputs)
+        if self._output_bytes + size > self._plan.max_output_bytes:
+            limit = self._plan.max_output_bytes // 1024
+            self._end(task_id, TaskPhase.FAILED, f"the run's outputs would exceed {limit} KiB")
+            return False
+        self._output_bytes += size
+        return True
+
+    def _resolver(
+        self,
+        node: PlannedTask,
+        *,
+        item: Any = None,
+        iteration: int | None = None,
+        outputs: Any = None,
+    ) -> Resolver:
+        def resolve(ref: Reference) -> Any:
+            if ref.kind == "task" and ref.task is not None:
+                upstream = self._status.tasks[ref.task]
+                if upstream.skipped_by_condition:
+                    return None  # a task its `when` skipped has no outputs
+                return lookup(upstream.outputs, ref.path, what=f"tasks.{ref.task}.outputs")
+            if ref.kind == "param":
+                return lookup(self._plan.spec.params, ref.path, what="params")
+            if ref.kind == "item":
+                return lookup(item, ref.path, what="item")
+            if ref.kind == "iteration":
+                return iteration
+            return lookup(outputs, ref.path, what="outputs")
+
+        return resolve
+
     # -- status -----------------------------------------------------------------------
 
     def _end(
@@ -324,9 +524,9 @@ class WorkflowRunner:
         task_id: str,
         phase: TaskPhase,
         message: str | None,
-        outputs: dict[str, object] | None = None,
+        outputs: Any = None,
     ) -> None:
-        status = self._status.tasks[task_id]
+        status = self._status.tasks.setdefault(task_id, TaskStatus())
         if not status.phase.finished:
             self._done += 1
         status.phase, status.message = phase, message

@@ -68,7 +68,14 @@ class TaskStatus(StatusModel):
     message: str | None = None
     executor: str | None = None
     job_name: str | None = None
-    outputs: dict[str, Any] | None = None
+    outputs: Any = None
+    iterations: int | None = None
+    when_result: bool | None = None
+
+    @property
+    def skipped_by_condition(self) -> bool:
+        """Skipped because its `when` was false: done, for the tasks that depend on it."""
+        return self.phase is TaskPhase.SKIPPED and self.when_result is False
 
 
 class RunStatus(StatusModel):

@@ -75,7 +75,7 @@ class JobExecutor:
 
     async def execute(self, attempt: Attempt) -> TaskResult:
         namespace = self._owner.namespace
-        name = job_name(self._owner.name, attempt.task.id, attempt.number)
+        name = job_name(self._owner.name, attempt.task_id, attempt.number)
         attempt.status.job_name = name
         attempt.changed()
         with self._watcher.watching(namespace, name) as watch:
@@ -92,8 +92,8 @@ class JobExecutor:
         if job is None:
             body = manifest(
                 owner=self._owner,
-                task_id=attempt.task.id,
-                spec=attempt.task.spec,
+                task_id=attempt.task_id,
+                spec=attempt.task.spec.model_copy(update={"params": attempt.params}),
                 attempt=attempt.number,
                 settings=self._settings,
             )

@@ -217,6 +217,6 @@ def test_helm_test_hook_submits_the_seed(render: Render) -> None:
 def test_notes_say_how_to_submit_the_first_run() -> None:
     """helm renders NOTES only on install (checked for real in tests/e2e/test_helm.py)."""
     notes = (CHART / "templates" / "NOTES.txt").read_text()
-    assert "port-forward svc/{{ include \"stageflow.fullname\" . }}-api 8080:" in notes
+    assert 'port-forward svc/{{ include "stageflow.fullname" . }}-api 8080:' in notes
     assert "curl -s -X POST localhost:8080/workflow" in notes
     assert "helm test {{ .Release.Name }}" in notes

@@ -169,6 +169,15 @@ class KubeClient:
         )
         return [self._plain(job) for job in listing.items]
 
+    async def job_pod(self, namespace: str, job: str) -> dict[str, Any] | None:
+        """The newest pod of a Job, as a plain dict; None when it has none."""
+        pods = await self._call(
+            self._core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
+        )
+        if not pods.items:
+            return None
+        return self._plain(max(pods.items, key=lambda pod: pod.metadata.creation_timestamp))
+
     async def job_log(self, namespace: str, job: str, *, limit_bytes: int) -> str | None:
         """The log of the newest pod of a Job; None while there is none, or it has not started
         (an unscheduled pod's log reads as empty, not as an error)."""

@@ -8,6 +8,9 @@ Pure functions: the operator's Job executor decides when; this module decides wh
   `activeDeadlineSeconds` from the task's timeout, `ttlSecondsAfterFinished`.
 - Pods meet the restricted Pod Security Standard: non-root, no privilege escalation,
   every capability dropped, the runtime's default seccomp profile.
+- Outputs come back in the container's termination message: `stageflow task run`
+  writes them to /dev/termination-log (Kubernetes keeps 4 KiB of it in the pod's
+  status), and the operator reads them from there (`outputs_of`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from stageflow.engine import TaskResult, TaskSpec
 from stageflow.kube.resource import API_VERSION, KIND, LABEL_PREFIX, RUN_LABEL, TASK_LABEL
 
 ATTEMPT_LABEL = f"{LABEL_PREFIX}attempt"
+TERMINATION_LOG = "/dev/termination-log"
+OUTPUTS_ENV = "STAGEFLOW_OUTPUTS_FILE"
 TASK_ID_ANNOTATION = f"{LABEL_PREFIX}task-id"
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -80,10 +85,15 @@ def manifest(
         "app.kubernetes.io/managed-by": "stageflow",
     }
     command, args = task_command(spec)
+    env = dict(spec.env or {})
+    if spec.image is None:
+        env[OUTPUTS_ENV] = TERMINATION_LOG  # `stageflow task run` writes its outputs there
     container: dict[str, Any] = {
         "name": "task",
         "image": spec.image or settings.image,
         "imagePullPolicy": settings.pull_policy,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -95,10 +105,8 @@ def manifest(
         container["command"] = command
     if args is not None:
         container["args"] = args
-    if spec.env:
-        container["env"] = [
-            {"name": key, "value": value} for key, value in sorted(spec.env.items())
-        ]
+    if env:
+        container["env"] = [{"name": key, "value": value} for key, value in sorted(env.items())]
     if spec.resources:
         container["resources"] = spec.resources
     pod_spec: dict[str, Any] = {
@@ -141,6 +149,21 @@ def manifest(
         },
         "spec": job_spec,
     }
+
+
+def outputs_of(pod: dict[str, Any]) -> Any:
+    """A finished task pod's outputs: its container's termination message, if it is JSON."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container.get("name") != "task":
+            continue
+        message = ((container.get("state") or {}).get("terminated") or {}).get("message")
+        if not message:
+            return None
+        try:
+            return json.loads(message)
+        except ValueError:
+            return None  # a container of the user's own that wrote plain text there
+    return None
 
 
 def outcome(job: dict[str, Any]) -> TaskResult | None:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stageflow.engine import Attempt, PlannedTask, TaskResult, TaskStatus
+from stageflow.engine.inprocess import interpret
 from stageflow.kube import KubeClient, KubeConflictError
-from stageflow.kube.jobs import JobSettings, Owner, job_name, manifest, outcome
+from stageflow.kube.jobs import JobSettings, Owner, job_name, manifest, outcome, outputs_of
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,15 @@ class JobExecutor:
                     await asyncio.shield(self._kube.delete_job(namespace, name))
                 raise
 
+    async def _with_outputs(self, result: TaskResult, name: str) -> TaskResult:
+        pod = await self._kube.job_pod(self._owner.namespace, name)
+        outputs = outputs_of(pod) if pod is not None else None
+        if outputs is None:
+            return result
+        if not isinstance(outputs, dict):
+            return TaskResult(ok=False, message="the Job's outputs are not a JSON object")
+        return interpret(outputs)  # the same JSON and size checks as in-process outputs
+
     async def _run(self, attempt: Attempt, name: str, watch: _Watch) -> TaskResult:
         namespace = self._owner.namespace
         job = await self._kube.get_job(namespace, name) if attempt.resumed else None
@@ -107,7 +117,7 @@ class JobExecutor:
                 return TaskResult(ok=False, message=f"Job {name} was deleted before it finished")
             result = outcome(job)
             if result is not None:
-                return result
+                return await self._with_outputs(result, name) if result.ok else result
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RESYNC_SECONDS):
                     await watch.changed.wait()

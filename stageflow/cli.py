@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_JOB_OUTPUT_BYTES = 4096  # Kubernetes keeps at most 4 KiB of a termination message
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +105,26 @@ def _run_task(name: str, params_json: str) -> int:
         print(result.message, file=sys.stderr)
         return EXIT_FAILED
     if result.outputs is not None:
-        print(json.dumps(result.outputs))
+        return _write_outputs(result.outputs)
+    return EXIT_OK
+
+
+def _write_outputs(outputs: object) -> int:
+    """Print the outputs; in a Job, also write them where the operator reads them back
+    (STAGEFLOW_OUTPUTS_FILE: the container's termination message, at most 4 KiB)."""
+    text = json.dumps(outputs, separators=(",", ":"))
+    print(text)
+    target = os.environ.get("STAGEFLOW_OUTPUTS_FILE")
+    if target:
+        if len(text.encode()) > MAX_JOB_OUTPUT_BYTES:
+            print(
+                f"outputs are {len(text.encode())} bytes; a Job task's are at most "
+                f"{MAX_JOB_OUTPUT_BYTES} (they travel in its termination message)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        with open(target, "w", encoding="utf-8") as file:
+            file.write(text)
     return EXIT_OK
 
 

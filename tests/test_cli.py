@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,28 @@ def test_stdlib_operator_is_not_shadowed_from_the_repo_root() -> None:
     )
     assert "site-packages" not in done.stdout
     assert "/lib/python3" in done.stdout
+
+
+def test_outputs_go_to_the_file_a_job_reads_back(tmp_path: Path) -> None:
+    target = tmp_path / "termination-log"
+    done = stageflow(
+        "task",
+        "run",
+        "echo",
+        "--params",
+        '{"rows": 3}',
+        env={"STAGEFLOW_OUTPUTS_FILE": str(target)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(target.read_text()) == {"rows": 3}
+
+
+def test_outputs_too_large_for_a_termination_message_fail(tmp_path: Path) -> None:
+    target = tmp_path / "termination-log"
+    params = json.dumps({"blob": "x" * 5000})
+    done = stageflow(
+        "task", "run", "echo", "--params", params, env={"STAGEFLOW_OUTPUTS_FILE": str(target)}
+    )
+    assert done.returncode == 1
+    assert "a Job task's are at most 4096" in done.stderr
+    assert not target.exists()

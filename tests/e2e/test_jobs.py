@@ -161,3 +161,69 @@ def test_a_job_task_without_a_started_pod_has_no_logs_yet(
         api.get(f"/workflow/{run_id}/tasks/task_a/logs").text
         == "--- attempt 1 ---\ntask_a running\n"
     )
+
+
+def test_a_job_task_returns_outputs_through_its_termination_message(
+    api: httpx.Client, k8s_namespace: str
+) -> None:
+    body = {
+        "dag": [
+            {"name": "count", "task": "echo", "executor": "job", "params": {"rows": 0}},
+            {
+                "name": "report",
+                "task": "echo",
+                "params": {"rows": "{{ tasks.count.outputs.rows }}"},
+            },
+        ]
+    }
+    run_id = submit(api, body)
+    name = job_name(run_id, "count", 1)
+    wait_until(lambda: jobs_of(k8s_namespace, run_id) == [name])
+    pods: list[dict[str, Any]] = []
+
+    def pod_exists() -> bool:
+        pods[:] = json.loads(
+            kubectl("get", "pods", "-n", k8s_namespace, "-l", f"job-name={name}", "-o", "json")
+        )["items"]
+        return bool(pods)
+
+    wait_until(pod_exists)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # What the kubelet writes when the task's container exits 0 having written its outputs.
+    status = {
+        "phase": "Succeeded",
+        "containerStatuses": [
+            {
+                "name": "task",
+                "image": "stageflow:0.1.0",
+                "imageID": "docker-pullable://stageflow@sha256:0",
+                "ready": False,
+                "restartCount": 0,
+                "state": {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "message": '{"rows": 42}',
+                        "startedAt": now,
+                        "finishedAt": now,
+                    }
+                },
+            }
+        ],
+    }
+    kubectl(
+        "patch",
+        "pod",
+        pods[0]["metadata"]["name"],
+        "-n",
+        k8s_namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    finish(k8s_namespace, name, ok=True)
+    run = wait_for_run(api, run_id, timeout=60)
+    assert run["status"]["phase"] == "Succeeded"
+    assert run["status"]["tasks"]["count"]["outputs"] == {"rows": 42}
+    assert run["status"]["tasks"]["report"]["outputs"] == {"rows": 42}

@@ -7,7 +7,15 @@ import re
 import pytest
 
 from stageflow.engine import TaskSpec
-from stageflow.kube.jobs import JobSettings, Owner, job_name, label_value, manifest, outcome
+from stageflow.kube.jobs import (
+    JobSettings,
+    Owner,
+    job_name,
+    label_value,
+    manifest,
+    outcome,
+    outputs_of,
+)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RUN = "0f6c7a1e-4a8b-4c55-9a8e-3a1c2b3d4e5f"
@@ -158,3 +166,41 @@ def test_outcome_from_conditions(
         assert result is not None
         assert result.ok is ok
         assert result.message == message
+
+
+def test_registered_tasks_write_outputs_to_the_termination_message() -> None:
+    spec = TaskSpec(name="t", task="echo", env={"A": "1"})
+    container = manifest(owner=OWNER, task_id="t", spec=spec, attempt=1, settings=SETTINGS)["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "File"
+    assert {"name": "STAGEFLOW_OUTPUTS_FILE", "value": "/dev/termination-log"} in container["env"]
+    assert {"name": "A", "value": "1"} in container["env"]
+    own = manifest(
+        owner=OWNER,
+        task_id="t",
+        spec=TaskSpec(name="t", image="busybox"),
+        attempt=1,
+        settings=SETTINGS,
+    )
+    assert "env" not in own["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    ("message", "outputs"),
+    [('{"rows": 3}', {"rows": 3}), ("not json", None), ("", None), (None, None)],
+)
+def test_outputs_are_read_from_the_terminated_task_container(
+    message: str | None, outputs: object
+) -> None:
+    terminated = {"exitCode": 0} | ({"message": message} if message is not None else {})
+    pod = {
+        "status": {
+            "containerStatuses": [
+                {"name": "sidecar", "state": {"terminated": {"message": '{"no": 1}'}}},
+                {"name": "task", "state": {"terminated": terminated}},
+            ]
+        }
+    }
+    assert outputs_of(pod) == outputs

@@ -112,6 +112,30 @@ class Cluster:
             for request in self.mock[kmock.resource(JOBS), kmock.method.POST]
         ]
 
+    async def add_task_pod(self, job: str, *, termination_message: str) -> None:
+        """The pod the job controller would make, as the kubelet leaves it when it ends."""
+        terminated = {"exitCode": 0, "message": termination_message}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{job}-x1", "namespace": NAMESPACE, "labels": {"job-name": job}},
+            "status": {
+                "phase": "Succeeded",
+                "containerStatuses": [
+                    {
+                        "name": "task",
+                        "image": "stageflow:0.1.0",
+                        "imageID": "docker-pullable://stageflow@sha256:0",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"terminated": terminated},
+                    }
+                ],
+            },
+        }
+        response = await self.mock.post(f"/api/v1/namespaces/{NAMESPACE}/pods", json=pod)
+        assert response.status == 200, await response.text()
+
     async def finish_job(
         self, name: str, *, ok: bool, reason: str = "BackoffLimitExceeded"
     ) -> None:
@@ -149,6 +173,9 @@ async def cluster(kmock: Any) -> AsyncIterator[Cluster]:
         namespaced=True,
         subresources={"status"},
         verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
+    )
+    kmock.resources["v1/pods"] = kmock.ResourceInfo(
+        kind="Pod", singular="pod", namespaced=True, verbs={"list", "get", "create"}
     )
     kmock.resources[JOBS] = kmock.ResourceInfo(
         kind="Job",

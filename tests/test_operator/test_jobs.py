@@ -149,3 +149,29 @@ async def test_a_job_deleted_by_someone_else_fails_its_task(
     await cluster.kube.delete_job(NAMESPACE, name)
     obj = await cluster.wait_for_phase(run, "Failed")
     assert task(obj, "pod")["message"] == f"Job {name} was deleted before it finished"
+
+
+async def test_a_job_task_s_outputs_reach_the_next_task(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    spec = {
+        "dag": [
+            {"name": "count", "task": "echo", "executor": "job", "params": {"rows": 0}},
+            {
+                "name": "report",
+                "task": "echo",
+                "params": {"rows": "{{ tasks.count.outputs.rows }}"},
+            },
+        ]
+    }
+    run = await cluster.create(spec)
+    name = job_name(run, "count", 1)
+    job = await job_appears(cluster, name)
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == ["stageflow", "task", "run", "echo", "--params", '{"rows":0}']
+    await cluster.add_task_pod(name, termination_message='{"rows": 42}')
+    await cluster.finish_job(name, ok=True)
+    obj = await cluster.wait_for_phase(run, "Succeeded")
+    assert task(obj, "count")["outputs"] == {"rows": 42}
+    assert task(obj, "report")["outputs"] == {"rows": 42}

@@ -380,3 +380,52 @@ def test_a_task_that_has_not_run_has_no_logs_yet(client: TestClient) -> None:
         "detail": "Workflow not found"
     }
     client.post(f"/workflow/{run_id}/cancel")
+
+
+def test_data_flows_between_tasks(client: TestClient) -> None:
+    body = {
+        "params": {"threshold": 2},
+        "dag": [
+            {"name": "list", "task": "echo", "params": {"ns": [1, 2, 3]}},
+            {"name": "each", "task": "echo", "forEach": "{{ tasks.list.outputs.ns }}", "params": {"n": "{{ item }}"}},
+            {"name": "gate", "task": "echo", "params": {"x": 1}, "when": "{{ params.threshold }} > 5"},
+            {
+                "name": "loop",
+                "task": "echo",
+                "params": {"i": "{{ iteration }}"},
+                "until": "{{ outputs.i }} >= {{ params.threshold }}",
+                "maxIterations": 5,
+            },
+            {
+                "name": "final",
+                "task": "echo",
+                "params": {"all": "{{ tasks.each.outputs }}", "i": "{{ tasks.loop.outputs.i }}"},
+                "dependsOn": ["gate"],
+            },
+        ],
+    }
+    run = wait_for_run(client, submit(client, body))
+    assert run["status"]["phase"] == "Succeeded"
+    assert client.get(f"/workflow/{run['run_id']}/status").json() == {
+        "list": "Succeeded",
+        "each": "Succeeded",
+        "gate": "Skipped",
+        "loop": "Succeeded",
+        "final": "Succeeded",
+        "each[0]": "Succeeded",
+        "each[1]": "Succeeded",
+        "each[2]": "Succeeded",
+    }
+    tasks = run["status"]["tasks"]
+    assert tasks["final"]["outputs"] == {"all": [{"n": 1}, {"n": 2}, {"n": 3}], "i": 2}
+    assert tasks["each"]["outputs"] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert tasks["loop"]["iterations"] == 3
+    assert tasks["gate"]["whenResult"] is False
+    assert run["spec"]["params"] == {"threshold": 2}
+
+
+def test_bad_references_are_400(client: TestClient) -> None:
+    body = {"dag": [{"name": "c", "task": "echo", "params": {"x": "{{ tasks.ghost.outputs.k }}"}}]}
+    response = client.post("/workflow", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Unknown reference: {{ tasks.ghost.outputs.k }} in task c"}

@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p stageflow
-	$(BIN)/mypy tests bench
+	$(BIN)/mypy tests bench examples
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from stageflow.engine.plan import DEFAULT_MAX_TASKS
+from stageflow.engine.plan import DEFAULT_MAX_ITEMS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_TASKS
 
 
 class EngineSettings(BaseSettings):
@@ -18,10 +18,24 @@ class EngineSettings(BaseSettings):
         description="Comma-separated modules to import for their @task functions.",
     )
     max_tasks: int = Field(default=DEFAULT_MAX_TASKS, ge=1, description="Tasks one run may hold.")
+    max_foreach_items: int = Field(
+        default=DEFAULT_MAX_ITEMS, ge=1, description="Items one forEach may fan out to."
+    )
+    max_run_output_bytes: int = Field(
+        default=DEFAULT_MAX_OUTPUT_BYTES, ge=1024, description="All outputs of one run."
+    )
     max_threads: int = Field(default=64, ge=1, description="Threads for sync in-process tasks.")
     status_flush_seconds: float = Field(
         default=0.05, ge=0, description="How long status writes are coalesced."
     )
+
+    def limits(self) -> dict[str, int]:
+        """The keyword arguments of compile_workflow that bound a run."""
+        return {
+            "max_tasks": self.max_tasks,
+            "max_items": self.max_foreach_items,
+            "max_output_bytes": self.max_run_output_bytes,
+        }
 
     @field_validator("task_modules", mode="before")
     @classmethod

@@ -12,6 +12,8 @@ import functools
 import importlib
 import inspect
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -74,6 +76,11 @@ class TaskRegistry:
         """Import the entry-point group and the given modules; their `@task`s register."""
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             self._import_once(entry_point.value, entry_point.load)
+        modules = list(modules)
+        if modules and os.getcwd() not in sys.path:
+            # Like uvicorn's app dir: modules beside where stageflow was started are found.
+            # Appended, so nothing there can shadow the standard library.
+            sys.path.append(os.getcwd())
         for module in modules:
             self._import_once(module, functools.partial(importlib.import_module, module))
 

@@ -61,9 +61,7 @@ async def run_workflow(
     record = record_from_object(plain(body))
     if not record.status.phase.finished:
         try:
-            plan = compile_workflow(
-                record.spec, registry=ctx.tasks, max_tasks=ctx.settings.max_tasks
-            )
+            plan = compile_workflow(record.spec, registry=ctx.tasks, **ctx.settings.limits())
         except SpecError as error:
             await _reject(ctx, namespace, name, record.status, f"Invalid workflow: {error}")
             return

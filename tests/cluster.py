@@ -25,6 +25,7 @@ import pytest
 from tests.redis_server import RedisServer, free_port, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_TASKS = "examples.data_quality.tasks"  # the e2e tier runs the example pipeline
 NO_CLUSTER = (
     "no Kubernetes cluster: run ../shared/k8s/install.sh && ../shared/k8s/up.sh, "
     "then `. /tmp/stageflow-k8s/env` (sets KUBECONFIG)"
@@ -115,6 +116,7 @@ class Cluster:
             "STAGEFLOW_NAMESPACE": namespace,
             "STAGEFLOW_REDIS_URL": self.redis.url,
             "STAGEFLOW_LOG_LEVEL": "warning",
+            "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "stageflow.cli", "api", "--port", str(port)], env=env, cwd=ROOT
@@ -153,6 +155,7 @@ def e2e_cluster() -> Iterator[Cluster]:
         "KUBECONFIG": kubeconfig,
         "STAGEFLOW_REDIS_URL": redis.url,
         "STAGEFLOW_MIRROR_RESYNC_SECONDS": "0.5",
+        "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
     }
     env.pop("STAGEFLOW_NAMESPACE", None)
     operator = OperatorProcess(env=env, log_path=workdir / "operator.log")

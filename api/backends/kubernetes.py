@@ -64,9 +64,7 @@ class KubernetesBackend:
             await self._store.close()
 
     async def submit(self, request: WorkflowRequest) -> RunRecord:
-        plan = compile_workflow(
-            request, registry=self._registry, max_tasks=self._settings.max_tasks
-        )
+        plan = compile_workflow(request, registry=self._registry, **self._settings.limits())
         record = RunRecord.new(plan)
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)

@@ -82,9 +82,7 @@ class LocalBackend:
         await self._store.close()
 
     async def submit(self, request: WorkflowRequest) -> RunRecord:
-        plan = compile_workflow(
-            request, registry=self._registry, max_tasks=self._settings.max_tasks
-        )
+        plan = compile_workflow(request, registry=self._registry, **self._settings.limits())
         for node in plan.tasks.values():
             if node.executor is Executor.JOB:
                 raise InvalidRequestError(

@@ -387,8 +387,18 @@ def test_data_flows_between_tasks(client: TestClient) -> None:
         "params": {"threshold": 2},
         "dag": [
             {"name": "list", "task": "echo", "params": {"ns": [1, 2, 3]}},
-            {"name": "each", "task": "echo", "forEach": "{{ tasks.list.outputs.ns }}", "params": {"n": "{{ item }}"}},
-            {"name": "gate", "task": "echo", "params": {"x": 1}, "when": "{{ params.threshold }} > 5"},
+            {
+                "name": "each",
+                "task": "echo",
+                "forEach": "{{ tasks.list.outputs.ns }}",
+                "params": {"n": "{{ item }}"},
+            },
+            {
+                "name": "gate",
+                "task": "echo",
+                "params": {"x": 1},
+                "when": "{{ params.threshold }} > 5",
+            },
             {
                 "name": "loop",
                 "task": "echo",

@@ -82,7 +82,6 @@ def compile_workflow(
 ) -> Plan:
     """Normalise and validate `request`; raise `SpecError` naming the first problem."""
     spec = normalise(request)
-    staged = spec.workflow is not None
     planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
     if len(planned) > max_tasks:
         raise SpecError(f"Too many tasks: {len(planned)} (at most {max_tasks} per run)")
@@ -93,25 +92,19 @@ def compile_workflow(
         for dependency in node.depends_on:
             if dependency not in tasks:
                 raise SpecError(f"Unknown dependency: {node.id} depends on {dependency}")
-    ancestors = _ancestors(planned) if staged else {}
-    linked = [_link(node, tasks, ancestors, spec, max_items, staged=staged) for node in planned]
+    positions = _positions(spec.workflow) if spec.workflow is not None else None
+    linked = [_link(node, tasks, positions, spec, max_items) for node in planned]
     _check_acyclic(linked)
-    default = spec.executor
-    resolved = {
-        node.id: dataclasses.replace(node, executor=_executor_of(node.spec, default))
-        for node in linked
-    }
+    resolved = {node.id: node for node in linked}
     return Plan(spec=spec, tasks=resolved, max_items=max_items, max_output_bytes=max_output_bytes)
 
 
 def _link(
     node: PlannedTask,
     tasks: dict[str, PlannedTask],
-    ancestors: dict[str, set[str]],
+    positions: dict[str, _Position] | None,
     spec: WorkflowRequest,
     max_items: int,
-    *,
-    staged: bool,
 ) -> PlannedTask:
     """Check a task's references and conditions; in the DAG form, add what they depend on."""
     task = node.spec
@@ -137,7 +130,7 @@ def _link(
             raise SpecError(f"Unknown reference: {ref} in task {node.id}")
         if ref.task == node.id:
             raise SpecError(f"Task {node.id} refers to its own outputs: {ref}")
-        if staged and ref.task not in ancestors[node.id]:
+        if positions is not None and not positions[ref.task].before(positions[node.id]):
             raise SpecError(
                 f"Task {node.id} refers to {ref}, which does not finish before {node.id} "
                 "starts (refer to an earlier stage)"
@@ -145,7 +138,12 @@ def _link(
         upstream.append(ref.task)
     depends_on = tuple(dict.fromkeys((*node.depends_on, *upstream)))
     return dataclasses.replace(
-        node, depends_on=depends_on, when=when, until=until, for_each=for_each
+        node,
+        depends_on=depends_on,
+        executor=_executor_of(task, spec.executor),
+        when=when,
+        until=until,
+        for_each=for_each,
     )
 
 
@@ -189,16 +187,28 @@ def _safe(task_id: str, make: Callable[[], _T]) -> _T:
         raise SpecError(f"{error} in task {task_id}") from None
 
 
-def _ancestors(planned: list[PlannedTask]) -> dict[str, set[str]]:
-    """In the stages form, what finishes before each task starts (declaration order is
-    already a topological order there)."""
-    result: dict[str, set[str]] = {}
-    for node in planned:
-        seen: set[str] = set()
-        for dependency in node.depends_on:
-            seen |= result[dependency] | {dependency}
-        result[node.id] = seen
-    return result
+@dataclass(frozen=True)
+class _Position:
+    """Where a task stands in the stages form."""
+
+    stage: int
+    index: int
+    sequential: bool
+
+    def before(self, other: _Position) -> bool:
+        """Whether this task finishes before `other` starts."""
+        if self.stage != other.stage:
+            return self.stage < other.stage
+        return self.sequential and self.index < other.index
+
+
+def _positions(stages: Iterable[Stage]) -> dict[str, _Position]:
+    return {
+        entry.name: _Position(stage=number, index=index, sequential=stage.type == "sequential")
+        for number, stage in enumerate(stages)
+        for index, entry in enumerate(stage.tasks)
+        if isinstance(entry, TaskSpec) and entry.name is not None
+    }
 
 
 def normalise(request: WorkflowRequest) -> WorkflowRequest:

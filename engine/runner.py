@@ -29,7 +29,7 @@ import functools
 import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from stageflow.engine.conditions import ConditionError
@@ -48,6 +48,9 @@ class _Stop(enum.Enum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed out"
     SHUTDOWN = "shutdown"
+
+
+_NO_LIMIT = contextlib.nullcontext()
 
 
 def _size(outputs: Any) -> int:
@@ -96,7 +99,8 @@ class WorkflowRunner:
         self._ready: deque[str] = deque()
         limit = self._options.parallelism
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
-        self._output_bytes = sum(_size(task.outputs) for task in self._status.tasks.values())
+        self._output_sizes = {tid: _size(task.outputs) for tid, task in self._status.tasks.items()}
+        self._output_total = sum(self._output_sizes.values())
         self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
         self._build_graph()
 
@@ -335,9 +339,9 @@ class WorkflowRunner:
             phase = TaskPhase.CANCELLED if self._stop is _Stop.CANCELLED else TaskPhase.SKIPPED
             self._end(node.id, phase, "not every instance ran")
         else:
-            self._end(
-                node.id, TaskPhase.SUCCEEDED, None, [instance.outputs for instance in instances]
-            )
+            outputs = [instance.outputs for instance in instances]
+            if self._within_budget(node.id, outputs):
+                self._end(node.id, TaskPhase.SUCCEEDED, None, outputs)
 
     def _items(self, node: PlannedTask) -> list[Any]:
         if node.for_each is None:
@@ -475,22 +479,21 @@ class WorkflowRunner:
         except TimeoutError:
             return TaskResult(ok=False, message=f"timed out after {timeout:g}s")
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._slots is None:
-            yield
-            return
-        async with self._slots:
-            yield
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A place among the `parallelism` attempts that may run at once (none: no limit)."""
+        return self._slots if self._slots is not None else _NO_LIMIT
 
     def _within_budget(self, task_id: str, outputs: Any) -> bool:
-        """Outputs live in the run's status (a WorkflowRun: etcd), so a run's are bounded."""
+        """Outputs live in the run's status (a WorkflowRun: etcd), so a run's are bounded.
+        What counts is what is stored: a task's latest outputs (an until loop keeps only
+        its last iteration's), a forEach task's list as well as its instances'."""
         size = _size(outputs)
-        if self._output_bytes + size > self._plan.max_output_bytes:
+        total = self._output_total - self._output_sizes.get(task_id, 0) + size
+        if total > self._plan.max_output_bytes:
             limit = self._plan.max_output_bytes // 1024
             self._end(task_id, TaskPhase.FAILED, f"the run's outputs would exceed {limit} KiB")
             return False
-        self._output_bytes += size
+        self._output_sizes[task_id], self._output_total = size, total
         return True
 
     def _resolver(

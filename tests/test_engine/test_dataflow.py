@@ -508,3 +508,30 @@ async def test_resume_keeps_outputs_and_finished_instances(
     assert sorted(calls) == [2, 3]  # src and d[0] did not run again
     assert status.tasks["d[1]"].attempts == 2
     assert received == [{"all": [{"double": 2}, {"double": 4}, {"double": 6}]}]
+
+
+async def test_an_until_loop_is_charged_only_for_the_outputs_it_keeps(tasks: TaskRegistry) -> None:
+    tasks.register(lambda iteration: {"i": iteration, "pad": "x" * 3000}, "padded")
+    body = {
+        "dag": [
+            {
+                "name": "loop",
+                "task": "padded",
+                "params": {"iteration": "{{ iteration }}"},
+                "until": "{{ outputs.i }} >= 5",
+                "maxIterations": 10,
+            }
+        ]
+    }
+    plan = compile_workflow(
+        WorkflowRequest.model_validate(body), registry=tasks, max_output_bytes=4096
+    )
+    from stageflow.engine import Executor, InProcessExecutor, WorkflowRunner
+    from tests.test_engine.conftest import RecordingSink
+
+    runner = WorkflowRunner(
+        plan, executors={Executor.INPROCESS: InProcessExecutor(tasks)}, sink=RecordingSink()
+    )
+    status = await runner.run()
+    assert status.tasks["loop"].phase is TaskPhase.SUCCEEDED  # 6 x 3 KB produced, 3 KB kept
+    assert status.tasks["loop"].iterations == 6

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from stageflow.api.backends.logs import stored_log
+from stageflow.api.backends.common import stored_log, stream_run
 from stageflow.api.errors import NoLogsError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     RunPhase,
@@ -148,15 +148,8 @@ class KubernetesBackend:
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         if self._store is not None:
             try:
-                async with self._store.subscribe(run_id) as updates:
-                    record = await self.get(run_id)
-                    yield record
-                    if record.status.phase.finished:
-                        return
-                    async for event in updates:
-                        yield event
-                        if event.phase.finished:
-                            return
+                async for item in stream_run(self._store, run_id, lambda: self.get(run_id)):
+                    yield item
                 return
             except StoreUnavailableError:
                 logger.info("Redis unavailable: streaming %s by polling the WorkflowRun", run_id)

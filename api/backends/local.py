@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from stageflow.api.backends.logs import stored_log
+from stageflow.api.backends.common import stored_log, stream_run
 from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     CoalescingSink,
@@ -137,17 +137,8 @@ class LocalBackend:
         return await stored_log(self._store, record, task_id)
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
-        async with self._store.subscribe(run_id) as updates:
-            record = await self._store.get(run_id)
-            if record is None:
-                return
-            yield record
-            if record.status.phase.finished:
-                return
-            async for event in updates:
-                yield event
-                if event.phase.finished:
-                    return
+        async for item in stream_run(self._store, run_id, lambda: self._store.get(run_id)):
+            yield item
 
     async def readiness(self) -> dict[str, str]:
         await self._store.ping()

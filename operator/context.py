@@ -19,6 +19,5 @@ class OperatorContext:
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
     jobs: JobWatcher = field(default_factory=JobWatcher)
-    runners: dict[tuple[str, str], WorkflowRunner] = field(default_factory=dict)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
-    stats: dict[str, int] = field(default_factory=lambda: {"status_patches": 0})
+    runners: dict[tuple[str, str], WorkflowRunner] = field(default_factory=dict)

@@ -27,7 +27,6 @@ class StatusPatcher:
         name: str,
         *,
         generation: Callable[[], int | None],
-        stats: dict[str, int],
         logs: RunStore | None = None,
     ) -> None:
         self._logs = logs
@@ -35,7 +34,6 @@ class StatusPatcher:
         self._namespace = namespace
         self._name = name
         self._generation = generation
-        self._stats = stats
         self.patches = 0
         self._phase: RunPhase | None = None
         self._since: datetime = utcnow()
@@ -48,7 +46,6 @@ class StatusPatcher:
         )
         written = await self._kube.patch_run_status(self._namespace, self._name, patch)
         self.patches += 1
-        self._stats["status_patches"] = self._stats.get("status_patches", 0) + 1
         if written is None:
             logger.info(
                 "WorkflowRun %s/%s is gone; status not written", self._namespace, self._name

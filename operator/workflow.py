@@ -70,7 +70,6 @@ async def run_workflow(
             namespace,
             name,
             generation=lambda: body.get("metadata", {}).get("generation"),
-            stats=ctx.stats,
             logs=ctx.mirror.store if ctx.mirror is not None else None,
         )
         owner = Owner(namespace=namespace, name=name, uid=body.get("metadata", {}).get("uid", ""))

@@ -12,6 +12,7 @@ import pytest
 from stageflow.kube.jobs import job_name
 from tests.cluster import Cluster, kubectl
 from tests.e2e.test_cluster import wait_until
+from tests.kubelet import finished_pod_status
 from tests.test_api.conftest import submit, wait_for_run, wait_for_task
 
 pytestmark = pytest.mark.e2e
@@ -188,29 +189,7 @@ def test_a_job_task_returns_outputs_through_its_termination_message(
         return bool(pods)
 
     wait_until(pod_exists)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    # What the kubelet writes when the task's container exits 0 having written its outputs.
-    status = {
-        "phase": "Succeeded",
-        "containerStatuses": [
-            {
-                "name": "task",
-                "image": "stageflow:0.1.0",
-                "imageID": "docker-pullable://stageflow@sha256:0",
-                "ready": False,
-                "restartCount": 0,
-                "state": {
-                    "terminated": {
-                        "exitCode": 0,
-                        "reason": "Completed",
-                        "message": '{"rows": 42}',
-                        "startedAt": now,
-                        "finishedAt": now,
-                    }
-                },
-            }
-        ],
-    }
+    status = finished_pod_status('{"rows": 42}')  # as the kubelet would write it
     kubectl(
         "patch",
         "pod",

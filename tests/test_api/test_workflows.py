@@ -201,7 +201,8 @@ def test_list_rejects_bad_parameters(
     assert response.json()["detail"]
 
 
-def test_cancel_a_running_run(client: TestClient) -> None:
+def start_long_run(client: TestClient) -> str:
+    """A run whose first stage sleeps 30 s and whose second (task_c) waits for it."""
     body = {
         "workflow": [
             {
@@ -213,6 +214,11 @@ def test_cancel_a_running_run(client: TestClient) -> None:
     }
     run_id = submit(client, body)
     wait_for_task(client, run_id, "long", "Running")
+    return run_id
+
+
+def test_cancel_a_running_run(client: TestClient) -> None:
+    run_id = start_long_run(client)
     response = client.post(f"/workflow/{run_id}/cancel")
     assert response.status_code == 202
     assert response.json()["run_id"] == run_id
@@ -362,17 +368,7 @@ def test_task_logs_show_what_the_task_printed(client: TestClient) -> None:
 
 
 def test_a_task_that_has_not_run_has_no_logs_yet(client: TestClient) -> None:
-    body = {
-        "workflow": [
-            {
-                "type": "parallel",
-                "tasks": [{"name": "long", "task": "sleep", "params": {"seconds": 30}}],
-            },
-            {"type": "parallel", "tasks": ["task_c"]},
-        ]
-    }
-    run_id = submit(client, body)
-    wait_for_task(client, run_id, "long", "Running")
+    run_id = start_long_run(client)
     response = client.get(f"/workflow/{run_id}/tasks/task_c/logs")
     assert response.status_code == 404
     assert response.json() == {"detail": "No logs yet for task task_c"}

@@ -26,6 +26,7 @@ from kmock import KubernetesNotFoundError
 from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.main import kopf_settings, serve
+from tests.kubelet import finished_pod_status
 
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
 JOBS = "batch/v1/jobs"
@@ -114,24 +115,11 @@ class Cluster:
 
     async def add_task_pod(self, job: str, *, termination_message: str) -> None:
         """The pod the job controller would make, as the kubelet leaves it when it ends."""
-        terminated = {"exitCode": 0, "message": termination_message}
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": f"{job}-x1", "namespace": NAMESPACE, "labels": {"job-name": job}},
-            "status": {
-                "phase": "Succeeded",
-                "containerStatuses": [
-                    {
-                        "name": "task",
-                        "image": "stageflow:0.1.0",
-                        "imageID": "docker-pullable://stageflow@sha256:0",
-                        "ready": False,
-                        "restartCount": 0,
-                        "state": {"terminated": terminated},
-                    }
-                ],
-            },
+            "status": finished_pod_status(termination_message),
         }
         response = await self.mock.post(f"/api/v1/namespaces/{NAMESPACE}/pods", json=pod)
         assert response.status == 200, await response.text()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster import Cluster, kubectl
+from tests.rbac import Permission, api_needs, operator_needs
 from tests.test_chart.conftest import CHART, helm_binary
 
 pytestmark = pytest.mark.e2e
@@ -99,36 +100,23 @@ def test_install_without_the_bundled_redis(release: tuple[str, str]) -> None:
     assert ("Deployment", "sf-stageflow-operator") in created
 
 
-# (verb, resource, subresource) -> may the operator, may the API
-MATRIX = [
-    ("watch", "workflowruns.stageflow.dev", "", True, False),
-    ("patch", "workflowruns.stageflow.dev", "status", True, False),
-    ("delete", "workflowruns.stageflow.dev", "", True, True),
-    ("create", "workflowruns.stageflow.dev", "", False, True),
-    ("get", "workflowruns.stageflow.dev", "", True, True),
-    ("list", "workflowruns.stageflow.dev", "", True, True),
-    ("patch", "workflowruns.stageflow.dev", "", True, True),
-    ("create", "jobs.batch", "", True, False),
-    ("delete", "jobs.batch", "", True, False),
-    ("watch", "jobs.batch", "", True, False),
-    ("create", "events", "", True, False),
-    ("get", "pods", "log", False, True),
-    ("list", "pods", "", False, True),
-    ("get", "secrets", "", False, False),
-    ("list", "secrets", "", False, False),
-    ("create", "pods", "", False, False),
-    ("create", "deployments.apps", "", False, False),
+# What neither service account may ever do (what each must do comes from tests/rbac.py).
+FORBIDDEN = [
+    Permission("", "secrets", "get"),
+    Permission("", "secrets", "list"),
+    Permission("", "pods", "create"),
+    Permission("", "pods/exec", "create"),
+    Permission("apps", "deployments", "create"),
 ]
 
 
-def can_i(
-    namespace: str, account: str, verb: str, resource: str, subresource: str, *, where: str
-) -> bool:
+def can_i(namespace: str, account: str, permission: Permission, *, where: str) -> bool:
+    resource, _, subresource = permission.resource.partition("/")
     args = [
         "auth",
         "can-i",
-        verb,
-        resource,
+        permission.verb,
+        f"{resource}.{permission.group}" if permission.group else resource,
         "-n",
         where,
         f"--as=system:serviceaccount:{namespace}:{account}",
@@ -142,19 +130,24 @@ def can_i(
 
 
 def test_service_accounts_can_do_exactly_what_they_need(release: tuple[str, str]) -> None:
+    """The real apiserver's RBAC, asked about every permission the code needs (derived from
+    the code, tests/rbac.py): granted in the release's namespace, nowhere else."""
     name, namespace = release
     helm("install", name, str(CHART), "-n", namespace)
-    wrong: list[tuple[str, str, str, str, object]] = []
-    for verb, resource, subresource, operator_may, api_may in MATRIX:
-        for account, expected in (
-            ("sf-stageflow-operator", operator_may),
-            ("sf-stageflow-api", api_may),
-        ):
-            if can_i(namespace, account, verb, resource, subresource, where=namespace) != expected:
-                wrong.append((account, verb, resource, subresource, expected))
-            # Namespaced by default: nothing at all in another namespace.
-            if can_i(namespace, account, verb, resource, subresource, where="default"):
-                wrong.append((account, verb, resource, subresource, "in namespace default"))
+    wrong: list[tuple[str, str, str]] = []
+    for account, needs, other in (
+        ("sf-stageflow-operator", operator_needs(), api_needs()),
+        ("sf-stageflow-api", api_needs(), operator_needs()),
+    ):
+        for permission in sorted(needs):
+            if not can_i(namespace, account, permission, where=namespace):
+                wrong.append((account, str(permission), "refused"))
+        for permission in sorted((other - needs) | set(FORBIDDEN)):
+            if can_i(namespace, account, permission, where=namespace):
+                wrong.append((account, str(permission), "allowed but not needed"))
+        for permission in sorted(needs):  # namespaced by default
+            if can_i(namespace, account, permission, where="default"):
+                wrong.append((account, str(permission), "allowed in namespace default"))
     assert wrong == []
 
 
@@ -164,12 +157,12 @@ def test_cluster_wide_rbac_lets_the_operator_watch_every_namespace(
     name, namespace = release
     helm("install", name, str(CHART), "-n", namespace, "--set", "rbac.clusterWide=true")
     operator = "sf-stageflow-operator"
-    assert can_i(namespace, operator, "watch", "workflowruns.stageflow.dev", "", where="default")
-    assert can_i(namespace, operator, "create", "jobs.batch", "", where="default")
-    assert not can_i(namespace, operator, "get", "secrets", "", where="default")
-    assert not can_i(
-        namespace, "sf-stageflow-api", "create", "workflowruns.stageflow.dev", "", where="default"
-    )
+    for permission in sorted(operator_needs()):
+        assert can_i(namespace, operator, permission, where="default"), permission
+    for permission in FORBIDDEN:
+        assert not can_i(namespace, operator, permission, where="default"), permission
+    create_run = Permission("stageflow.dev", "workflowruns", "create")
+    assert not can_i(namespace, "sf-stageflow-api", create_run, where="default")
     subprocess.run(
         [helm_binary() or "helm", "uninstall", name, "-n", namespace],
         capture_output=True,

@@ -27,17 +27,6 @@ def env_of(deployment: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in container["env"]}
 
 
-def rules(docs: list[dict[str, Any]], kind: str, name: str) -> set[tuple[str, str, str]]:
-    role = find(docs, kind, name)
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-
-
 def test_lint_strict_is_clean(helm: str) -> None:
     done = run_helm(helm, "lint", "--strict", str(CHART))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -127,25 +116,6 @@ def test_api_rolls_with_probes_behind_a_service_and_a_pdb(render: Render) -> Non
         find(docs, "PodDisruptionBudget", "sf-stageflow-api")["spec"]["selector"]["matchLabels"]
         == selector
     )
-
-
-def test_operator_rbac_is_least_privilege(render: Render) -> None:
-    granted = rules(render(), "Role", "sf-stageflow-operator")
-    assert ("stageflow.dev", "workflowruns/status", "patch") in granted
-    assert ("stageflow.dev", "workflowruns", "watch") in granted
-    assert ("batch", "jobs", "create") in granted
-    assert ("batch", "jobs", "delete") in granted
-    assert ("", "events", "create") in granted
-    assert not {rule for rule in granted if rule[1] in {"secrets", "pods", "pods/log", "*"}}
-    assert ("stageflow.dev", "workflowruns", "create") not in granted
-
-
-def test_api_rbac_cannot_touch_jobs_or_secrets(render: Render) -> None:
-    granted = rules(render(), "Role", "sf-stageflow-api")
-    assert granted == {
-        ("stageflow.dev", "workflowruns", verb)
-        for verb in ("create", "get", "list", "patch", "delete")
-    } | {("", "pods", "list"), ("", "pods/log", "get")}
 
 
 def test_cluster_wide_rbac(render: Render) -> None:

@@ -11,6 +11,10 @@ Pure functions: the operator's Job executor decides when; this module decides wh
 - Outputs come back in the container's termination message: `stageflow task run`
   writes them to /dev/termination-log (Kubernetes keeps 4 KiB of it in the pod's
   status), and the operator reads them from there (`outputs_of`).
+- Why a task failed comes back the same way (`failure_of`): `stageflow task run`
+  writes its error there, and a container of the user's own that exits non-zero
+  without writing one gets the tail of its log instead (`FallbackToLogsOnError`),
+  so a failed Job task says more than "Job failed".
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def manifest(
         "image": spec.image or settings.image,
         "imagePullPolicy": settings.pull_policy,
         "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "File",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -151,35 +155,66 @@ def manifest(
     }
 
 
+MAX_FAILURE_CHARS = 1024  # of a failed container's message, in the task's status
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The `task` container's terminated state, if it has ended."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container.get("name") == "task":
+            ended: dict[str, Any] | None = (container.get("state") or {}).get("terminated")
+            return ended
+    return None
+
+
 def outputs_of(pod: dict[str, Any]) -> Any:
     """A finished task pod's outputs: its container's termination message, if it is JSON."""
-    for container in (pod.get("status") or {}).get("containerStatuses") or []:
-        if container.get("name") != "task":
-            continue
-        message = ((container.get("state") or {}).get("terminated") or {}).get("message")
-        if not message:
-            return None
-        try:
-            return json.loads(message)
-        except ValueError:
-            return None  # a container of the user's own that wrote plain text there
+    message = (_terminated(pod) or {}).get("message")
+    if not message:
+        return None
+    try:
+        return json.loads(message)
+    except ValueError:
+        return None  # a container of the user's own that wrote plain text there
+
+
+def failure_of(pod: dict[str, Any]) -> str | None:
+    """Why a task pod's container failed, in its own words: `exit code N: <message>`, the
+    message being what it wrote to its termination log or, failing that, its log's tail."""
+    ended = _terminated(pod)
+    if ended is None or ended.get("exitCode") in (None, 0):
+        return None
+    text = " ".join((ended.get("message") or "").split())  # one line, whitespace folded
+    if len(text) > MAX_FAILURE_CHARS:
+        text = "…" + text[-MAX_FAILURE_CHARS:]  # the end says most: the error comes last
+    detail = text or ended.get("reason") or ""
+    return f"exit code {ended['exitCode']}" + (f": {detail}" if detail else "")
+
+
+def _failed_condition(job: dict[str, Any]) -> dict[str, Any] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            found: dict[str, Any] = condition
+            return found
     return None
+
+
+def deadline_exceeded(job: dict[str, Any]) -> bool:
+    """The Job was stopped by its activeDeadlineSeconds (the task's timeout)."""
+    return (_failed_condition(job) or {}).get("reason") == "DeadlineExceeded"
 
 
 def outcome(job: dict[str, Any]) -> TaskResult | None:
     """How a Job ended, from its conditions; None while it has not."""
     for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
+        if condition.get("status") == "True" and condition.get("type") == "Complete":
             return TaskResult(ok=True)
-        if condition.get("type") == "Failed":
-            reason = condition.get("reason") or "Failed"
-            detail = condition.get("message") or ""
-            if reason == "DeadlineExceeded":
-                deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-                return TaskResult(ok=False, message=f"timed out after {deadline}s (Job deadline)")
-            return TaskResult(
-                ok=False, message=f"Job failed: {reason}" + (f": {detail}" if detail else "")
-            )
-    return None
+    failed = _failed_condition(job)
+    if failed is None:
+        return None
+    if deadline_exceeded(job):
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        return TaskResult(ok=False, message=f"timed out after {deadline}s (Job deadline)")
+    reason = failed.get("reason") or "Failed"
+    detail = failed.get("message") or ""
+    return TaskResult(ok=False, message=f"Job failed: {reason}" + (f": {detail}" if detail else ""))

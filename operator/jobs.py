@@ -21,7 +21,16 @@ from typing import Any
 from stageflow.engine import Attempt, PlannedTask, TaskResult, TaskStatus
 from stageflow.engine.inprocess import interpret
 from stageflow.kube import KubeClient, KubeConflictError
-from stageflow.kube.jobs import JobSettings, Owner, job_name, manifest, outcome, outputs_of
+from stageflow.kube.jobs import (
+    JobSettings,
+    Owner,
+    deadline_exceeded,
+    failure_of,
+    job_name,
+    manifest,
+    outcome,
+    outputs_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +96,18 @@ class JobExecutor:
                     await asyncio.shield(self._kube.delete_job(namespace, name))
                 raise
 
-    async def _with_outputs(self, result: TaskResult, name: str) -> TaskResult:
+    async def _ended(self, job: dict[str, Any], result: TaskResult, name: str) -> TaskResult:
+        """The Job's result with what its pod says: outputs when it succeeded, the
+        container's own reason when it failed (a deadline speaks for itself)."""
+        if deadline_exceeded(job):
+            return result
         pod = await self._kube.job_pod(self._owner.namespace, name)
-        outputs = outputs_of(pod) if pod is not None else None
+        if pod is None:
+            return result
+        if not result.ok:
+            reason = failure_of(pod)
+            return TaskResult(ok=False, message=reason) if reason else result
+        outputs = outputs_of(pod)
         if outputs is None:
             return result
         if not isinstance(outputs, dict):
@@ -117,7 +135,7 @@ class JobExecutor:
                 return TaskResult(ok=False, message=f"Job {name} was deleted before it finished")
             result = outcome(job)
             if result is not None:
-                return await self._with_outputs(result, name) if result.ok else result
+                return await self._ended(job, result, name)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RESYNC_SECONDS):
                     await watch.changed.wait()

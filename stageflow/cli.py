@@ -102,7 +102,9 @@ def _run_task(name: str, params_json: str) -> int:
         return EXIT_USAGE
     result = asyncio.run(call(definition, params))
     if not result.ok:
-        print(result.message, file=sys.stderr)
+        message = result.message or "failed"
+        print(message, file=sys.stderr)
+        _write_termination_message(message)  # in a Job: why it failed, for the task's status
         return EXIT_FAILED
     if result.outputs is not None:
         return _write_outputs(result.outputs)
@@ -114,18 +116,29 @@ def _write_outputs(outputs: object) -> int:
     (STAGEFLOW_OUTPUTS_FILE: the container's termination message, at most 4 KiB)."""
     text = json.dumps(outputs, separators=(",", ":"))
     print(text)
-    target = os.environ.get("STAGEFLOW_OUTPUTS_FILE")
-    if target:
-        if len(text.encode()) > MAX_JOB_OUTPUT_BYTES:
-            print(
-                f"outputs are {len(text.encode())} bytes; a Job task's are at most "
-                f"{MAX_JOB_OUTPUT_BYTES} (they travel in its termination message)",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        with open(target, "w", encoding="utf-8") as file:
-            file.write(text)
+    if os.environ.get("STAGEFLOW_OUTPUTS_FILE") and len(text.encode()) > MAX_JOB_OUTPUT_BYTES:
+        message = (
+            f"outputs are {len(text.encode())} bytes; a Job task's are at most "
+            f"{MAX_JOB_OUTPUT_BYTES} (they travel in its termination message)"
+        )
+        print(message, file=sys.stderr)
+        _write_termination_message(message)
+        return EXIT_FAILED
+    _write_termination_message(text)
     return EXIT_OK
+
+
+def _write_termination_message(text: str) -> None:
+    """In a Job (STAGEFLOW_OUTPUTS_FILE set), the container's termination message: what the
+    operator reads back, outputs on success and the reason on failure (4 KiB at most)."""
+    target = os.environ.get("STAGEFLOW_OUTPUTS_FILE")
+    if not target:
+        return
+    data = text.encode()
+    if len(data) > MAX_JOB_OUTPUT_BYTES:  # only a failure's message is that long: keep its end
+        data = data[-MAX_JOB_OUTPUT_BYTES:].decode(errors="ignore").encode()
+    with open(target, "wb") as file:
+        file.write(data)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def finished_pod_status(termination_message: str) -> dict[str, Any]:
-    """A pod whose `task` container exited 0 after writing its termination message."""
+def finished_pod_status(termination_message: str, *, exit_code: int = 0) -> dict[str, Any]:
+    """A pod whose `task` container exited (0 by default) after writing its termination
+    message."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     terminated = {
-        "exitCode": 0,
-        "reason": "Completed",
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
         "message": termination_message,
         "startedAt": now,
         "finishedAt": now,
     }
     return {
-        "phase": "Succeeded",
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
         "containerStatuses": [
             {
                 "name": "task",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from stageflow.engine import TaskSpec
 from stageflow.kube.jobs import (
     JobSettings,
     Owner,
+    failure_of,
     job_name,
     label_value,
     manifest,
@@ -174,7 +176,7 @@ def test_registered_tasks_write_outputs_to_the_termination_message() -> None:
         "template"
     ]["spec"]["containers"][0]
     assert container["terminationMessagePath"] == "/dev/termination-log"
-    assert container["terminationMessagePolicy"] == "File"
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert {"name": "STAGEFLOW_OUTPUTS_FILE", "value": "/dev/termination-log"} in container["env"]
     assert {"name": "A", "value": "1"} in container["env"]
     own = manifest(
@@ -204,3 +206,41 @@ def test_outputs_are_read_from_the_terminated_task_container(
         }
     }
     assert outputs_of(pod) == outputs
+
+
+def pod_ended(exit_code: int, message: str | None = None, reason: str = "Error") -> dict[str, Any]:
+    terminated: dict[str, Any] = {"exitCode": exit_code, "reason": reason}
+    if message is not None:
+        terminated["message"] = message
+    return {
+        "status": {"containerStatuses": [{"name": "task", "state": {"terminated": terminated}}]}
+    }
+
+
+@pytest.mark.parametrize(
+    ("pod", "expected"),
+    [
+        (
+            pod_ended(1, "RuntimeError: the disk is full"),
+            "exit code 1: RuntimeError: the disk is full",
+        ),
+        # FallbackToLogsOnError: a log's tail, folded onto one line
+        (
+            pod_ended(2, "Traceback (most recent call last):\n  ...\nKeyError: 'x'\n"),
+            "exit code 2: Traceback (most recent call last): ... KeyError: 'x'",
+        ),
+        (pod_ended(137, None, reason="OOMKilled"), "exit code 137: OOMKilled"),
+        (pod_ended(0, '{"rows": 3}'), None),  # it did not fail
+        ({"status": {"containerStatuses": [{"name": "task", "state": {"running": {}}}]}}, None),
+        ({"status": {}}, None),
+    ],
+)
+def test_why_a_task_pod_failed(pod: dict[str, Any], expected: str | None) -> None:
+    assert failure_of(pod) == expected
+
+
+def test_a_long_failure_keeps_its_end() -> None:
+    reason = failure_of(pod_ended(1, "x" * 5000 + " KeyError: 'x'"))
+    assert reason is not None
+    assert reason.endswith("KeyError: 'x'")
+    assert len(reason) < 1100

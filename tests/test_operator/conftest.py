@@ -113,13 +113,13 @@ class Cluster:
             for request in self.mock[kmock.resource(JOBS), kmock.method.POST]
         ]
 
-    async def add_task_pod(self, job: str, *, termination_message: str) -> None:
+    async def add_task_pod(self, job: str, *, termination_message: str, exit_code: int = 0) -> None:
         """The pod the job controller would make, as the kubelet leaves it when it ends."""
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": f"{job}-x1", "namespace": NAMESPACE, "labels": {"job-name": job}},
-            "status": finished_pod_status(termination_message),
+            "status": finished_pod_status(termination_message, exit_code=exit_code),
         }
         response = await self.mock.post(f"/api/v1/namespaces/{NAMESPACE}/pods", json=pod)
         assert response.status == 200, await response.text()

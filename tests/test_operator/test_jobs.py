@@ -91,6 +91,23 @@ async def test_a_failed_job_is_retried_as_a_new_job_for_the_next_attempt(
     assert cluster.job_creations() == [first, second]
 
 
+async def test_a_failed_job_task_says_why_in_its_containers_words(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    """`stageflow task run` writes its error to the termination log (or the kubelet puts
+    the log's tail there): the task's message is that, not just "Job failed"."""
+    await start_operator()
+    run = await cluster.create(mixed())
+    name = job_name(run, "pod", 1)
+    await job_appears(cluster, name)
+    await cluster.add_task_pod(
+        name, termination_message="RuntimeError: the disk is full", exit_code=1
+    )
+    await cluster.finish_job(name, ok=False)
+    obj = await cluster.wait_for_phase(run, "Failed")
+    assert task(obj, "pod")["message"] == "exit code 1: RuntimeError: the disk is full"
+
+
 async def test_a_job_deadline_is_a_timeout(cluster: Cluster, start_operator: StartOperator) -> None:
     await start_operator()
     run = await cluster.create(mixed(timeoutSeconds=30))

@@ -36,6 +36,7 @@ from stageflow.client.errors import describe
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+PLAIN_WIDTH = 160
 
 Server = Annotated[
     str,
@@ -246,4 +247,8 @@ def _fail(message: str) -> NoReturn:
 
 
 def _console() -> Console:
-    return Console(highlight=False)
+    """stdout; into a file or a pipe, wide enough that a row stays on one line for grep."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, PLAIN_WIDTH)
+    return console

@@ -183,27 +183,27 @@ def test_bad_usage_and_api_errors_exit_2_on_stderr(
     assert done.stdout == ""
 
 
-def test_version_and_shell_completion() -> None:
-    version = subprocess.run(
-        [sys.executable, "-m", "stageflow.cli", "--version"],
-        capture_output=True,
-        text=True,
-        check=True,
+def complete(words: str, url: str) -> list[str]:
+    """What the shell completion offers for the last of `words` (bash's protocol)."""
+    env = {
+        **os.environ,
+        "_STAGEFLOW_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+        "STAGEFLOW_URL": url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "stageflow.cli"], capture_output=True, text=True, env=env, check=True
     )
-    assert version.stdout.strip() == "stageflow 0.1.0"
-    completed = subprocess.run(
-        [sys.executable, "-m", "stageflow.cli"],
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "_STAGEFLOW_COMPLETE": "complete_bash",
-            "COMP_WORDS": "stageflow su",
-            "COMP_CWORD": "1",
-        },
-        check=True,
-    )
-    assert completed.stdout.split() == ["submit"]
+    return done.stdout.split()
+
+
+def test_version_and_shell_completion_of_commands_and_run_ids(api: str) -> None:
+    assert stageflow("--version", url=api).stdout.strip() == "stageflow 0.1.0"
+    assert complete("stageflow su", api) == ["submit"]
+    run_id = stageflow("submit", "-", url=api, stdin=json.dumps(SEED)).stdout.strip()
+    assert complete(f"stageflow get {run_id[:8]}", api) == [run_id]
+    assert complete("stageflow get x", "http://127.0.0.1:1") == []  # no server: no offers
 
 
 def run_on_a_terminal(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from stageflow.client import (
     DEFAULT_URL,
     ApiError,
     Client,
+    ClientError,
     RunPhase,
     RunRecord,
     UnreachableError,
@@ -37,6 +39,7 @@ from stageflow.client.errors import describe
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 PLAIN_WIDTH = 160
+COMPLETION_TIMEOUT = 2.0  # a shell waits on completion: give up rather than hang
 
 Server = Annotated[
     str,
@@ -54,7 +57,25 @@ Token = Annotated[
         show_default=False,
     ),
 ]
-RunId = Annotated[str, typer.Argument(help="The run's id (from `submit` or `list`).")]
+
+
+def _complete_run_id(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a run id: the newest runs the server lists."""
+    server = ctx.params.get("server") or os.environ.get("STAGEFLOW_URL", DEFAULT_URL)
+    token = ctx.params.get("token") or os.environ.get("STAGEFLOW_TOKEN")
+    try:
+        with Client(server, token, timeout=COMPLETION_TIMEOUT) as client:
+            return [
+                run.run_id for run in client.list(limit=100) if run.run_id.startswith(incomplete)
+            ]
+    except ClientError:
+        return []
+
+
+RunId = Annotated[
+    str,
+    typer.Argument(help="The run's id (from `submit` or `list`).", autocompletion=_complete_run_id),
+]
 
 
 class Output(enum.StrEnum):

@@ -156,6 +156,8 @@ def age(moment: datetime, now: datetime | None = None) -> str:
 def run_view(record: RunRecord, *, now: datetime | None = None) -> RenderableType:
     """The whole run: a header line, then a table of its tasks by stage or level."""
     status = record.status
+    # Updates carry no run timestamps: until the final read, time it from its creation.
+    started = status.started_at or (None if status.phase is RunPhase.PENDING else record.created_at)
     finished = status.finished_at if status.phase.finished else None
     header = Text.assemble(
         ("Run ", "bold"),
@@ -164,7 +166,7 @@ def run_view(record: RunRecord, *, now: datetime | None = None) -> RenderableTyp
         "  ",
         phase_text(status.phase),
         f"  {status.progress} done",
-        f"  {duration(status.started_at, finished, now)}" if status.started_at else "",
+        f"  {duration(started, finished, now)}" if started else "",
     )
     table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False)
     for column in ("STAGE", "TASK", "PHASE", "ATTEMPTS", "DURATION"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -149,3 +152,17 @@ def test_the_token_goes_as_a_bearer_header() -> None:
     with Client("http://stageflow.test", transport=transport) as client:
         client.tasks()
     assert seen == ["Bearer s3cret", None]
+
+
+def test_the_readme_example_runs(api_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "examples/client_quickstart.py"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "STAGEFLOW_URL": api_url},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "finished Succeeded outputs of check: {'rows': 3}" in done.stdout
+    assert "refused 400 Unknown task: task_x" in done.stdout

@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -268,3 +269,33 @@ def test_the_live_view_redraws_in_place_on_a_terminal(api: str, tmp_path: Path) 
     for task in ("nap0", "nap1", "nap2"):
         assert "Succeeded" in row(final, task)
     assert any("3/3" in line and "Succeeded" in line for line in final)
+
+
+def test_ctrl_c_stops_watching_not_the_run(api: str) -> None:
+    body = json.dumps(
+        {
+            "workflow": [
+                {
+                    "type": "parallel",
+                    "tasks": [{"name": "nap", "task": "sleep", "params": {"seconds": 60}}],
+                }
+            ]
+        }
+    )
+    run_id = stageflow("submit", "-", url=api, stdin=body).stdout.strip()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "stageflow.cli", "watch", run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "STAGEFLOW_URL": api},
+    )
+    assert watcher.stdout is not None
+    assert watcher.stdout.readline().strip() == f"Run {run_id}"  # it is watching
+    watcher.send_signal(signal.SIGINT)
+    _, stderr = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert f"stageflow watch {run_id}" in stderr
+    still = json.loads(stageflow("get", run_id, "-o", "json", url=api).stdout)
+    assert still["status"]["phase"] in ("Pending", "Running")
+    assert stageflow("cancel", run_id, url=api).returncode == 0

@@ -90,3 +90,17 @@ def test_outputs_too_large_for_a_termination_message_fail(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "a Job task's are at most 4096" in done.stderr
     assert not target.exists()
+
+
+def test_task_run_does_not_load_the_user_commands_client() -> None:
+    """A Job's container runs `stageflow task run`: it starts without the HTTP client,
+    rich or YAML (the user's commands import them when they run)."""
+    probe = (
+        "import sys, stageflow.cli; "
+        "print(sorted(m for m in ('stageflow.client', 'httpx', 'rich', 'yaml') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

@@ -11,10 +11,11 @@ an error answer raises `ApiError` with its `status_code` and `detail`:
         print(client.wait(run.run_id).status.phase)
 """
 
+from stageflow import DEFAULT_URL
 from stageflow.api.schemas import RunList, Submitted, TaskInfo
 from stageflow.client.aio import AsyncClient
 from stageflow.client.builder import Dag, Stages, Task, parallel, sequential
-from stageflow.client.calls import DEFAULT_URL, Event, apply
+from stageflow.client.calls import Event, apply
 from stageflow.client.errors import (
     ApiError,
     ClientError,

@@ -12,9 +12,10 @@ from typing import TypeVar
 import httpx
 from httpx_sse import aconnect_sse
 
+from stageflow import DEFAULT_URL
 from stageflow.api.schemas import Submitted, TaskInfo
 from stageflow.client import calls
-from stageflow.client.calls import DEFAULT_URL, Body, Call, Event
+from stageflow.client.calls import Body, Call, Event
 from stageflow.engine import RunPhase, TaskPhase
 from stageflow.store import RunRecord, RunSummary
 

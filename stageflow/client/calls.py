@@ -24,7 +24,6 @@ from stageflow.store import RunEvent, RunRecord, RunSummary
 
 T = TypeVar("T")
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 PAGE_MAX = 500  # the API's largest `limit`
 # The API sends a keep-alive comment every 15 s; this long without a byte, the stream is dead.
 STREAM_READ_TIMEOUT = 60.0

@@ -15,7 +15,9 @@ what it produces is validated exactly as a JSON body would be, and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypedDict, overload
+
+from typing_extensions import Unpack
 
 from stageflow.engine import Executor, Stage, TaskSpec, WorkflowRequest
 
@@ -123,29 +125,23 @@ def _stage(kind: Literal["parallel", "sequential"], tasks: Iterable[Task | str])
     return Stage(type=kind, tasks=entries)
 
 
+class RunOptions(TypedDict, total=False):
+    """The run's options, as keyword arguments of `Stages` and `Dag` (the request's fields
+    in snake_case; see the README's table)."""
+
+    name: str
+    labels: dict[str, str]
+    params: dict[str, Any]
+    fail_fast: bool
+    parallelism: int
+    timeout_seconds: float
+    ttl_seconds_after_finished: int
+    executor: Executor
+
+
 class _Workflow:
-    def __init__(
-        self,
-        *,
-        name: str | None = None,
-        labels: dict[str, str] | None = None,
-        params: dict[str, Any] | None = None,
-        fail_fast: bool = True,
-        parallelism: int | None = None,
-        timeout_seconds: float | None = None,
-        ttl_seconds_after_finished: int | None = None,
-        executor: Executor = Executor.INPROCESS,
-    ) -> None:
-        self.options: dict[str, Any] = {
-            "name": name,
-            "labels": labels or {},
-            "params": params or {},
-            "fail_fast": fail_fast,
-            "parallelism": parallelism,
-            "timeout_seconds": timeout_seconds,
-            "ttl_seconds_after_finished": ttl_seconds_after_finished,
-            "executor": executor,
-        }
+    def __init__(self, **options: Unpack[RunOptions]) -> None:
+        self.options = options
 
     def body(self) -> dict[str, Any]:
         """The JSON body of POST /workflow."""
@@ -158,7 +154,7 @@ class _Workflow:
 class Stages(_Workflow):
     """The stages form: `Stages(parallel(a, b), sequential(c), name=...)`."""
 
-    def __init__(self, *stages: Stage, **options: Any) -> None:
+    def __init__(self, *stages: Stage, **options: Unpack[RunOptions]) -> None:
         super().__init__(**options)
         self.stages = list(stages)
 
@@ -169,7 +165,7 @@ class Stages(_Workflow):
 class Dag(_Workflow):
     """The DAG form: the given tasks and every task they wait for, dependencies first."""
 
-    def __init__(self, *tasks: Task, **options: Any) -> None:
+    def __init__(self, *tasks: Task, **options: Unpack[RunOptions]) -> None:
         super().__init__(**options)
         self.tasks = _with_upstream(tasks)
 

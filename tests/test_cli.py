@@ -28,10 +28,19 @@ def test_success_exits_0_and_prints_outputs() -> None:
     assert json.loads(done.stdout) == {"rows": 3}
 
 
-def test_failure_exits_1_with_the_reason_on_stderr() -> None:
-    done = stageflow("task", "run", "fail", "--params", '{"message": "bad input"}')
+def test_failure_exits_1_with_the_reason_on_stderr(tmp_path: Path) -> None:
+    target = tmp_path / "termination-log"
+    done = stageflow(
+        "task",
+        "run",
+        "fail",
+        "--params",
+        '{"message": "bad input"}',
+        env={"STAGEFLOW_OUTPUTS_FILE": str(target)},
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == "RuntimeError: bad input"
+    assert target.read_text() == "RuntimeError: bad input"
 
 
 @pytest.mark.parametrize(
@@ -54,6 +63,20 @@ def test_task_list_includes_user_modules() -> None:
     names = [line.split()[0] for line in done.stdout.splitlines()]
     assert "task_a" in names
     assert "extra_greet" in names
+
+
+def test_task_run_does_not_load_the_user_commands_client() -> None:
+    """A Job's container runs `stageflow task run`: it starts without the HTTP client,
+    rich or YAML (the user's commands import them when they run)."""
+    probe = (
+        "import sys, stageflow.cli; "
+        "print(sorted(m for m in ('stageflow.client', 'httpx', 'rich', 'yaml') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_stdlib_operator_is_not_shadowed_from_the_repo_root() -> None:
@@ -89,18 +112,20 @@ def test_outputs_too_large_for_a_termination_message_fail(tmp_path: Path) -> Non
     )
     assert done.returncode == 1
     assert "a Job task's are at most 4096" in done.stderr
-    assert not target.exists()
+    assert "a Job task's are at most 4096" in target.read_text()  # why, for the task's status
 
 
-def test_task_run_does_not_load_the_user_commands_client() -> None:
-    """A Job's container runs `stageflow task run`: it starts without the HTTP client,
-    rich or YAML (the user's commands import them when they run)."""
-    probe = (
-        "import sys, stageflow.cli; "
-        "print(sorted(m for m in ('stageflow.client', 'httpx', 'rich', 'yaml') "
-        "if m in sys.modules))"
+def test_a_failure_writes_its_reason_where_a_job_reads_it_back(tmp_path: Path) -> None:
+    target = tmp_path / "termination-log"
+    done = stageflow(
+        "task",
+        "run",
+        "fail",
+        "--params",
+        json.dumps({"message": "the disk is full " + "!" * 5000}),
+        env={"STAGEFLOW_OUTPUTS_FILE": str(target)},
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.strip() == "[]"
+    assert done.returncode == 1
+    written = target.read_bytes()
+    assert len(written) <= 4096  # what Kubernetes keeps of a termination message
+    assert written.endswith(b"!!!")  # the end of the message: where an error says most

@@ -22,7 +22,7 @@ import pyte
 import pytest
 import yaml
 
-from tests.api_process import running_api
+from tests.test_api.live import running_api
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled")
 SEED = {
@@ -49,8 +49,8 @@ dag:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    with running_api() as server:
-        yield server.url
+    with running_api(None) as client:
+        yield str(client.base_url).rstrip("/")
 
 
 def stageflow(*args: str, url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -92,7 +92,9 @@ def run_task(
         _fail("--params must be a JSON object", EXIT_USAGE)
     result = asyncio.run(call(definition, values))
     if not result.ok:
-        _fail(result.message or "failed", EXIT_FAILED)
+        message = result.message or "failed"
+        _write_termination_message(message)  # in a Job: why it failed, for the task's status
+        _fail(message, EXIT_FAILED)
     if result.outputs is not None:
         _write_outputs(result.outputs)
 
@@ -102,16 +104,27 @@ def _write_outputs(outputs: object) -> None:
     (STAGEFLOW_OUTPUTS_FILE: the container's termination message, at most 4 KiB)."""
     text = json.dumps(outputs, separators=(",", ":"))
     print(text)
+    if os.environ.get("STAGEFLOW_OUTPUTS_FILE") and len(text.encode()) > MAX_JOB_OUTPUT_BYTES:
+        message = (
+            f"outputs are {len(text.encode())} bytes; a Job task's are at most "
+            f"{MAX_JOB_OUTPUT_BYTES} (they travel in its termination message)"
+        )
+        _write_termination_message(message)
+        _fail(message, EXIT_FAILED)
+    _write_termination_message(text)
+
+
+def _write_termination_message(text: str) -> None:
+    """In a Job (STAGEFLOW_OUTPUTS_FILE set), the container's termination message: what the
+    operator reads back, outputs on success and the reason on failure (4 KiB at most)."""
     target = os.environ.get("STAGEFLOW_OUTPUTS_FILE")
-    if target:
-        if len(text.encode()) > MAX_JOB_OUTPUT_BYTES:
-            _fail(
-                f"outputs are {len(text.encode())} bytes; a Job task's are at most "
-                f"{MAX_JOB_OUTPUT_BYTES} (they travel in its termination message)",
-                EXIT_FAILED,
-            )
-        with open(target, "w", encoding="utf-8") as file:
-            file.write(text)
+    if not target:
+        return
+    data = text.encode()
+    if len(data) > MAX_JOB_OUTPUT_BYTES:  # only a failure's message is that long: keep its end
+        data = data[-MAX_JOB_OUTPUT_BYTES:].decode(errors="ignore").encode()
+    with open(target, "wb") as file:
+        file.write(data)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.api_process import ApiServer, start_api
+from tests.redis_server import free_port
 from tests.test_api.conftest import SEED, read_events, sleeps, submit, wait_for_run, wait_for_task
 
 
-def replica(redis_url: str) -> tuple[ApiServer, httpx.Client]:
-    server = start_api(redis_url=redis_url)
-    return server, httpx.Client(base_url=server.url, timeout=10)
+def start_api(redis_url: str) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "STAGEFLOW_REDIS_URL": redis_url,
+        "STAGEFLOW_STATUS_FLUSH_SECONDS": "0.01",
+        "STAGEFLOW_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stageflow.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if client.get("/readyz").status_code == 200:
+                return process, client
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"stageflow api on port {port} did not become ready")
+        time.sleep(0.1)
 
 
 @pytest.fixture
 def replicas(redis_url: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    started = [replica(redis_url), replica(redis_url)]
+    started = [start_api(redis_url), start_api(redis_url)]
     try:
         yield started[0][1], started[1][1]
     finally:
-        for server, client in started:
+        for process, client in started:
             client.close()
-            server.stop()
+            process.terminate()
+            process.wait(timeout=15)
 
 
 def test_a_run_submitted_to_one_is_read_listed_and_streamed_by_the_other(

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.api_process import running_api
 from tests.cluster import kubectl
 from tests.redis_server import RedisServer
+from tests.test_api.live import running_api
 
 SEED: dict[str, Any] = {
     "workflow": [
@@ -53,5 +53,5 @@ def api_url(request: pytest.FixtureRequest) -> Iterator[str]:
         connection = redis.Redis.from_url(redis_url)
         connection.flushall()
         connection.close()
-    with running_api(redis_url=redis_url) as api:
-        yield api.url
+    with running_api(redis_url) as client:
+        yield str(client.base_url).rstrip("/")

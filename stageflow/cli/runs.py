@@ -58,7 +58,11 @@ def _complete_run_id(ctx: typer.Context, incomplete: str) -> list[str]:
 
 RunId = Annotated[
     str,
-    typer.Argument(help="The run's id (from `submit` or `list`).", autocompletion=_complete_run_id),
+    typer.Argument(
+        metavar="RUN_ID",
+        help="The run's id (from `submit` or `list`).",
+        autocompletion=_complete_run_id,
+    ),
 ]
 
 
@@ -68,10 +72,14 @@ class Output(enum.StrEnum):
 
 
 def submit(
-    file: Annotated[str, typer.Argument(help="The request body, JSON or YAML; `-` for stdin.")],
+    file: Annotated[
+        str, typer.Argument(metavar="FILE|-", help="The request body, JSON or YAML; `-` for stdin.")
+    ],
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="KEY=VALUE: set a run parameter (repeatable)."),
+        typer.Option(
+            "--param", "-p", metavar="KEY=VALUE", help="Set a run parameter (repeatable)."
+        ),
     ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Follow the run until it ends.")
@@ -148,7 +156,7 @@ def watch(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> N
 
 def logs(
     run_id: RunId,
-    task: Annotated[str, typer.Argument(help="The task's id in the run.")],
+    task: Annotated[str, typer.Argument(metavar="TASK", help="The task's id in the run.")],
     server: Server = DEFAULT_URL,
     token: Token = None,
 ) -> None:

@@ -31,6 +31,16 @@ SEED = {
         {"type": "sequential", "tasks": ["task_c"]},
     ]
 }
+LONG_NAP = json.dumps(
+    {
+        "workflow": [
+            {
+                "type": "parallel",
+                "tasks": [{"name": "nap", "task": "sleep", "params": {"seconds": 60}}],
+            }
+        ]
+    }
+)
 FAILING = """\
 name: nightly
 dag:
@@ -118,17 +128,7 @@ def test_yaml_on_stdin_with_params_then_watch_and_get(api: str) -> None:
 
 
 def test_a_cancelled_run_exits_3(api: str) -> None:
-    body = json.dumps(
-        {
-            "workflow": [
-                {
-                    "type": "parallel",
-                    "tasks": [{"name": "nap", "task": "sleep", "params": {"seconds": 60}}],
-                }
-            ]
-        }
-    )
-    run_id = stageflow("submit", "-", url=api, stdin=body).stdout.strip()
+    run_id = stageflow("submit", "-", url=api, stdin=LONG_NAP).stdout.strip()
     cancelled = stageflow("cancel", run_id, url=api)
     assert cancelled.returncode == 0, cancelled.stderr
     watched = stageflow("watch", run_id, url=api)
@@ -272,17 +272,7 @@ def test_the_live_view_redraws_in_place_on_a_terminal(api: str, tmp_path: Path) 
 
 
 def test_ctrl_c_stops_watching_not_the_run(api: str) -> None:
-    body = json.dumps(
-        {
-            "workflow": [
-                {
-                    "type": "parallel",
-                    "tasks": [{"name": "nap", "task": "sleep", "params": {"seconds": 60}}],
-                }
-            ]
-        }
-    )
-    run_id = stageflow("submit", "-", url=api, stdin=body).stdout.strip()
+    run_id = stageflow("submit", "-", url=api, stdin=LONG_NAP).stdout.strip()
     watcher = subprocess.Popen(
         [sys.executable, "-m", "stageflow.cli", "watch", run_id],
         stdout=subprocess.PIPE,

@@ -65,6 +65,20 @@ def test_task_list_includes_user_modules() -> None:
     assert "extra_greet" in names
 
 
+def test_task_run_does_not_load_the_user_commands_client() -> None:
+    """A Job's container runs `stageflow task run`: it starts without the HTTP client,
+    rich or YAML (the user's commands import them when they run)."""
+    probe = (
+        "import sys, stageflow.cli; "
+        "print(sorted(m for m in ('stageflow.client', 'httpx', 'rich', 'yaml') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_stdlib_operator_is_not_shadowed_from_the_repo_root() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import collections, operator; print(operator.__file__)"],

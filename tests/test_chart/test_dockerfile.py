@@ -65,7 +65,8 @@ def test_the_wheel_the_image_installs_has_every_package(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("stageflow-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in (
-        "stageflow/cli.py",
+        "stageflow/cli/__init__.py",
+        "stageflow/client/sync.py",
         "stageflow/engine/runner.py",
         "stageflow/api/main.py",
         "stageflow/operator/main.py",

@@ -1,0 +1,55 @@
+"""A typed Python client for the stageflow API, and a builder to write workflows in Python.
+
+`Client` and `AsyncClient` have the same methods; answers are the API's own
+pydantic models (`Submitted`, `RunRecord`, `RunSummary`, `RunEvent`, `TaskInfo`), and
+an error answer raises `ApiError` with its `status_code` and `detail`:
+
+    from stageflow.client import Client, Stages, parallel, sequential
+
+    with Client("http://127.0.0.1:8080") as client:
+        run = client.submit(Stages(parallel("task_a", "task_b"), sequential("task_c")))
+        print(client.wait(run.run_id).status.phase)
+"""
+
+from stageflow import DEFAULT_URL
+from stageflow.api.schemas import RunList, Submitted, TaskInfo
+from stageflow.client.aio import AsyncClient
+from stageflow.client.builder import Dag, Stages, Task, parallel, sequential
+from stageflow.client.calls import Event, apply
+from stageflow.client.errors import (
+    ApiError,
+    ClientError,
+    ConflictError,
+    NotFoundError,
+    UnreachableError,
+)
+from stageflow.client.sync import Client
+from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
+from stageflow.store import RunEvent, RunRecord, RunSummary
+
+__all__ = [
+    "DEFAULT_URL",
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "ConflictError",
+    "Dag",
+    "Event",
+    "NotFoundError",
+    "RunEvent",
+    "RunList",
+    "RunPhase",
+    "RunRecord",
+    "RunSummary",
+    "Stages",
+    "Submitted",
+    "Task",
+    "TaskInfo",
+    "TaskPhase",
+    "UnreachableError",
+    "WorkflowRequest",
+    "apply",
+    "parallel",
+    "sequential",
+]

@@ -1,0 +1,128 @@
+"""`AsyncClient`: the same methods as `Client`, awaited (iterators are async)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from stageflow import DEFAULT_URL
+from stageflow.api.schemas import Submitted, TaskInfo
+from stageflow.client import calls
+from stageflow.client.calls import Body, Call, Event
+from stageflow.engine import RunPhase, TaskPhase
+from stageflow.store import RunRecord, RunSummary
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """`AsyncClient("http://127.0.0.1:8080", token=None)`; errors raise `ClientError`s.
+
+    Use it as an async context manager, or await `close()`.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=calls.headers(token), timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def submit(self, body: Body) -> Submitted:
+        """Start a run: a request model, a builder's `Stages`/`Dag`, or a JSON-like mapping."""
+        return await self._send(calls.submit(body))
+
+    async def get(self, run_id: str) -> RunRecord:
+        return await self._send(calls.get(run_id))
+
+    async def status(self, run_id: str) -> dict[str, TaskPhase]:
+        """Each task's phase, by task id."""
+        return await self._send(calls.status(run_id))
+
+    async def list(
+        self, phase: RunPhase | None = None, limit: int | None = 50, *, page_size: int = 100
+    ) -> AsyncIterator[RunSummary]:
+        """Runs, newest first, fetched `page_size` at a time until `limit` (None: every run)."""
+        pager = calls.Pager(phase=phase, limit=limit, page_size=page_size)
+        while (call := pager.next_call()) is not None:
+            for summary in pager.take(await self._send(call)):
+                yield summary
+
+    async def cancel(self, run_id: str) -> Submitted:
+        return await self._send(calls.cancel(run_id))
+
+    async def delete(self, run_id: str) -> None:
+        await self._send(calls.delete(run_id))
+
+    async def logs(self, run_id: str, task: str) -> str:
+        return await self._send(calls.logs(run_id, task))
+
+    async def tasks(self) -> builtins.list[TaskInfo]:
+        """The tasks the server can run, with their parameters."""
+        return await self._send(calls.tasks())
+
+    async def events(self, run_id: str) -> AsyncGenerator[Event, None]:
+        """A `RunRecord` snapshot, then a `RunEvent` per change, until the run ends."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=calls.STREAM_READ_TIMEOUT)
+        try:
+            async with aconnect_sse(
+                self._http, "GET", calls.events_path(run_id), timeout=timeout
+            ) as source:
+                if not source.response.is_success:
+                    await source.response.aread()
+                    calls.checked(source.response)
+                async for sse in source.aiter_sse():
+                    event = calls.read_event(sse)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as error:
+            raise calls.unreachable(self.base_url, error) from error
+
+    # The same call as Client.wait (the issue's signature); asyncio.timeout does the timing.
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:  # noqa: ASYNC109
+        """Follow the run until it finishes and return it; TimeoutError after `timeout` s."""
+        async with asyncio.timeout(timeout):
+            while True:
+                async with contextlib.aclosing(self.events(run_id)) as stream:
+                    async for event in stream:
+                        if calls.finished(event):
+                            break
+                record = await self.get(run_id)
+                if record.status.phase.finished:
+                    return record
+
+    async def _send(self, call: Call[T]) -> T:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
+        except httpx.TransportError as error:
+            raise calls.unreachable(self.base_url, error) from error
+        return call.read(calls.checked(response))

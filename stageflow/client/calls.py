@@ -1,0 +1,213 @@
+"""Every API call described once: the request it sends and how its answer is read.
+
+`Client` and `AsyncClient` share these descriptions and differ only in how they
+send, so a path, a query parameter or a response model is written in one place.
+Answers are parsed into the API's own pydantic models.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+from httpx_sse import ServerSentEvent
+from pydantic import TypeAdapter
+
+from stageflow.api.schemas import RunList, Submitted, TaskInfo
+from stageflow.client.errors import UnreachableError, error_for
+from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
+from stageflow.store import RunEvent, RunRecord, RunSummary
+
+T = TypeVar("T")
+
+PAGE_MAX = 500  # the API's largest `limit`
+# The API sends a keep-alive comment every 15 s; this long without a byte, the stream is dead.
+STREAM_READ_TIMEOUT = 60.0
+
+Event = RunRecord | RunEvent
+"""What `events()` yields: a `RunRecord` snapshot first, then a `RunEvent` per change."""
+
+_PHASES = TypeAdapter(dict[str, TaskPhase])
+_TASKS = TypeAdapter(list[TaskInfo])
+
+
+class Buildable(Protocol):
+    """Anything that produces a request, such as the builder's `Stages` and `Dag`."""
+
+    def request(self) -> WorkflowRequest: ...
+
+
+Body = WorkflowRequest | Mapping[str, Any] | Buildable
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    params: dict[str, str | int] = field(default_factory=dict)
+    body: Any = None
+
+
+def headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def unreachable(base_url: str, error: httpx.TransportError) -> UnreachableError:
+    return UnreachableError(f"{base_url}: {error or type(error).__name__}")
+
+
+def checked(response: httpx.Response) -> httpx.Response:
+    """The response if it is a success; else the API's error as an exception.
+    A streamed response must have been read first."""
+    if response.is_success:
+        return response
+    try:
+        body = response.json()
+        detail = body["detail"] if isinstance(body, dict) and "detail" in body else body
+    except (ValueError, UnicodeDecodeError):
+        detail = response.text or response.reason_phrase
+    raise error_for(response.status_code, detail)
+
+
+def request_body(body: Body) -> Any:
+    """The JSON to send. A mapping goes as it is, so the API validates it (a 422 names
+    the problem); a model or a builder is dumped in the API's camelCase."""
+    if isinstance(body, Mapping):
+        return dict(body)
+    request = body if isinstance(body, WorkflowRequest) else body.request()
+    return request.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def submit(body: Body) -> Call[Submitted]:
+    return Call("POST", "/workflow", _model(Submitted), body=request_body(body))
+
+
+def get(run_id: str) -> Call[RunRecord]:
+    return Call("GET", f"/workflow/{run_id}", _model(RunRecord))
+
+
+def status(run_id: str) -> Call[dict[str, TaskPhase]]:
+    return Call("GET", f"/workflow/{run_id}/status", lambda r: _PHASES.validate_json(r.content))
+
+
+def page(*, phase: RunPhase | None, limit: int, cursor: str | None) -> Call[RunList]:
+    params: dict[str, str | int] = {"limit": limit}
+    if phase is not None:
+        params["phase"] = phase.value
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", "/workflows", _model(RunList), params=params)
+
+
+def cancel(run_id: str) -> Call[Submitted]:
+    return Call("POST", f"/workflow/{run_id}/cancel", _model(Submitted))
+
+
+def delete(run_id: str) -> Call[None]:
+    return Call("DELETE", f"/workflow/{run_id}", lambda _: None)
+
+
+def logs(run_id: str, task: str) -> Call[str]:
+    return Call("GET", f"/workflow/{run_id}/tasks/{task}/logs", lambda r: r.text)
+
+
+def tasks() -> Call[list[TaskInfo]]:
+    return Call("GET", "/tasks", lambda r: _TASKS.validate_json(r.content))
+
+
+def events_path(run_id: str) -> str:
+    return f"/workflow/{run_id}/events"
+
+
+def read_event(sse: ServerSentEvent) -> Event | None:
+    """A typed event; None for an event this client does not know (newer servers)."""
+    if sse.event == "snapshot":
+        return RunRecord.model_validate(json.loads(sse.data))
+    if sse.event == "update":
+        return RunEvent.model_validate(json.loads(sse.data))
+    return None
+
+
+def apply(record: RunRecord | None, event: Event) -> RunRecord:
+    """The run after `event`: a snapshot replaces it, an update changes its phase, progress,
+    message and the tasks it names. Folding `events()` this way gives the live run."""
+    if isinstance(event, RunRecord):
+        return event
+    if record is None:
+        raise ValueError(f"an update of run {event.run_id} came before its snapshot")
+    status = record.status.model_copy(
+        update={
+            "phase": event.phase,
+            "progress": event.progress,
+            "message": event.message,
+            "tasks": {**record.status.tasks, **event.tasks},
+        }
+    )
+    return record.model_copy(update={"status": status})
+
+
+def finished(event: Event) -> bool:
+    phase = event.status.phase if isinstance(event, RunRecord) else event.phase
+    return phase.finished
+
+
+@dataclass
+class Pager:
+    """Walks the newest-first listing page by page until `limit` runs (None: all)."""
+
+    phase: RunPhase | None
+    limit: int | None
+    page_size: int = 100
+    cursor: str | None = None
+    seen: int = 0
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            self.done = True
+        self.page_size = max(1, min(PAGE_MAX, self.page_size))
+
+    def next_call(self) -> Call[RunList] | None:
+        if self.done:
+            return None
+        size = self.page_size if self.limit is None else min(self.page_size, self.limit - self.seen)
+        return page(phase=self.phase, limit=size, cursor=self.cursor)
+
+    def take(self, result: RunList) -> list[RunSummary]:
+        self.seen += len(result.items)
+        self.cursor = result.next_cursor
+        self.done = self.cursor is None or (self.limit is not None and self.seen >= self.limit)
+        return result.items
+
+
+@dataclass
+class Deadline:
+    """`wait(timeout=...)` for the sync client (the async one uses asyncio.timeout)."""
+
+    timeout: float | None
+    start: float = field(default_factory=time.monotonic)
+
+    def read_timeout(self) -> float:
+        if self.timeout is None:
+            return STREAM_READ_TIMEOUT
+        return max(0.001, min(STREAM_READ_TIMEOUT, self.timeout - self.elapsed()))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def expired(self) -> bool:
+        return self.timeout is not None and self.elapsed() >= self.timeout
+
+    def check(self, run_id: str) -> None:
+        if self.expired():
+            raise TimeoutError(f"run {run_id} did not finish within {self.timeout} s")
+
+
+def _model(kind: type[T]) -> Callable[[httpx.Response], T]:
+    adapter = TypeAdapter(kind)
+    return lambda response: adapter.validate_json(response.content)

@@ -1,0 +1,137 @@
+"""`Client`: the API from ordinary (blocking) Python code, typed with the API's models."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+from collections.abc import Generator, Iterator
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+from httpx_sse import connect_sse
+
+from stageflow import DEFAULT_URL
+from stageflow.api.schemas import Submitted, TaskInfo
+from stageflow.client import calls
+from stageflow.client.calls import Body, Call, Deadline, Event
+from stageflow.client.errors import UnreachableError
+from stageflow.engine import RunPhase, TaskPhase
+from stageflow.store import RunRecord, RunSummary
+
+T = TypeVar("T")
+
+
+class Client:
+    """`Client("http://127.0.0.1:8080", token=None)`; errors raise `ClientError`s.
+
+    Use it as a context manager, or call `close()`, to release its connections.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._http = httpx.Client(
+            base_url=base_url, headers=calls.headers(token), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(self, body: Body) -> Submitted:
+        """Start a run: a request model, a builder's `Stages`/`Dag`, or a JSON-like mapping."""
+        return self._send(calls.submit(body))
+
+    def get(self, run_id: str) -> RunRecord:
+        return self._send(calls.get(run_id))
+
+    def status(self, run_id: str) -> dict[str, TaskPhase]:
+        """Each task's phase, by task id."""
+        return self._send(calls.status(run_id))
+
+    def list(
+        self, phase: RunPhase | None = None, limit: int | None = 50, *, page_size: int = 100
+    ) -> Iterator[RunSummary]:
+        """Runs, newest first, fetched `page_size` at a time until `limit` (None: every run)."""
+        pager = calls.Pager(phase=phase, limit=limit, page_size=page_size)
+        while (call := pager.next_call()) is not None:
+            yield from pager.take(self._send(call))
+
+    def cancel(self, run_id: str) -> Submitted:
+        return self._send(calls.cancel(run_id))
+
+    def delete(self, run_id: str) -> None:
+        self._send(calls.delete(run_id))
+
+    def logs(self, run_id: str, task: str) -> str:
+        return self._send(calls.logs(run_id, task))
+
+    def tasks(self) -> builtins.list[TaskInfo]:
+        """The tasks the server can run, with their parameters."""
+        return self._send(calls.tasks())
+
+    def events(self, run_id: str) -> Iterator[Event]:
+        """A `RunRecord` snapshot, then a `RunEvent` per change, until the run ends."""
+        return self._events(run_id, read_timeout=calls.STREAM_READ_TIMEOUT)
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Follow the run until it finishes and return it; TimeoutError after `timeout` s."""
+        deadline = Deadline(timeout)
+        while True:
+            try:
+                with contextlib.closing(
+                    self._events(run_id, read_timeout=deadline.read_timeout())
+                ) as stream:
+                    for event in stream:
+                        if calls.finished(event):
+                            break
+                        deadline.check(run_id)
+            except UnreachableError:
+                deadline.check(run_id)
+                raise
+            record = self.get(run_id)
+            if record.status.phase.finished:
+                return record
+            deadline.check(run_id)
+
+    def _events(self, run_id: str, *, read_timeout: float) -> Generator[Event, None, None]:
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+        try:
+            with connect_sse(
+                self._http, "GET", calls.events_path(run_id), timeout=timeout
+            ) as source:
+                if not source.response.is_success:
+                    source.response.read()
+                    calls.checked(source.response)
+                for sse in source.iter_sse():
+                    event = calls.read_event(sse)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as error:
+            raise calls.unreachable(self.base_url, error) from error
+
+    def _send(self, call: Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
+        except httpx.TransportError as error:
+            raise calls.unreachable(self.base_url, error) from error
+        return call.read(calls.checked(response))

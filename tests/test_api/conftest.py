@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,8 +50,24 @@ def client(request: pytest.FixtureRequest, tasks: TaskRegistry) -> Iterator[Test
         redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
         settings = ApiSettings(redis_url=redis_url, status_flush_seconds=0.01)
         app = create_app(settings, tasks=tasks)
+    before = set(threading.enumerate())
     with TestClient(app) as test_client:
         yield test_client
+    finish_task_threads(set(threading.enumerate()) - before)
+
+
+def finish_task_threads(threads: set[threading.Thread], within: float = 30) -> None:
+    """Wait for the task threads of a closed app (the executor was shut down) to end.
+
+    A run the test did not wait for may still have a sync task in a thread, printing:
+    written while pytest rewinds its capture file for the next test, that crashed the
+    interpreter (TextIOWrapper is not thread-safe). In a real process nothing rewinds
+    stdout, so this is the suite's problem, solved here: no thread outlives its test."""
+    deadline = time.monotonic() + within
+    for thread in threads:
+        if thread.name.startswith("stageflow-task"):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            assert not thread.is_alive(), f"{thread.name} still runs {within}s after shutdown"
 
 
 def backend_of(client: TestClient) -> str:

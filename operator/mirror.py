@@ -8,7 +8,8 @@ resyncs can make the mirror go backwards.
 
 - A write that fails (Redis down, or no pooled connection within the pool's timeout)
   is kept, newest observation per run, and retried every `retry_seconds`; one log line
-  per outage, not per write. A failed write never starts a resync.
+  per outage, not per write. A failed write never starts a resync. Until a retry tick
+  finds Redis answering, further writes are kept without being tried.
 - A resync lists every WorkflowRun and writes them (pipelined, still conditional). It
   drops only runs the list proves gone: absent from it, and stored at a version no
   newer than the list's own. It runs at start-up, when Redis is a different server
@@ -162,7 +163,11 @@ class RedisMirror:
         return frozenset(task for task, entry in entries.items() if before.get(task) != entry)
 
     async def _apply(self, key: RunKey, change: _Write | _Delete) -> bool:
-        """Write one change; keep it for a retry if Redis cannot take it now."""
+        """Write one change; keep it for a retry if Redis cannot take it now (or is known
+        to be down: then the watch handler does not wait out the client's retries)."""
+        if self._down:
+            self._pending[key] = change
+            return False
         try:
             if isinstance(change, _Write):
                 entries = _entries(change.record)

@@ -1,0 +1,72 @@
+"""The Redis pool (store/connection.py) on a real redis-server of its own: bounded, and
+healthy again on the first command after the server is SIGKILLed and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from stageflow.store import RedisStore, RunRecord
+from stageflow.store.connection import RedisConnectionSettings
+from tests.redis_server import RedisServer, running_redis
+from tests.test_store.test_stores import record
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A server this test may kill; it admits 16 clients at most."""
+    with running_redis("--maxclients", "16") as server:
+        yield server
+
+
+def connected_clients(server: RedisServer) -> int:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return int(client.info("clients")["connected_clients"]) - 1  # not this one
+    finally:
+        client.close()
+
+
+async def test_many_concurrent_writes_wait_for_a_pooled_connection(
+    own_redis: RedisServer,
+) -> None:
+    """600 runs mirrored at once (an operator restarting with 600 runs) on an 8-connection
+    pool: every write lands, and the server never sees more than 8 connections."""
+    settings = RedisConnectionSettings(redis_max_connections=8)
+    store = RedisStore.from_url(own_redis.url, connection=settings, namespace="team-a")
+    runs = [record().model_copy(update={"namespace": "team-a"}) for _ in range(600)]
+
+    async def write(run: RunRecord) -> bool:
+        return await store.mirror(run, frozenset(run.status.tasks), version="1")
+
+    try:
+        written = await asyncio.gather(*(write(run) for run in runs))
+        assert all(written)
+        assert len(await store.run_ids(["team-a"])) == 600
+        assert connected_clients(own_redis) <= 8
+    finally:
+        await store.close()
+
+
+async def test_the_first_commands_after_a_redis_restart_succeed(own_redis: RedisServer) -> None:
+    """Pooled connections to a server that was SIGKILLed are stale; none may fail a caller."""
+    store = RedisStore.from_url(own_redis.url, namespace="team-a")
+    run = record().model_copy(update={"namespace": "team-a"})
+    try:
+        # Four commands at once leave four connections in the pool.
+        await asyncio.gather(*(store.ping() for _ in range(4)))
+        assert connected_clients(own_redis) == 4
+
+        own_redis.kill()
+        own_redis.start()  # same port, empty
+
+        # Every pooled connection is stale now; each of these uses one, on its first try.
+        await asyncio.gather(*(store.get(str(uuid.uuid4())) for _ in range(4)))
+        assert await store.mirror(run, frozenset(run.status.tasks), version="1")
+        assert await store.get(run.run_id) is not None
+    finally:
+        await store.close()

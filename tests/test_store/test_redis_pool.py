@@ -70,3 +70,21 @@ async def test_the_first_commands_after_a_redis_restart_succeed(own_redis: Redis
         assert await store.get(run.run_id) is not None
     finally:
         await store.close()
+
+
+async def test_an_idle_subscription_outlives_the_read_timeout(redis_url: str) -> None:
+    """Event streams idle longer than STAGEFLOW_REDIS_SOCKET_TIMEOUT_SECONDS stay subscribed
+    (redis-py 8.0.0 timed blocking pub/sub reads out: redis/redis-py#4098, fixed in 8.1)."""
+    settings = RedisConnectionSettings(redis_socket_timeout_seconds=0.2)
+    store = RedisStore.from_url(redis_url, connection=settings, namespace="team-a")
+    run = record().model_copy(update={"namespace": "team-a"})
+    try:
+        await store.mirror(run, frozenset(), version="1")
+        async with store.subscribe(run.run_id) as events:
+            waiting = asyncio.ensure_future(anext(events))
+            await asyncio.sleep(0.6)  # the condition under test: idle for three read timeouts
+            await store.mirror(run, frozenset({"a"}), version="2")
+            event = await asyncio.wait_for(waiting, 5)
+        assert set(event.tasks) == {"a"}
+    finally:
+        await store.close()

@@ -101,7 +101,10 @@ class RedisMirror:
     async def resync(self) -> None:
         """Write every WorkflowRun; drop the runs the list proves gone. Never raises: a
         resync that fails is tried again on the next retry tick."""
+        done_before = self.resyncs
         async with self._resync_lock:
+            if self.resyncs > done_before and not self._resync_needed:
+                return  # one finished while this waited for it: nothing asks for another
             self._resync_needed = True
             try:
                 listing = await self._list_runs()

@@ -3,6 +3,7 @@ list would give them (no apiserver needed: the list is a function the test contr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -187,3 +188,11 @@ async def test_after_redis_restarts_empty_the_mirror_equals_the_workflow_runs(
         assert mirror.resyncs == 2  # start-up, and once when Redis answered again
     finally:
         await mirror.stop()
+
+
+async def test_resyncs_asked_for_while_one_runs_are_one(store: RedisStore) -> None:
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    lister.objects = {"r1": wfr("r1", 5)}
+    await asyncio.gather(mirror.resync(), mirror.resync(), mirror.resync())
+    assert (mirror.resyncs, lister.calls) == (1, 1)

@@ -247,3 +247,48 @@ def test_the_apiserver_rejects_what_the_api_rejects(
     assert done.returncode != 0, "the apiserver accepted an invalid WorkflowRun"
     assert "is invalid" in done.stderr
     assert complaint in done.stderr
+
+
+def test_redis_killed_under_load_then_the_mirror_equals_the_workflow_runs(
+    e2e_cluster: Cluster, replicas: tuple[httpx.Client, httpx.Client], k8s_namespace: str
+) -> None:
+    """Issue 9's fault: Redis SIGKILLed while runs are submitted and running, restarted
+    empty. Within seconds the mirror holds every WorkflowRun, in its latest state, and
+    both API replicas list and report exactly what the WorkflowRuns say."""
+    first, second = replicas
+    submitted = [submit((first, second)[i % 2], SEED) for i in range(60)]
+    e2e_cluster.redis.kill()
+    try:
+        submitted += [submit((first, second)[i % 2], SEED) for i in range(30)]
+    finally:
+        e2e_cluster.redis.start()  # same port, empty
+    submitted += [submit((first, second)[i % 2], SEED) for i in range(30)]  # racing the resync
+
+    def workflow_runs() -> dict[str, dict[str, str]]:
+        listing = json.loads(kubectl("get", "wfr", "-n", k8s_namespace, "-o", "json"))
+        return {
+            obj["metadata"]["name"]: {
+                task: entry["phase"] for task, entry in obj["status"]["tasks"].items()
+            }
+            for obj in listing["items"]
+            if obj.get("status", {}).get("phase") == "Succeeded"
+        }
+
+    wait_until(lambda: len(workflow_runs()) == len(submitted), within=120)
+    truth = workflow_runs()
+    assert set(truth) == set(submitted)
+
+    def listed(client: httpx.Client) -> set[str]:
+        page = client.get("/workflows", params={"limit": 500}).json()
+        return {item["run_id"] for item in page["items"]}
+
+    wait_until(
+        lambda: (
+            all(mirrored_phases(e2e_cluster, k8s_namespace, run) == truth[run] for run in truth)
+            and listed(first) == listed(second) == set(truth)
+        ),
+        within=15,
+    )
+    for client in (first, second):
+        for run_id in submitted:
+            assert client.get(f"/workflow/{run_id}/status").json() == truth[run_id]

@@ -349,6 +349,12 @@ class RedisStore:
     def namespace(self) -> str:
         return self._namespace
 
+    def in_namespace(self, namespace: str) -> RedisStore:
+        """The same client and pool, for runs of `namespace` (close only the original)."""
+        if namespace == self._namespace:
+            return self
+        return RedisStore(self._redis, namespace=namespace, finished_ttl_seconds=self._finished_ttl)
+
     @_translated
     async def create(self, record: RunRecord) -> None:
         await self._write(record, namespace=self._namespace, version=None, event=None)

@@ -123,3 +123,19 @@ async def test_prune_drops_only_what_the_listing_proves_gone(store: RedisStore) 
     assert await store.get(local.run_id) is not None
     # The listing's version is the tombstone: an older copy of `old` stays out.
     assert not await store.mirror(old, frozenset(), version="9")
+
+
+async def test_a_namespace_view_shares_the_pool_and_keeps_to_its_namespace(
+    store: RedisStore, redis_url: str
+) -> None:
+    """The operator keeps an in-process task's log under the run's own namespace, where
+    that namespace's API replicas read it."""
+    run = in_namespace(record(), "team-b")
+    await store.mirror(run, frozenset(), version="1")
+    await store.in_namespace("team-b").save_log(run.run_id, "a", "hello\n")
+    api = RedisStore.from_url(redis_url, namespace="team-b")
+    try:
+        assert await api.get_log(run.run_id, "a") == "hello\n"
+        assert await store.get_log(run.run_id, "a") is None  # team-a has no such run
+    finally:
+        await api.close()

@@ -16,6 +16,12 @@ back to the WorkflowRun, and two replicas disagree). Instead, all from redis-py 
 - `health_check_interval`: a connection idle that long is PINGed before use;
 - connect and read timeouts, so no call hangs on a half-open socket. Blocking pub/sub
   reads are not bounded by the read timeout (redis-py reads them with no timeout).
+
+So a Redis that does not answer costs a command at most (retries + 1)^2 x the connect
+timeout (a blackholed host: about 4 s with the defaults) or the read timeout (a hung
+server: about 8 s; redis-py retries the connection handshake inside each attempt too),
+before the caller sees StoreUnavailableError (the API then reads the WorkflowRun, or
+answers 503); a refused connection (Redis down on a reachable host) costs well under 1 s.
 """
 
 from __future__ import annotations
@@ -41,22 +47,25 @@ class RedisConnectionSettings(BaseSettings):
         default=5.0, gt=0, description="How long a caller waits for a free pooled connection."
     )
     redis_connect_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="TCP connect timeout to Redis."
+        default=1.0, gt=0, description="TCP connect timeout to Redis."
     )
     redis_socket_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Read/write timeout of one Redis command."
+        default=2.0, gt=0, description="Read/write timeout of one Redis command."
     )
     redis_health_check_seconds: float = Field(
         default=10.0, ge=0, description="A connection idle this long is PINGed before use."
     )
     redis_retries: int = Field(
-        default=3, ge=0, description="Retries of a command that met a connection error."
+        default=1,
+        ge=0,
+        description="Retries of a command that met a connection error (one is enough for "
+        "a stale pooled connection: it is retried on a fresh one).",
     )
     redis_retry_backoff_seconds: float = Field(
         default=0.05, gt=0, description="First retry's backoff (exponential, with jitter)."
     )
     redis_retry_backoff_max_seconds: float = Field(
-        default=1.0, gt=0, description="Longest backoff between two retries."
+        default=0.5, gt=0, description="Longest backoff between two retries."
     )
 
 

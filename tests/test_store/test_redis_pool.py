@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from stageflow.store import RedisStore, RunRecord
+from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
 from stageflow.store.connection import RedisConnectionSettings
 from tests.redis_server import RedisServer, running_redis
 from tests.test_store.test_stores import record
@@ -88,3 +88,29 @@ async def test_an_idle_subscription_outlives_the_read_timeout(redis_url: str) ->
         assert set(event.tasks) == {"a"}
     finally:
         await store.close()
+
+
+async def test_a_redis_that_never_answers_is_unavailable_not_a_hang() -> None:
+    """A server that accepts connections and says nothing (hung, or a half-open socket):
+    the read timeout and the bounded retries end the call with StoreUnavailableError."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, never answer
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = RedisConnectionSettings(redis_socket_timeout_seconds=0.1, redis_retries=1)
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", connection=settings)
+    try:
+        with pytest.raises(StoreUnavailableError, match="Timeout"):
+            await asyncio.wait_for(store.ping(), 30)  # the bound of a broken test, not of this
+        # The try and its retry, each on a fresh connection whose handshake redis-py also
+        # retries once: the (retries + 1)^2 read timeouts store/connection.py states.
+        assert len(held) == 4
+    finally:
+        await store.close()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -355,6 +355,10 @@ class RedisStore:
     def namespace(self) -> str:
         return self._namespace
 
+    @property
+    def pool(self) -> aioredis.ConnectionPool:
+        return self._redis.connection_pool
+
     def in_namespace(self, namespace: str) -> RedisStore:
         """The same client and pool, for runs of `namespace` (close only the original)."""
         if namespace == self._namespace:

@@ -7,9 +7,15 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 
+import kubernetes.client
 import pytest
 import redis
+import redis.asyncio as aioredis
 
+from stageflow.api.config import ApiSettings
+from stageflow.kube import KubeClient
+from stageflow.operator.config import OperatorSettings
+from stageflow.operator.main import make_context
 from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
 from stageflow.store.connection import RedisConnectionSettings
 from tests.redis_server import RedisServer, running_redis
@@ -114,3 +120,26 @@ async def test_a_redis_that_never_answers_is_unavailable_not_a_hang() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_api_and_the_operator_build_the_same_bounded_pool(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAGEFLOW_REDIS_URL", redis_url)
+    monkeypatch.setenv("STAGEFLOW_REDIS_MAX_CONNECTIONS", "7")
+    monkeypatch.setenv("STAGEFLOW_REDIS_POOL_TIMEOUT_SECONDS", "3")
+    api_store = ApiSettings().open_store(namespace="team-a")
+    assert isinstance(api_store, RedisStore)
+    context = make_context(OperatorSettings(), KubeClient(kubernetes.client.Configuration()))
+    assert context.mirror is not None
+    try:
+        for pool in (api_store.pool, context.mirror.store.pool):
+            assert isinstance(pool, aioredis.BlockingConnectionPool)
+            assert pool.max_connections == 7
+            assert pool.timeout == 3
+            assert pool.connection_kwargs["health_check_interval"] == 10
+            assert pool.connection_kwargs["retry"].get_retries() == 1
+    finally:
+        await api_store.close()
+        await context.mirror.stop()
+        context.kube.close()

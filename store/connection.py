@@ -41,7 +41,10 @@ class RedisConnectionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
     redis_max_connections: int = Field(
-        default=50, ge=1, description="Connections in this process's Redis pool, at most."
+        default=100,
+        ge=1,
+        description="Connections in this process's Redis pool, at most (an open event "
+        "stream holds one while it lasts).",
     )
     redis_pool_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long a caller waits for a free pooled connection."

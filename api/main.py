@@ -19,9 +19,9 @@ from stageflow.kube import KubeClient, load_configuration
 def make_backend(settings: ApiSettings, tasks: TaskRegistry) -> Backend:
     if settings.backend == "kubernetes":
         kube = KubeClient(load_configuration())
-        store = settings.open_store() if settings.redis_url else None
+        store = settings.open_store(namespace=settings.namespace) if settings.redis_url else None
         return KubernetesBackend(kube, store, tasks, settings, namespace=settings.namespace)
-    return LocalBackend(settings.open_store(), tasks, settings)
+    return LocalBackend(settings.open_store(namespace=settings.namespace), tasks, settings)
 
 
 def create_app(

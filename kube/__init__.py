@@ -5,6 +5,7 @@ from stageflow.kube.client import (
     KubeConflictError,
     KubeError,
     KubeUnavailableError,
+    RunListing,
     load_configuration,
 )
 from stageflow.kube.resource import (
@@ -29,6 +30,7 @@ __all__ = [
     "KubeConflictError",
     "KubeError",
     "KubeUnavailableError",
+    "RunListing",
     "is_deleted",
     "load_configuration",
     "new_object",

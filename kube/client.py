@@ -12,6 +12,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes.client
@@ -46,6 +47,15 @@ def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Confi
             config_file=kubeconfig, client_configuration=configuration
         )
     return configuration
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """A list of WorkflowRuns as of `resource_version` (the collection's): every run that
+    existed at that version is in `items`. None when the server did not say."""
+
+    items: list[dict[str, Any]]
+    resource_version: str | None
 
 
 class KubeClient:
@@ -101,6 +111,10 @@ class KubeClient:
         return found
 
     async def list_runs(self, namespace: str | None) -> list[dict[str, Any]]:
+        return (await self.list_runs_snapshot(namespace)).items
+
+    async def list_runs_snapshot(self, namespace: str | None) -> RunListing:
+        """Every WorkflowRun (of `namespace`, or all), and the version the list was read at."""
         if namespace is None:
             listing = await self._call(
                 self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
@@ -109,8 +123,10 @@ class KubeClient:
             listing = await self._call(
                 self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
             )
-        items: list[dict[str, Any]] = listing.get("items", [])
-        return items
+        return RunListing(
+            items=listing.get("items", []),
+            resource_version=(listing.get("metadata") or {}).get("resourceVersion") or None,
+        )
 
     async def patch_run(
         self, namespace: str, name: str, patch: dict[str, Any]

@@ -17,7 +17,10 @@ class OperatorSettings(EngineSettings, StoreSettings):
         default=None, description="Watch WorkflowRuns in this namespace; unset watches all."
     )
     mirror_resync_seconds: float = Field(
-        default=2.0, gt=0, description="How often mirror writes that failed are retried."
+        default=2.0,
+        gt=0,
+        description="How often failed mirror writes are retried and Redis is checked for a "
+        "restart or flush (which calls for a resync).",
     )
     task_image: str = Field(
         default="stageflow:0.1.0",

@@ -67,7 +67,8 @@ async def _observe(
     assert namespace is not None  # WorkflowRuns are namespaced
     if event.get("type") == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
         if memo.mirror is not None:
-            await memo.mirror.forget(name)
+            version = body.get("metadata", {}).get("resourceVersion")
+            await memo.mirror.forget(name, namespace=namespace, version=version)
         return
     runner = memo.runners.get((namespace, name))
     if runner is not None and body.get("spec", {}).get("cancelRequested"):

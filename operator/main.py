@@ -15,7 +15,7 @@ from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
 from stageflow.operator.handlers import LoginFn, build_registry
 from stageflow.operator.mirror import RedisMirror
-from stageflow.store import RedisStore
+from stageflow.store import DEFAULT_NAMESPACE
 
 PREFIX = "stageflow.dev"
 
@@ -43,13 +43,11 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
     }
     mirror = None
     if settings.redis_url:
-        store = RedisStore.from_url(
-            settings.redis_url, finished_ttl_seconds=settings.finished_ttl_seconds
-        )
         mirror = RedisMirror(
-            store,
+            settings.open_redis_store(namespace=settings.namespace or DEFAULT_NAMESPACE),
             retry_seconds=settings.mirror_resync_seconds,
-            list_objects=lambda: kube.list_runs(settings.namespace),
+            list_runs=lambda: kube.list_runs_snapshot(settings.namespace),
+            namespace=settings.namespace,
         )
     return OperatorContext(
         settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror

@@ -1,10 +1,20 @@
 """The Redis mirror: what the operator observes on the watch stream, copied for fast reads.
 
-It mirrors every WorkflowRun event it sees (not only its own writes), so the
-mirror also follows changes made by others. A write that fails (Redis down) is
-kept, newest version only, and retried until Redis answers. A resync writes
-every run the cluster has and drops the ones it no longer has: at start-up, and
-whenever Redis answers again after it did not (it may have come back empty).
+It mirrors every WorkflowRun event it sees (not only its own writes), so the mirror
+also follows changes made by others. Every write carries the WorkflowRun's
+resourceVersion and Redis applies it only if it is newer than what it holds (one Lua
+script, store/redis_store.py), so no interleaving of watch events, retried writes and
+resyncs can make the mirror go backwards.
+
+- A write that fails (Redis down, or no pooled connection within the pool's timeout)
+  is kept, newest observation per run, and retried every `retry_seconds`; one log line
+  per outage, not per write. A failed write never starts a resync. Until a retry tick
+  finds Redis answering, further writes are kept without being tried.
+- A resync lists every WorkflowRun and writes them (pipelined, still conditional). It
+  drops only runs the list proves gone: absent from it, and stored at a version no
+  newer than the list's own. It runs at start-up, when Redis is a different server
+  than the one last synced (restarted: it may have come back empty or from an old
+  snapshot) or lost the mirror's marker (flushed), and again after a resync that failed.
 """
 
 from __future__ import annotations
@@ -13,14 +23,39 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from stageflow.kube import is_deleted, record_from_object
+from stageflow.kube import KubeError, RunListing, is_deleted, record_from_object
 from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
-_GONE = None
+RunKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class _Write:
+    record: RunRecord
+    version: str | None
+
+
+@dataclass(frozen=True)
+class _Delete:
+    version: str | None
+
+
+def _version(obj: dict[str, Any]) -> str | None:
+    version = obj.get("metadata", {}).get("resourceVersion")
+    return str(version) if version else None
+
+
+def _entries(record: RunRecord) -> dict[str, str]:
+    """Task id -> its status entry as JSON: what tells which tasks changed."""
+    return {
+        task_id: json.dumps(task.to_json_dict(), sort_keys=True)
+        for task_id, task in record.status.tasks.items()
+    }
 
 
 class RedisMirror:
@@ -29,15 +64,22 @@ class RedisMirror:
         store: RedisStore,
         *,
         retry_seconds: float,
-        list_objects: Callable[[], Awaitable[list[dict[str, Any]]]],
+        list_runs: Callable[[], Awaitable[RunListing]],
+        namespace: str | None,
     ) -> None:
+        """`list_runs` lists what the operator watches: `namespace`, or all (None)."""
         self._store = store
         self._retry_seconds = retry_seconds
-        self._list_objects = list_objects
-        self._healthy = True
-        self._seen: dict[str, dict[str, str]] = {}  # run id -> task id -> its entry as JSON
-        self._pending: dict[str, RunRecord | None] = {}  # failed writes; None = a delete
+        self._list_runs = list_runs
+        self._namespaces = None if namespace is None else [namespace]
+        self._scope = namespace or "*"
+        self._seen: dict[RunKey, dict[str, str]] = {}  # what was written, to publish changes
+        self._pending: dict[RunKey, _Write | _Delete] = {}  # failed writes, newest only
+        self._resync_needed = True
+        self._resync_lock = asyncio.Lock()
+        self._down = False
         self._retrying: asyncio.Task[None] | None = None
+        self.resyncs = 0  # completed resyncs (tests and logs read it)
 
     @property
     def store(self) -> RedisStore:
@@ -48,31 +90,67 @@ class RedisMirror:
         return len(self._pending)
 
     async def observe(self, obj: dict[str, Any]) -> None:
-        await self._write(record_from_object(obj))
+        record = record_from_object(obj)
+        key = (record.namespace or "", record.run_id)
+        await self._apply(key, _Write(record, _version(obj)))
 
-    async def forget(self, run_id: str) -> None:
-        self._seen.pop(run_id, None)
-        try:
-            await self._store.delete(run_id)
-            self._pending.pop(run_id, None)
-        except StoreUnavailableError:
-            self._pending[run_id] = _GONE
+    async def forget(self, name: str, *, namespace: str, version: str | None = None) -> None:
+        """The WorkflowRun is deleted (at `version`, if known): drop it from the mirror."""
+        await self._apply((namespace, name), _Delete(version))
 
     async def resync(self) -> None:
-        """Write every run the cluster has; drop the ones it no longer has."""
-        names = set()
-        self._seen.clear()  # everything is written whole, and published as changed
-        for obj in await self._list_objects():
+        """Write every WorkflowRun; drop the runs the list proves gone. Never raises: a
+        resync that fails is tried again on the next retry tick."""
+        done_before = self.resyncs
+        async with self._resync_lock:
+            if self.resyncs > done_before and not self._resync_needed:
+                return  # one finished while this waited for it: nothing asks for another
+            self._resync_needed = True
+            try:
+                listing = await self._list_runs()
+            except KubeError as error:
+                logger.warning("mirror resync: listing WorkflowRuns failed (%s); will retry", error)
+                return
+            try:
+                await self._resync(listing)
+            except StoreUnavailableError as error:
+                self._went_down(error)
+                return
+            self._resync_needed = False
+            self.resyncs += 1
+
+    async def _resync(self, listing: RunListing) -> None:
+        server = await self._store.server_id()
+        listed: set[RunKey] = set()
+        writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
+        for obj in listing.items:
+            record = record_from_object(obj)
+            key = (record.namespace or "", record.run_id)
+            listed.add(key)
             if is_deleted(obj):
+                await self._store.delete_mirrored(
+                    namespace=key[0], run_id=key[1], version=_version(obj)
+                )
+                self._seen.pop(key, None)
                 continue
-            names.add(obj["metadata"]["name"])
-            await self.observe(obj)
-        try:
-            stale = await self._store.run_ids() - names
-        except StoreUnavailableError:
-            return
-        for run_id in stale:
-            await self.forget(run_id)
+            writes.append((key, record, _version(obj), _entries(record)))
+        written = await self._store.mirror_many(
+            [
+                (record, self._changed(key, entries), version)
+                for key, record, version, entries in writes
+            ]
+        )
+        for (key, _, _, entries), done in zip(writes, written, strict=True):
+            if done:
+                self._seen[key] = entries
+        if listing.resource_version is not None:
+            for namespace, run_id in await self._store.run_ids(self._namespaces) - listed:
+                if await self._store.prune(
+                    namespace=namespace, run_id=run_id, listed_at=listing.resource_version
+                ):
+                    self._seen.pop((namespace, run_id), None)
+        await self._store.mark_synced(self._scope, server)
+        logger.info("mirror resynced: %d runs listed, %d written", len(listed), sum(written))
 
     def start(self) -> None:
         self._retrying = asyncio.create_task(self._retry_forever(), name="stageflow mirror retries")
@@ -83,23 +161,41 @@ class RedisMirror:
             await asyncio.gather(self._retrying, return_exceptions=True)
         await self._store.close()
 
-    async def _write(self, record: RunRecord) -> None:
-        entries = {
-            task_id: json.dumps(task.to_json_dict(), sort_keys=True)
-            for task_id, task in record.status.tasks.items()
-        }
-        before = self._seen.get(record.run_id, {})
-        changed = frozenset(task for task, entry in entries.items() if before.get(task) != entry)
+    def _changed(self, key: RunKey, entries: dict[str, str]) -> frozenset[str]:
+        before = self._seen.get(key, {})
+        return frozenset(task for task, entry in entries.items() if before.get(task) != entry)
+
+    async def _apply(self, key: RunKey, change: _Write | _Delete) -> bool:
+        """Write one change; keep it for a retry if Redis cannot take it now (or is known
+        to be down: then the watch handler does not wait out the client's retries)."""
+        if self._down:
+            self._pending[key] = change
+            return False
         try:
-            await self._store.mirror(record, changed)
+            if isinstance(change, _Write):
+                entries = _entries(change.record)
+                if await self._store.mirror(
+                    change.record, self._changed(key, entries), version=change.version
+                ):
+                    self._seen[key] = entries
+            else:
+                self._seen.pop(key, None)
+                await self._store.delete_mirrored(
+                    namespace=key[0], run_id=key[1], version=change.version
+                )
         except StoreUnavailableError as error:
-            self._healthy = False
-            if record.run_id not in self._pending:
-                logger.warning("mirror write of %s failed (%s); will retry", record.run_id, error)
-            self._pending[record.run_id] = record
-            return
-        self._pending.pop(record.run_id, None)
-        self._seen[record.run_id] = entries
+            self._pending[key] = change
+            self._went_down(error)
+            return False
+        self._pending.pop(key, None)
+        return True
+
+    def _went_down(self, error: StoreUnavailableError) -> None:
+        if not self._down:
+            self._down = True
+            logger.warning(
+                "mirror writes failing (%s); retrying every %ss", error, self._retry_seconds
+            )
 
     async def _retry_forever(self) -> None:
         while True:
@@ -111,18 +207,17 @@ class RedisMirror:
 
     async def _tick(self) -> None:
         try:
-            await self._store.ping()
-        except StoreUnavailableError:
-            self._healthy = False
+            server, synced = await self._store.sync_state(self._scope)
+        except StoreUnavailableError as error:
+            self._went_down(error)
             return
-        if not self._healthy:
-            logger.info("Redis answers again: resyncing the mirror")
-            self._healthy = True
-            self._pending.clear()
+        if self._down:
+            self._down = False
+            logger.info("Redis answers again: %d mirror writes to retry", len(self._pending))
+        if server != synced:
+            self._resync_needed = True
+        for key, change in list(self._pending.items()):
+            if self._pending.get(key) is change and not await self._apply(key, change):
+                return  # down again: the rest waits for the next tick
+        if self._resync_needed:
             await self.resync()
-            return
-        for run_id, record in list(self._pending.items()):
-            if record is _GONE:
-                await self.forget(run_id)
-            else:
-                await self._write(record)

@@ -70,7 +70,7 @@ async def run_workflow(
             namespace,
             name,
             generation=lambda: body.get("metadata", {}).get("generation"),
-            logs=ctx.mirror.store if ctx.mirror is not None else None,
+            logs=ctx.mirror.store.in_namespace(namespace) if ctx.mirror is not None else None,
         )
         owner = Owner(namespace=namespace, name=name, uid=body.get("metadata", {}).get("uid", ""))
         executors = {

@@ -6,6 +6,7 @@ Redis mirror the operator writes. Nothing here knows of HTTP or Kubernetes.
 
 from stageflow.store.base import (
     DEFAULT_FINISHED_TTL_SECONDS,
+    DEFAULT_NAMESPACE,
     Control,
     RunStore,
     StoreUnavailableError,
@@ -16,6 +17,7 @@ from stageflow.store.redis_store import RedisStore
 
 __all__ = [
     "DEFAULT_FINISHED_TTL_SECONDS",
+    "DEFAULT_NAMESPACE",
     "Control",
     "Cursor",
     "MemoryStore",

@@ -17,6 +17,7 @@ from stageflow.engine import RunPhase, RunStatus
 from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord
 
 DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_NAMESPACE = "default"  # the API's STAGEFLOW_NAMESPACE default: its runs' key space
 
 
 class StoreUnavailableError(Exception):

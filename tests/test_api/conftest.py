@@ -40,7 +40,7 @@ def client(request: pytest.FixtureRequest, tasks: TaskRegistry) -> Iterator[Test
         )
         backend = KubernetesBackend(
             KubeClient(load_configuration()),
-            RedisStore.from_url(cluster.redis.url),
+            RedisStore.from_url(cluster.redis.url, namespace=namespace),
             tasks,
             settings,
             namespace=namespace,

@@ -266,12 +266,12 @@ def test_redis_first_when_it_has_the_run(
     record = record_from_object(workflow_run(run_id, phase="Succeeded"))
 
     async def seed() -> None:
-        store = RedisStore.from_url(redis_url)
-        await store.mirror(record, frozenset(record.status.tasks))
+        store = RedisStore.from_url(redis_url, namespace=NAMESPACE)
+        await store.mirror(record, frozenset(record.status.tasks), version="7")
         await store.close()
 
     asyncio.run(seed())
-    with make_client(tasks, RedisStore.from_url(redis_url)) as client:
+    with make_client(tasks, RedisStore.from_url(redis_url, namespace=NAMESPACE)) as client:
         assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Succeeded"
         assert client.get(f"/workflow/{run_id}/status").json() == {
             "task_a": "Succeeded",

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from stageflow.engine import task
-from stageflow.store.redis_store import tasks_key
+from stageflow.store.redis_store import run_key, tasks_key
 from tests.polling import eventually
 from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
 
@@ -254,19 +254,19 @@ async def test_the_mirror_follows_what_the_operator_observes(
         expected = phases(obj)
 
         async def mirrored() -> bool:
-            return bool(await client.hgetall(tasks_key(name)) == expected)
+            return bool(await client.hgetall(tasks_key(NAMESPACE, name)) == expected)
 
         await eventually(mirrored)
 
         # A change made by someone else (not the operator) is mirrored too.
         async def renamed() -> bool:
-            return bool(await client.hget(f"stageflow:run:{name}", "name") == "renamed")
+            return bool(await client.hget(run_key(NAMESPACE, name), "name") == "renamed")
 
         await cluster.kube.patch_run(NAMESPACE, name, {"spec": {"name": "renamed"}})
         await eventually(renamed)
 
         async def dropped() -> bool:
-            return not await client.exists(tasks_key(name))
+            return not await client.exists(tasks_key(NAMESPACE, name))
 
         await cluster.kube.delete_run(NAMESPACE, name)
         await eventually(dropped)

@@ -12,7 +12,7 @@ import redis
 
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus, WorkflowRequest
 from stageflow.store import Control, Cursor, MemoryStore, RedisStore, RunRecord, RunStore
-from stageflow.store.redis_store import RUNS, run_key, tasks_key
+from stageflow.store.redis_store import run_key, runs_key, tasks_key
 
 SPEC = WorkflowRequest.model_validate(
     {
@@ -188,14 +188,16 @@ async def test_redis_key_layout(redis_url: str) -> None:
     await store.close()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        assert client.hgetall(tasks_key(run.run_id)) == {"a": "Succeeded", "b": "Succeeded"}
-        fields = client.hgetall(run_key(run.run_id))
+        phases = client.hgetall(f"stageflow:run:default/{run.run_id}:tasks")
+        assert phases == {"a": "Succeeded", "b": "Succeeded"}
+        fields = client.hgetall(f"stageflow:run:default/{run.run_id}")
         assert fields["phase"] == "Succeeded"
         assert fields["progress"] == "2/2"
         assert fields["finishedAt"] == "2026-11-01T00:00:00.000000Z"
-        assert client.zscore(RUNS, run.run_id) == BASE.timestamp() * 1_000_000
-        assert 0 < client.ttl(run_key(run.run_id)) <= 7 * 24 * 3600
-        assert client.ttl(tasks_key(run.run_id)) > 0
+        assert client.zscore("stageflow:runs:default", run.run_id) == BASE.timestamp() * 1e6
+        assert 0 < client.ttl(run_key("default", run.run_id)) <= 7 * 24 * 3600
+        assert client.ttl(tasks_key("default", run.run_id)) > 0
+        assert runs_key("default") == "stageflow:runs:default"
     finally:
         client.close()
 
@@ -205,20 +207,42 @@ def test_cursor_rejects_garbage() -> None:
         Cursor.decode("not-a-cursor")
 
 
+def mirrored(run: RunRecord, namespace: str = "team-a") -> RunRecord:
+    return run.model_copy(update={"namespace": namespace})
+
+
 async def test_mirror_writes_replace_and_a_deleted_run_stays_deleted(redis_url: str) -> None:
-    store = RedisStore.from_url(redis_url)
+    store = RedisStore.from_url(redis_url, namespace="team-a")
     try:
-        run = record()
-        await store.mirror(run, frozenset(run.status.tasks))
+        run = mirrored(record())
+        assert await store.mirror(run, frozenset(run.status.tasks), version="10")
         renamed = run.model_copy(update={"name": "renamed", "status": finished(run.status)})
-        await store.mirror(renamed, frozenset({"a"}))
+        assert await store.mirror(renamed, frozenset({"a"}), version="11")
         stored = await store.get(run.run_id)
         assert stored is not None
         assert stored.name == "renamed"
         assert await store.task_phases(run.run_id) == {"a": "Succeeded", "b": "Succeeded"}
-        assert await store.delete(run.run_id)
-        await store.mirror(run, frozenset(run.status.tasks))  # a late event after the delete
+        assert await store.delete_mirrored(namespace="team-a", run_id=run.run_id, version="12")
+        # A late event of the deleted run (older than the delete) cannot bring it back...
+        assert not await store.mirror(run, frozenset(run.status.tasks), version="11")
         assert await store.get(run.run_id) is None
-        assert run.run_id not in await store.run_ids()
+        assert ("team-a", run.run_id) not in await store.run_ids()
+        # ...but a WorkflowRun made again under the same name (a newer version) is mirrored.
+        assert await store.mirror(run, frozenset(run.status.tasks), version="13")
+        assert await store.get(run.run_id) is not None
+    finally:
+        await store.close()
+
+
+async def test_after_the_api_deletes_a_run_no_mirror_write_brings_it_back(
+    redis_url: str,
+) -> None:
+    store = RedisStore.from_url(redis_url, namespace="team-a")
+    try:
+        run = mirrored(record())
+        await store.mirror(run, frozenset(run.status.tasks), version="10")
+        assert await store.delete(run.run_id)  # the API's delete knows no version
+        assert not await store.mirror(run, frozenset(run.status.tasks), version="99")
+        assert await store.get(run.run_id) is None
     finally:
         await store.close()

@@ -1,0 +1,198 @@
+"""The operator's Redis mirror on a real redis-server, fed WorkflowRuns as the watch and a
+list would give them (no apiserver needed: the list is a function the test controls)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from stageflow.engine import RunPhase
+from stageflow.kube import GROUP, VERSION, RunListing
+from stageflow.operator.mirror import RedisMirror
+from stageflow.store import RedisStore
+from stageflow.store.connection import RedisConnectionSettings, connect
+from tests.polling import eventually
+from tests.redis_server import RedisServer, running_redis
+
+NS = "team-a"
+Objects = dict[str, dict[str, Any]]
+
+
+def wfr(name: str, version: int, phase: str = "Running", *, ns: str = NS) -> dict[str, Any]:
+    """A WorkflowRun as the apiserver sends it, at resourceVersion `version`."""
+    task_phase = {"Running": "Running", "Succeeded": "Succeeded"}.get(phase, "Pending")
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkflowRun",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "resourceVersion": str(version),
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+        },
+        "spec": {"workflow": [{"type": "parallel", "tasks": ["task_a"]}]},
+        "status": {"phase": phase, "tasks": {"task_a": {"phase": task_phase}}},
+    }
+
+
+class Lister:
+    """The apiserver's list: `objects` at `version`; `during` runs while the list is in
+    flight (the watch events that race a resync)."""
+
+    def __init__(self) -> None:
+        self.objects: Objects = {}
+        self.version: str | None = "0"
+        self.calls = 0
+        self.during: Callable[[], Awaitable[None]] | None = None
+
+    async def __call__(self) -> RunListing:
+        self.calls += 1
+        listing = RunListing(items=list(self.objects.values()), resource_version=self.version)
+        if self.during is not None:
+            during, self.during = self.during, None
+            await during()
+        return listing
+
+
+def make_mirror(store: RedisStore, lister: Lister) -> RedisMirror:
+    return RedisMirror(store, retry_seconds=0.05, list_runs=lister, namespace=None)
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+    opened = RedisStore.from_url(redis_url, namespace=NS)
+    yield opened
+    await opened.close()
+
+
+async def phase_of(store: RedisStore, name: str) -> RunPhase | None:
+    stored = await store.get(name)
+    return None if stored is None else stored.status.phase
+
+
+async def test_a_resync_racing_newer_events_never_goes_backwards(store: RedisStore) -> None:
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    lister.objects = {"r1": wfr("r1", 5, "Running"), "r2": wfr("r2", 6, "Running")}
+    lister.version = "10"
+
+    async def newer_events() -> None:  # after the list was taken, before it is written
+        await mirror.observe(wfr("r1", 12, "Succeeded"))
+        await mirror.forget("r2", namespace=NS, version="13")
+
+    lister.during = newer_events
+    await mirror.resync()
+    assert await phase_of(store, "r1") is RunPhase.SUCCEEDED
+    assert await store.task_phases("r1") == {"task_a": "Succeeded"}
+    assert await store.get("r2") is None
+    assert mirror.resyncs == 1
+
+
+async def test_runs_created_after_the_list_are_not_dropped(store: RedisStore) -> None:
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    await mirror.observe(wfr("gone", 3))  # deleted while the operator was away
+    lister.objects = {"old": wfr("old", 4)}
+    lister.version = "10"
+
+    async def created_meanwhile() -> None:
+        await mirror.observe(wfr("new", 11))
+
+    lister.during = created_meanwhile
+    await mirror.resync()
+    assert await phase_of(store, "old") is RunPhase.RUNNING
+    assert await phase_of(store, "new") is RunPhase.RUNNING
+    assert await store.get("gone") is None  # proven gone: stored at 3, absent at 10
+    assert await store.run_ids() == {(NS, "old"), (NS, "new")}
+
+
+async def test_without_a_listing_version_nothing_is_dropped(store: RedisStore) -> None:
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    await mirror.observe(wfr("unlisted", 3))
+    lister.version = None
+    await mirror.resync()
+    assert await store.get("unlisted") is not None
+
+
+async def test_a_write_that_fails_is_retried_without_a_resync(redis_url: str) -> None:
+    """No free pooled connection within the pool's timeout: the write is kept and retried,
+    and the retry is that one write, not another full resync."""
+    client = connect(
+        redis_url,
+        RedisConnectionSettings(redis_max_connections=1, redis_pool_timeout_seconds=0.1),
+    )
+    store = RedisStore(client, namespace=NS)
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    await mirror.resync()
+    held = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await mirror.observe(wfr("r1", 7, "Succeeded"))
+        assert mirror.pending == 1
+    finally:
+        await client.connection_pool.release(held)
+    mirror.start()
+
+    async def drained() -> bool:
+        return mirror.pending == 0
+
+    try:
+        await eventually(drained)
+        assert await phase_of(store, "r1") is RunPhase.SUCCEEDED
+        assert (mirror.resyncs, lister.calls) == (1, 1)
+    finally:
+        await mirror.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+async def test_after_redis_restarts_empty_the_mirror_equals_the_workflow_runs(
+    own_redis: RedisServer,
+) -> None:
+    store = RedisStore.from_url(own_redis.url, namespace=NS)
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    lister.objects = {f"r{i}": wfr(f"r{i}", 10 + i, "Succeeded") for i in range(20)}
+    lister.version = "40"
+    await mirror.resync()
+    mirror.start()
+    try:
+        own_redis.kill()
+        # Redis is away: watch events keep coming, and every write fails.
+        for i in range(20, 40):
+            lister.objects[f"r{i}"] = wfr(f"r{i}", 10 + i, "Running")
+            await mirror.observe(lister.objects[f"r{i}"])
+        lister.version = "60"
+        assert mirror.pending == 20
+        own_redis.start()  # same port, empty
+
+        async def equal() -> bool:
+            names = {name for _, name in await store.run_ids([NS])}
+            if names != set(lister.objects):
+                return False
+            phases = [await phase_of(store, name) for name in sorted(names)]
+            return phases == [
+                RunPhase(obj["status"]["phase"]) for _, obj in sorted(lister.objects.items())
+            ]
+
+        await eventually(equal, within=10)
+        assert mirror.pending == 0
+        assert mirror.resyncs == 2  # start-up, and once when Redis answered again
+    finally:
+        await mirror.stop()
+
+
+async def test_resyncs_asked_for_while_one_runs_are_one(store: RedisStore) -> None:
+    lister = Lister()
+    mirror = make_mirror(store, lister)
+    lister.objects = {"r1": wfr("r1", 5)}
+    await asyncio.gather(mirror.resync(), mirror.resync(), mirror.resync())
+    assert (mirror.resyncs, lister.calls) == (1, 1)

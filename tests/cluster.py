@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.orphans import die_with_parent
 from tests.redis_server import RedisServer, free_port, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                preexec_fn=die_with_parent,
             )
         self.starts += 1
         deadline = time.monotonic() + 30
@@ -119,7 +121,10 @@ class Cluster:
             "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "stageflow.cli", "api", "--port", str(port)], env=env, cwd=ROOT
+            [sys.executable, "-m", "stageflow.cli", "api", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            preexec_fn=die_with_parent,
         )
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         self.apis.append(ApiProcess(process, client))

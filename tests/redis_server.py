@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from tests.orphans import die_with_parent
+
 
 def redis_binary() -> str | None:
     found = shutil.which("redis-server")
@@ -61,6 +63,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10

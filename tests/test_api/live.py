@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 
+from tests.orphans import die_with_parent
 from tests.redis_server import free_port
 
 
@@ -32,6 +33,7 @@ def start_api(
     process = subprocess.Popen(
         [sys.executable, "-m", "stageflow.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
+        preexec_fn=die_with_parent,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     deadline = time.monotonic() + 30

@@ -19,10 +19,6 @@ class OperatorSettings(EngineSettings, StoreSettings):
     mirror_resync_seconds: float = Field(
         default=2.0, gt=0, description="How often mirror writes that failed are retried."
     )
-    task_image: str = Field(
-        default="stageflow:0.1.0",
-        description="Image of Job tasks that name none (it runs `stageflow task run`).",
-    )
     task_image_pull_policy: str = Field(default="IfNotPresent")
     task_service_account: str | None = Field(
         default=None, description="Service account of task pods (default: the namespace's)."

@@ -56,14 +56,18 @@ def _serve_api(host: str | None, port: int | None) -> int:
     import uvicorn
 
     from stageflow.api import create_app
+    from stageflow.api.auth import AuthConfigError
     from stageflow.api.config import ApiSettings
 
     settings = ApiSettings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
     settings = settings.model_copy(update=overrides)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    try:
+        app = create_app(settings)
+    except AuthConfigError as error:
+        print(f"stageflow api: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return EXIT_OK
 
 

@@ -114,6 +114,16 @@ def test_a_forbidden_caller_learns_nothing_about_a_run(token_client: TestClient)
     assert token_client.delete(missing, headers=bearer(VIEWER)).status_code == 403
 
 
+def test_the_submitter_survives_the_redis_store(
+    tokens_file: Path, tasks: TaskRegistry, redis_url: str
+) -> None:
+    settings = ApiSettings(auth_mode="token", auth_tokens_file=tokens_file, redis_url=redis_url)
+    with TestClient(create_app(settings, tasks=tasks)) as client:
+        run_id = client.post("/workflow", json=SEED, headers=bearer(EDITOR)).json()["run_id"]
+        run = client.get(f"/workflow/{run_id}", headers=bearer(VIEWER)).json()
+    assert run["submitted_by"] == "ed"
+
+
 def test_the_tokens_file_is_read_again_when_it_changes(
     token_client: TestClient, tokens_file: Path
 ) -> None:

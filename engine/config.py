@@ -20,6 +20,13 @@ class CompileLimits(TypedDict):
     policy: TaskPolicy
 
 
+def split_commas(value: object) -> object:
+    """A comma-separated setting (`a, b,c`) as a list; any other value as it is."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
@@ -69,6 +76,4 @@ class EngineSettings(BaseSettings):
     @field_validator("task_modules", "task_images", "task_service_accounts", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return split_commas(value)

@@ -29,6 +29,8 @@ import httpx
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stageflow.engine.config import split_commas
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -66,9 +68,7 @@ class EgressSettings(BaseSettings):
     @field_validator("allow", "deny", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [ipaddress.ip_network(part.strip()) for part in value.split(",") if part]
-        return value
+        return split_commas(value)
 
 
 def own_addresses() -> set[Address]:

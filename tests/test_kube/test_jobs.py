@@ -249,22 +249,16 @@ def test_a_long_failure_keeps_its_end() -> None:
 def test_task_pods_mount_no_service_account_token_unless_the_task_names_one() -> None:
     """Issue 11: a task's container gets no Kubernetes identity by default; a task that
     names a service account (which the policy allowed) runs as it, with its token."""
-    plain = manifest(
-        owner=OWNER,
-        task_id="t",
-        spec=TaskSpec(name="t", task="task_a"),
-        attempt=1,
-        settings=SETTINGS,
-    )["spec"]["template"]["spec"]
+
+    def pod(spec: TaskSpec) -> dict[str, Any]:
+        job = manifest(owner=OWNER, task_id="t", spec=spec, attempt=1, settings=SETTINGS)
+        pod_spec: dict[str, Any] = job["spec"]["template"]["spec"]
+        return pod_spec
+
+    plain = pod(TaskSpec(name="t", task="task_a"))
     assert plain["serviceAccountName"] == "runner"  # the operator's default for task pods
     assert plain["automountServiceAccountToken"] is False
-    named = manifest(
-        owner=OWNER,
-        task_id="t",
-        spec=TaskSpec(name="t", task="task_a", service_account_name="reporter"),
-        attempt=1,
-        settings=SETTINGS,
-    )["spec"]["template"]["spec"]
+    named = pod(TaskSpec(name="t", task="task_a", service_account_name="reporter"))
     assert named["serviceAccountName"] == "reporter"
     assert "automountServiceAccountToken" not in named
 

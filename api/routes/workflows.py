@@ -16,7 +16,16 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from stageflow.api.auth import MayCreate, MayDelete, MayGet, MayList, MayPatch, ShowsEnv, redact_env
+from stageflow.api.auth import (
+    ANONYMOUS,
+    MayCreate,
+    MayDelete,
+    MayGet,
+    MayList,
+    MayPatch,
+    ShowsEnv,
+    redact_env,
+)
 from stageflow.api.deps import BackendDep
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.schemas import RunList, Submitted
@@ -49,7 +58,7 @@ async def submit_workflow(
     caller: MayCreate, body: WorkflowRequest, backend: BackendDep, response: Response
 ) -> Submitted:
     """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream events."""
-    record = await backend.submit(body, submitted_by=caller.name if caller.name else None)
+    record = await backend.submit(body, submitted_by=None if caller is ANONYMOUS else caller.name)
     response.headers["Location"] = f"/workflow/{record.run_id}"
     return Submitted(run_id=record.run_id, status=record.status.phase)
 

@@ -351,3 +351,18 @@ def test_kubernetes_mode_makes_its_own_client(monkeypatch: pytest.MonkeyPatch) -
     auth = make_authorizer(AuthSettings(auth_mode="kubernetes"), host="0.0.0.0")
     assert isinstance(auth, KubernetesAuth)
     assert made == [1]
+
+
+def test_kubernetes_mode_without_a_cluster_says_so_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(AuthConfigError, match="STAGEFLOW_AUTH_MODE=kubernetes needs a cluster"):
+        make_authorizer(AuthSettings(auth_mode="kubernetes"), host="0.0.0.0")
+
+
+def test_without_auth_no_submitter_is_claimed(tasks: TaskRegistry) -> None:
+    with TestClient(create_app(ApiSettings(), tasks=tasks)) as client:
+        run_id = client.post("/workflow", json=SEED).json()["run_id"]
+        assert "submitted_by" not in client.get(f"/workflow/{run_id}").json()

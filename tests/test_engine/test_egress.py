@@ -109,3 +109,15 @@ async def test_errors_never_echo_credentials(server: int) -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+async def test_a_proxy_setting_is_no_way_around_the_policy(
+    server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY pointing at a server on loopback would take requests past the policy
+    (through a transport of httpx's own); with its own transport, http_get uses no proxy."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(RuntimeError, match="cannot resolve stageflow.invalid"):
+        await http_get("http://stageflow.invalid/")  # through the proxy it would be a 200

@@ -119,5 +119,5 @@ async def test_a_proxy_setting_is_no_way_around_the_policy(
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    with pytest.raises(RuntimeError, match="cannot resolve stageflow.invalid"):
+    with pytest.raises(RuntimeError, match=r"cannot resolve stageflow\.invalid"):
         await http_get("http://stageflow.invalid/")  # through the proxy it would be a 200

@@ -23,9 +23,15 @@ RUN groupadd --system --gid "${UID}" stageflow \
 COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir --no-index --find-links=/wheels stageflow \
  && rm -rf /wheels
+# The image listens on every interface, so it must name an auth mode (the API refuses to
+# serve a non-loopback address without one): `kubernetes`, like its backend. A container
+# started with no further settings then lets in only callers with a Kubernetes token that
+# RBAC allows, never everyone who reaches the port; `-e STAGEFLOW_AUTH_MODE=none` is an
+# explicit choice to turn that off.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     STAGEFLOW_BACKEND=kubernetes \
+    STAGEFLOW_AUTH_MODE=kubernetes \
     STAGEFLOW_HOST=0.0.0.0 \
     STAGEFLOW_PORT=8080
 USER 10001:10001

@@ -7,11 +7,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from stageflow.api.auth.settings import AuthSettings
 from stageflow.engine.config import EngineSettings
 from stageflow.store.config import StoreSettings
 
 
-class ApiSettings(EngineSettings, StoreSettings):
+class ApiSettings(EngineSettings, StoreSettings, AuthSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
     backend: Literal["local", "kubernetes"] = Field(

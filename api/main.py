@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import stageflow
 from stageflow.api import errors
+from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import system, workflows
@@ -29,9 +30,13 @@ def create_app(
     *,
     tasks: TaskRegistry | None = None,
     backend: Backend | None = None,
+    auth: Authorizer | None = None,
 ) -> FastAPI:
-    """The app; `backend` overrides the one the settings choose (tests inject theirs)."""
+    """The app; `backend` and `auth` override what the settings choose (tests inject theirs).
+
+    Raises AuthConfigError when the auth settings are unsafe (see api/auth/settings.py)."""
     settings = settings or ApiSettings()
+    authorizer = auth or make_authorizer(settings, host=settings.host)
     if tasks is None:
         registry.load(settings.task_modules)
         tasks = registry
@@ -45,6 +50,7 @@ def create_app(
             yield
         finally:
             await serving.close()
+            await authorizer.close()
 
     app = FastAPI(
         title="stageflow",
@@ -55,6 +61,7 @@ def create_app(
     )
     app.state.registry = tasks
     app.state.settings = settings
+    app.state.auth = authorizer
     errors.install(app)
     app.include_router(workflows.router)
     app.include_router(system.router)

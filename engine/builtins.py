@@ -2,7 +2,8 @@
 
 `sleep` and `fail` make timing and failure visible; `echo` returns its params;
 `http_get` talks to an external service so tests can show how such a dependency
-is mocked (with respx, at httpx's transport).
+is mocked (with respx, at httpx's transport). It connects only where the egress
+policy allows (engine/egress.py) and never repeats a URL's credentials in an error.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from stageflow.engine.egress import EgressError, EgressPolicy, guarded_transport, redact_url
 from stageflow.engine.registry import task
 
 
@@ -73,9 +75,15 @@ async def noop_task() -> bool:
 async def http_get(
     url: str, expect_status: int = 200, timeout_seconds: float = 10.0
 ) -> dict[str, Any]:
-    """GET `url`; succeed when the response has `expect_status`."""
-    async with httpx.AsyncClient(timeout=timeout_seconds) as client:
-        response = await client.get(url)
+    """GET `url`; succeed when the response has `expect_status`. Loopback, link-local and
+    this pod's own addresses are refused (STAGEFLOW_HTTP_ALLOW / STAGEFLOW_HTTP_DENY)."""
+    shown = redact_url(url)
+    transport = guarded_transport(EgressPolicy.from_env())
+    try:
+        async with httpx.AsyncClient(timeout=timeout_seconds, transport=transport) as client:
+            response = await client.get(url)
+    except (httpx.HTTPError, EgressError) as error:  # httpx's messages may hold the URL
+        raise RuntimeError(f"GET {shown} failed: {type(error).__name__}: {error}") from None
     if response.status_code != expect_status:
-        raise RuntimeError(f"GET {url} returned {response.status_code}, expected {expect_status}")
+        raise RuntimeError(f"GET {shown} returned {response.status_code}, expected {expect_status}")
     return {"status": response.status_code, "bytes": len(response.content)}

@@ -43,6 +43,25 @@ class Model(BaseModel):
     )
 
 
+class SecretKeyRef(Model):
+    """A key of a Secret in the run's namespace (Kubernetes' own `secretKeyRef`)."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+    optional: bool | None = None
+
+
+class EnvValueSource(Model):
+    secret_key_ref: SecretKeyRef
+
+
+class EnvFrom(Model):
+    """An env value read by the Job's pod from a Secret, so the value itself is never in
+    the WorkflowRun, Redis or an API answer: `{"valueFrom": {"secretKeyRef": {...}}}`."""
+
+    value_from: EnvValueSource
+
+
 class TaskSpec(Model):
     """One task of a workflow, in its object form."""
 
@@ -60,8 +79,18 @@ class TaskSpec(Model):
     image: str | None = Field(default=None, min_length=1)
     command: list[str] | None = None
     args: list[str] | None = None
-    env: dict[str, str] | None = None
+    env: dict[str, str | EnvFrom] | None = Field(
+        default=None,
+        description="Job tasks' environment: a value, or `{valueFrom: {secretKeyRef: ...}}`.",
+    )
     resources: dict[str, Any] | None = None
+    service_account_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Job tasks: run the pod as this service account (it must be allowed by "
+        "STAGEFLOW_TASK_SERVICE_ACCOUNTS); without it the pod mounts no token.",
+    )
     depends_on: list[TaskId] | None = Field(
         default=None, description="DAG form only: ids of the tasks this one waits for."
     )

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stageflow.engine.conditions import Condition, ConditionError
 from stageflow.engine.models import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
+from stageflow.engine.policy import TaskPolicy
 from stageflow.engine.registry import TaskRegistry
 from stageflow.engine.templates import Reference, TemplateError, references
 
@@ -38,6 +39,7 @@ _T = TypeVar("_T")
 DEFAULT_MAX_TASKS = 1000
 DEFAULT_MAX_ITEMS = 1000
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024
+DEFAULT_POLICY = TaskPolicy()
 
 
 class SpecError(ValueError):
@@ -79,14 +81,21 @@ def compile_workflow(
     max_tasks: int = DEFAULT_MAX_TASKS,
     max_items: int = DEFAULT_MAX_ITEMS,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    policy: TaskPolicy = DEFAULT_POLICY,
 ) -> Plan:
-    """Normalise and validate `request`; raise `SpecError` naming the first problem."""
+    """Normalise and validate `request`; raise `SpecError` naming the first problem
+    (an image or service account `policy` does not allow is one)."""
     spec = normalise(request)
     planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
     if len(planned) > max_tasks:
         raise SpecError(f"Too many tasks: {len(planned)} (at most {max_tasks} per run)")
     for node in planned:
         _check_task(node.spec, registry)
+        refusal = policy.refusal(
+            task_id=node.id, image=node.spec.image, service_account=node.spec.service_account_name
+        )
+        if refusal is not None:
+            raise SpecError(refusal)
     tasks = {node.id: node for node in planned}
     for node in planned:
         for dependency in node.depends_on:

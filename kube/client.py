@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kubernetes.client
 import kubernetes.config
@@ -21,6 +21,11 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
+from stageflow.kube.reviews import (
+    SubjectAccessReviewSpec,
+    SubjectAccessReviewStatus,
+    TokenReviewStatus,
+)
 
 
 class KubeError(Exception):
@@ -65,6 +70,8 @@ class KubeClient:
         self._batch = kubernetes.client.BatchV1Api(self._api)
         self._version = kubernetes.client.VersionApi(self._api)
         self._core = kubernetes.client.CoreV1Api(self._api)
+        self._authn = kubernetes.client.AuthenticationV1Api(self._api)
+        self._authz = kubernetes.client.AuthorizationV1Api(self._api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stageflow-kube")
 
     @property
@@ -226,3 +233,27 @@ class KubeClient:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()  # type: ignore[no-untyped-call]
+
+    # -- reviews: who a bearer token is, and what they may do (the API's auth) -------------
+
+    async def review_token(self, token: str) -> TokenReviewStatus:
+        """A TokenReview's answer: `authenticated` and the `user` the token belongs to."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token},
+        }
+        review = self._plain(await self._call(self._authn.create_token_review, body))
+        status = cast(TokenReviewStatus, review.get("status") or {})
+        return status
+
+    async def review_access(self, spec: SubjectAccessReviewSpec) -> SubjectAccessReviewStatus:
+        """A SubjectAccessReview's answer: is the user in `spec` `allowed`, and why not."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": dict(spec),
+        }
+        review = self._plain(await self._call(self._authz.create_subject_access_review, body))
+        status = cast(SubjectAccessReviewStatus, review.get("status") or {})
+        return status

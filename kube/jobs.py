@@ -8,6 +8,11 @@ Pure functions: the operator's Job executor decides when; this module decides wh
   `activeDeadlineSeconds` from the task's timeout, `ttlSecondsAfterFinished`.
 - Pods meet the restricted Pod Security Standard: non-root, no privilege escalation,
   every capability dropped, the runtime's default seccomp profile.
+- Task pods mount no service account token unless the task names a service account
+  (which the operator's allowlist must permit, engine/policy.py): a task's container
+  gets no Kubernetes identity by default (issue 11).
+- An `env` value may be a `secretKeyRef`: the pod reads the Secret, so the value is
+  never in the WorkflowRun, Redis or an API answer.
 - Outputs come back in the container's termination message: `stageflow task run`
   writes them to /dev/termination-log (Kubernetes keeps 4 KiB of it in the pod's
   status), and the operator reads them from there (`outputs_of`).
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stageflow.engine import TaskResult, TaskSpec
+from stageflow.engine.models import EnvFrom
 from stageflow.kube.resource import API_VERSION, KIND, LABEL_PREFIX, RUN_LABEL, TASK_LABEL
 
 ATTEMPT_LABEL = f"{LABEL_PREFIX}attempt"
@@ -78,6 +84,16 @@ def task_command(spec: TaskSpec) -> tuple[list[str] | None, list[str] | None]:
     return ["stageflow", "task", "run", spec.task or "", "--params", params], None
 
 
+def env_var(name: str, value: str | EnvFrom) -> dict[str, Any]:
+    """One container env entry: a plain value, or Kubernetes' own valueFrom.secretKeyRef."""
+    if isinstance(value, str):
+        return {"name": name, "value": value}
+    return {
+        "name": name,
+        "valueFrom": value.model_dump(by_alias=True, exclude_none=True)["valueFrom"],
+    }
+
+
 def manifest(
     *, owner: Owner, task_id: str, spec: TaskSpec, attempt: int, settings: JobSettings
 ) -> dict[str, Any]:
@@ -89,7 +105,7 @@ def manifest(
         "app.kubernetes.io/managed-by": "stageflow",
     }
     command, args = task_command(spec)
-    env = dict(spec.env or {})
+    env: dict[str, str | EnvFrom] = dict(spec.env or {})
     if spec.image is None:
         env[OUTPUTS_ENV] = TERMINATION_LOG  # `stageflow task run` writes its outputs there
     container: dict[str, Any] = {
@@ -110,7 +126,7 @@ def manifest(
     if args is not None:
         container["args"] = args
     if env:
-        container["env"] = [{"name": key, "value": value} for key, value in sorted(env.items())]
+        container["env"] = [env_var(key, value) for key, value in sorted(env.items())]
     if spec.resources:
         container["resources"] = spec.resources
     pod_spec: dict[str, Any] = {
@@ -123,8 +139,12 @@ def manifest(
         },
         "containers": [container],
     }
-    if settings.service_account:
-        pod_spec["serviceAccountName"] = settings.service_account
+    if spec.service_account_name:  # allowed by the policy compile_workflow checked
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    else:
+        if settings.service_account:
+            pod_spec["serviceAccountName"] = settings.service_account
+        pod_spec["automountServiceAccountToken"] = False
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,

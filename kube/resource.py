@@ -22,6 +22,7 @@ KIND = "WorkflowRun"
 API_VERSION = f"{GROUP}/{VERSION}"
 LABEL_PREFIX = f"{GROUP}/"
 CREATED_AT_ANNOTATION = f"{LABEL_PREFIX}created-at"  # creationTimestamp has 1 s precision
+SUBMITTED_BY_ANNOTATION = f"{LABEL_PREFIX}submitted-by"  # the authenticated caller (issue 11)
 RUN_LABEL = f"{LABEL_PREFIX}run"
 TASK_LABEL = f"{LABEL_PREFIX}task"
 SUCCEEDED_CONDITION = "Succeeded"
@@ -31,6 +32,9 @@ def new_object(record: RunRecord, namespace: str) -> dict[str, Any]:
     """The WorkflowRun to create for a freshly submitted run (status is the operator's)."""
     spec = record.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     spec["cancelRequested"] = record.cancel_requested
+    annotations = {CREATED_AT_ANNOTATION: format_timestamp(record.created_at)}
+    if record.submitted_by is not None:
+        annotations[SUBMITTED_BY_ANNOTATION] = record.submitted_by
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -38,7 +42,7 @@ def new_object(record: RunRecord, namespace: str) -> dict[str, Any]:
             "name": record.run_id,
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "stageflow"},
-            "annotations": {CREATED_AT_ANNOTATION: format_timestamp(record.created_at)},
+            "annotations": annotations,
         },
         "spec": spec,
     }
@@ -59,19 +63,20 @@ def record_from_object(obj: dict[str, Any]) -> RunRecord:
     if not status.tasks:  # the operator has not written status yet: every task is Pending
         status.tasks = {task_id: TaskStatus() for task_id in _task_ids(request)}
         status.refresh_progress()
+    annotations = metadata.get("annotations") or {}
     return RunRecord(
         run_id=metadata["name"],
         namespace=metadata.get("namespace"),
         name=request.name,
         labels=request.labels,
         created_at=_parse_time(
-            (metadata.get("annotations") or {}).get(CREATED_AT_ANNOTATION)
-            or metadata.get("creationTimestamp")
+            annotations.get(CREATED_AT_ANNOTATION) or metadata.get("creationTimestamp")
         )
         or utcnow(),
         spec=request,
         status=status,
         cancel_requested=cancel_requested,
+        submitted_by=annotations.get(SUBMITTED_BY_ANNOTATION),
     )
 
 

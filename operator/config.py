@@ -22,10 +22,6 @@ class OperatorSettings(EngineSettings, StoreSettings):
         description="How often failed mirror writes are retried and Redis is checked for a "
         "restart or flush (which calls for a resync).",
     )
-    task_image: str = Field(
-        default="stageflow:0.1.0",
-        description="Image of Job tasks that name none (it runs `stageflow task run`).",
-    )
     task_image_pull_policy: str = Field(default="IfNotPresent")
     task_service_account: str | None = Field(
         default=None, description="Service account of task pods (default: the namespace's)."

@@ -58,9 +58,12 @@ class RunRecord(WireModel):
     spec: WorkflowRequest
     status: RunStatus
     cancel_requested: bool = False
+    submitted_by: str | None = Field(
+        default=None, description="Who submitted the run (the authenticated name)."
+    )
 
     @classmethod
-    def new(cls, plan: Plan) -> RunRecord:
+    def new(cls, plan: Plan, *, submitted_by: str | None = None) -> RunRecord:
         """The record of a run about to start: a fresh UUID4, every task Pending."""
         options = plan.options
         return cls(
@@ -70,6 +73,7 @@ class RunRecord(WireModel):
             created_at=utcnow(),
             spec=plan.spec,
             status=initial_status(plan),
+            submitted_by=submitted_by,
         )
 
     def summary(self) -> RunSummary:

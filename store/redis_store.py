@@ -421,6 +421,7 @@ class RedisStore:
             "createdAt": format_timestamp(record.created_at),
             "spec": record.spec.model_dump_json(by_alias=True, exclude_none=True),
             "cancelRequested": "1" if record.cancel_requested else "0",
+            "submittedBy": record.submitted_by or "",
             "ttl": str(ttl),
             **_run_fields(record.status),
         }
@@ -539,6 +540,7 @@ class RedisStore:
             spec=WorkflowRequest.model_validate_json(fields["spec"]),
             status=RunStatus.model_validate_json(fields["detail"]),
             cancel_requested=fields.get("cancelRequested") == "1",
+            submitted_by=fields.get("submittedBy") or None,
         )
 
     @_translated

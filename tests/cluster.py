@@ -109,7 +109,8 @@ class Cluster:
     workdir: Path
     apis: list[ApiProcess] = field(default_factory=list)
 
-    def start_api(self, namespace: str) -> httpx.Client:
+    def start_api(self, namespace: str, **settings: str) -> httpx.Client:
+        """`stageflow api` (kubernetes backend) on loopback; `settings` add STAGEFLOW_* env."""
         port = free_port()
         env = {
             **os.environ,
@@ -119,6 +120,7 @@ class Cluster:
             "STAGEFLOW_REDIS_URL": self.redis.url,
             "STAGEFLOW_LOG_LEVEL": "warning",
             "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
+            **settings,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "stageflow.cli", "api", "--port", str(port)],

@@ -27,6 +27,7 @@ from typing import Any
 
 import kopf
 import kubernetes.client
+import pydantic
 
 from stageflow.kube import GROUP, PLURAL, KubeClient
 from stageflow.operator.handlers import build_registry
@@ -85,10 +86,15 @@ def request_of(api_class: str, method: str) -> tuple[str, str]:
         if parameter.default is inspect.Parameter.empty
         and parameter.kind is not inspect.Parameter.VAR_KEYWORD
     ]
-    try:
-        function(*[{} if name == "body" else "x" for name in required])
-    except _SentError as sent:
-        return sent.method, sent.path
+    # the client validates bodies: a review must have a spec, a TokenReview a token
+    bodies: list[dict[str, Any]] = [{}, {"spec": {}}, {"spec": {"token": "x"}}]
+    for body in bodies:
+        try:
+            function(*[body if name == "body" else "x" for name in required])
+        except _SentError as sent:
+            return sent.method, sent.path
+        except pydantic.ValidationError:
+            continue
     raise AssertionError(f"{api_class}.{method} sent no request")
 
 
@@ -217,6 +223,14 @@ def kopf_needs() -> set[Permission]:
 
 
 # -- the two components ------------------------------------------------------------------------
+
+
+CLUSTER_SCOPED = frozenset({"tokenreviews", "subjectaccessreviews"})  # granted by ClusterRole
+
+
+def is_cluster_scoped(permission: Permission) -> bool:
+    """Reviews exist in no namespace: a ClusterRole grants them (the API's auth mode)."""
+    return permission.resource in CLUSTER_SCOPED
 
 
 def operator_needs() -> set[Permission]:

@@ -14,8 +14,9 @@ class Backend(Protocol):
 
     async def close(self) -> None: ...
 
-    async def submit(self, request: WorkflowRequest) -> RunRecord:
-        """Validate and start a run; a SpecError or InvalidRequestError (400) stores nothing."""
+    async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
+        """Validate and start a run, recording who submitted it (None: unauthenticated);
+        a SpecError or InvalidRequestError (400) stores nothing."""
         ...
 
     async def get(self, run_id: str) -> RunRecord:

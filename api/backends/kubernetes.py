@@ -63,9 +63,9 @@ class KubernetesBackend:
         if self._store is not None:
             await self._store.close()
 
-    async def submit(self, request: WorkflowRequest) -> RunRecord:
+    async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
         plan = compile_workflow(request, registry=self._registry, **self._settings.limits())
-        record = RunRecord.new(plan)
+        record = RunRecord.new(plan, submitted_by=submitted_by)
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)
 

@@ -81,14 +81,14 @@ class LocalBackend:
         self._executor.close()
         await self._store.close()
 
-    async def submit(self, request: WorkflowRequest) -> RunRecord:
+    async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
         plan = compile_workflow(request, registry=self._registry, **self._settings.limits())
         for node in plan.tasks.values():
             if node.executor is Executor.JOB:
                 raise InvalidRequestError(
                     f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
                 )
-        record = RunRecord.new(plan)
+        record = RunRecord.new(plan, submitted_by=submitted_by)
         await self._store.create(record)
         sink = _StoreSink(self._store, record.run_id)
         runner = WorkflowRunner(

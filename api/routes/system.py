@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from stageflow.api.auth import Authenticated
 from stageflow.api.deps import BackendDep, RegistryDep
 from stageflow.api.schemas import Health, TaskInfo
 
@@ -11,8 +12,8 @@ router = APIRouter()
 
 
 @router.get("/tasks", tags=["tasks"])
-async def list_tasks(registry: RegistryDep) -> list[TaskInfo]:
-    """The tasks a workflow may name."""
+async def list_tasks(registry: RegistryDep, _: Authenticated) -> list[TaskInfo]:
+    """The tasks a workflow may name (to any authenticated caller)."""
     return [
         TaskInfo(
             name=task.name,

@@ -1,4 +1,10 @@
-"""Workflow runs: submit, read, list, cancel, delete, stream."""
+"""Workflow runs: submit, read, list, cancel, delete, stream.
+
+Each route names the verb on `workflowruns` its caller needs (api/auth): reading a
+run, its status, events and logs is `get`; listing `list`; submitting `create`;
+cancelling `patch`; deleting `delete`. The check comes before anything else, so a
+caller without it learns nothing, not even whether a run exists.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,16 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from stageflow.api.auth import (
+    ANONYMOUS,
+    MayCreate,
+    MayDelete,
+    MayGet,
+    MayList,
+    MayPatch,
+    ShowsEnv,
+    redact_env,
+)
 from stageflow.api.deps import BackendDep
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.schemas import RunList, Submitted
@@ -23,9 +39,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def existing_run(run_id: str, backend: BackendDep) -> RunRecord:
-    """Resolves before a response starts, so an unknown id is a 404 even for a stream."""
-    return await backend.get(run_id)
+async def existing_run(run_id: str, backend: BackendDep, _: MayGet, shown: ShowsEnv) -> RunRecord:
+    """Resolves before a response starts, so an unknown id is a 404 even for a stream;
+    plain env values are redacted for a caller who may only read."""
+    run = await backend.get(run_id)
+    return run if shown else redact_env(run)
 
 
 RunDep = Annotated[RunRecord, Depends(existing_run)]
@@ -37,16 +55,16 @@ RunDep = Annotated[RunRecord, Depends(existing_run)]
     responses={status.HTTP_400_BAD_REQUEST: {"description": "The workflow cannot run"}},
 )
 async def submit_workflow(
-    body: WorkflowRequest, backend: BackendDep, response: Response
+    caller: MayCreate, body: WorkflowRequest, backend: BackendDep, response: Response
 ) -> Submitted:
     """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream events."""
-    record = await backend.submit(body)
+    record = await backend.submit(body, submitted_by=None if caller is ANONYMOUS else caller.name)
     response.headers["Location"] = f"/workflow/{record.run_id}"
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
 @router.get("/workflow/{run_id}/status", responses=NOT_FOUND)
-async def workflow_status(run_id: str, backend: BackendDep) -> dict[str, TaskPhase]:
+async def workflow_status(run_id: str, backend: BackendDep, _: MayGet) -> dict[str, TaskPhase]:
     """Each task's phase, by task id."""
     return {
         task_id: TaskPhase(phase) for task_id, phase in (await backend.task_phases(run_id)).items()
@@ -61,6 +79,7 @@ async def get_workflow(run: RunDep) -> RunRecord:
 
 @router.get("/workflows", response_model_exclude_none=True)
 async def list_workflows(
+    _: MayList,
     backend: BackendDep,
     phase: Annotated[RunPhase | None, Query(description="Only runs in this phase.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -80,14 +99,14 @@ async def list_workflows(
     status_code=status.HTTP_202_ACCEPTED,
     responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"description": "Already finished"}},
 )
-async def cancel_workflow(run_id: str, backend: BackendDep) -> Submitted:
+async def cancel_workflow(run_id: str, backend: BackendDep, _: MayPatch) -> Submitted:
     """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
     record = await backend.cancel(run_id)
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
 @router.delete("/workflow/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_workflow(run_id: str, backend: BackendDep) -> None:
+async def delete_workflow(run_id: str, backend: BackendDep, _: MayDelete) -> None:
     """Delete a run; one still running is cancelled first."""
     await backend.delete(run_id)
 
@@ -97,15 +116,19 @@ async def delete_workflow(run_id: str, backend: BackendDep) -> None:
     response_class=PlainTextResponse,
     responses={status.HTTP_404_NOT_FOUND: {"description": "No such run or task, or no log yet"}},
 )
-async def task_logs(run_id: str, task_id: str, backend: BackendDep) -> str:
+async def task_logs(run_id: str, task_id: str, backend: BackendDep, _: MayGet) -> str:
     """A task's output: its pod's log for a Job task, what it printed for an in-process one
     (its latest attempt, the last 64 KiB)."""
     return await backend.task_log(run_id, task_id)
 
 
 @router.get("/workflow/{run_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
-async def workflow_events(run: RunDep, backend: BackendDep) -> AsyncIterator[ServerSentEvent]:
+async def workflow_events(
+    run: RunDep, backend: BackendDep, shown: ShowsEnv
+) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: a `snapshot` of the run, then an `update` per change, until it ends."""
     async for item in backend.events(run.run_id):
         kind = "snapshot" if isinstance(item, RunRecord) else "update"
+        if isinstance(item, RunRecord) and not shown:
+            item = redact_env(item)
         yield ServerSentEvent(event=kind, raw_data=json.dumps(item.to_json_dict()))

@@ -37,14 +37,17 @@ def api(
     import uvicorn
 
     from stageflow.api import create_app
+    from stageflow.api.auth import AuthConfigError
     from stageflow.api.config import ApiSettings
 
     settings = ApiSettings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
     settings = settings.model_copy(update=overrides)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    try:
+        app = create_app(settings)
+    except AuthConfigError as error:  # e.g. every interface and no auth mode chosen
+        _fail(f"stageflow api: {error}", EXIT_USAGE)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
 def operator() -> None:

@@ -22,7 +22,7 @@ from stageflow.api import create_app
 from stageflow.api.backends import KubernetesBackend
 from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
-from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient
+from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient, record_from_object
 from stageflow.store import RedisStore
 from tests.redis_server import free_port
 from tests.test_api.conftest import SEED
@@ -307,3 +307,60 @@ def test_a_job_task_log_is_its_pods_log(
         waiting = fresh.get(f"/workflow/{run_id}/tasks/task_b/logs")
     assert waiting.status_code == 404
     assert waiting.json() == {"detail": "No logs yet for task task_b: its pod has not started"}
+
+
+def test_an_image_outside_the_allowlist_is_400_and_creates_nothing(
+    client: TestClient, custom: MagicMock
+) -> None:
+    body = {"dag": [{"name": "x", "image": "evil.example/miner:latest", "command": ["mine"]}]}
+    response = client.post("/workflow", json=body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Image not allowed: evil.example/miner:latest (task x; "
+        "STAGEFLOW_TASK_IMAGES allows: stageflow:0.1.0)"
+    }
+    named = {"dag": [{"name": "y", "task": "task_a", "executor": "job", "serviceAccountName": "a"}]}
+    refused = client.post("/workflow", json=named)
+    assert refused.status_code == 400
+    assert refused.json()["detail"].startswith("Service account not allowed: a (task y;")
+    custom.create_namespaced_custom_object.assert_not_called()
+
+
+def test_the_allowlist_comes_from_stageflow_task_images(
+    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAGEFLOW_TASK_IMAGES", "ghcr.io/acme/*, busybox:1.36")
+    custom.create_namespaced_custom_object.side_effect = lambda *args: args[-1]
+    with make_client(tasks) as client:
+        for image, code in (
+            ("ghcr.io/acme/report:2", 202),
+            ("busybox:1.36", 202),
+            ("busybox:latest", 400),
+            ("stageflow:0.1.0", 400),  # the list replaces the default
+        ):
+            body = {"dag": [{"name": "x", "image": image}]}
+            assert client.post("/workflow", json=body).status_code == code, image
+
+
+def test_the_submitter_is_an_annotation_and_in_the_record(
+    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, tmp_path: Any
+) -> None:
+    created: list[dict[str, Any]] = []
+
+    def create(*args: Any) -> dict[str, Any]:
+        created.append(args[-1])
+        return dict(args[-1])
+
+    custom.create_namespaced_custom_object.side_effect = create
+    tokens = tmp_path / "tokens"
+    tokens.write_text("t0k ada editor\n")
+    settings = ApiSettings(
+        backend="kubernetes", namespace=NAMESPACE, auth_mode="token", auth_tokens_file=tokens
+    )
+    kube = KubeClient(kubernetes.client.Configuration(host="http://apiserver.invalid"))
+    backend = KubernetesBackend(kube, None, tasks, settings, namespace=NAMESPACE)
+    with TestClient(create_app(settings, tasks=tasks, backend=backend)) as client:
+        response = client.post("/workflow", json=SEED, headers={"Authorization": "Bearer t0k"})
+    assert response.status_code == 202
+    assert created[0]["metadata"]["annotations"]["stageflow.dev/submitted-by"] == "ada"
+    assert record_from_object(created[0]).submitted_by == "ada"

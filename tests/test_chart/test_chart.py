@@ -23,8 +23,17 @@ def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def env_of(deployment: dict[str, Any]) -> dict[str, str]:
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    return {item["name"]: item["value"] for item in container["env"]}
+    """Env values; one read from a Secret as `secret:NAME/KEY`."""
+    spec = deployment["spec"]["template"]["spec"] if "template" in deployment["spec"] else None
+    container = (spec or deployment["spec"])["containers"][0]
+    return {item["name"]: _value(item) for item in container["env"]}
+
+
+def _value(item: dict[str, Any]) -> str:
+    if "value" in item:
+        return str(item["value"])
+    ref = item["valueFrom"]["secretKeyRef"]
+    return f"secret:{ref['name']}/{ref['key']}"
 
 
 def test_lint_strict_is_clean(helm: str) -> None:
@@ -36,6 +45,8 @@ def test_lint_strict_is_clean(helm: str) -> None:
 def test_default_objects(render: Render) -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in render())
     assert kinds == [
+        ("ClusterRole", "sf-stageflow-flows-api-reviews"),
+        ("ClusterRoleBinding", "sf-stageflow-flows-api-reviews"),
         ("Deployment", "sf-stageflow-api"),
         ("Deployment", "sf-stageflow-operator"),
         ("Deployment", "sf-stageflow-redis"),
@@ -43,12 +54,17 @@ def test_default_objects(render: Render) -> None:
         ("PodDisruptionBudget", "sf-stageflow-api"),
         ("Role", "sf-stageflow-api"),
         ("Role", "sf-stageflow-operator"),
+        ("Role", "sf-stageflow-test"),  # helm test's: create/get workflowruns
         ("RoleBinding", "sf-stageflow-api"),
         ("RoleBinding", "sf-stageflow-operator"),
+        ("RoleBinding", "sf-stageflow-test"),
+        ("Secret", "sf-stageflow-redis"),  # the bundled Redis's password
+        ("Secret", "sf-stageflow-test-token"),
         ("Service", "sf-stageflow-api"),
         ("Service", "sf-stageflow-redis"),
         ("ServiceAccount", "sf-stageflow-api"),
         ("ServiceAccount", "sf-stageflow-operator"),
+        ("ServiceAccount", "sf-stageflow-test"),
     ]
 
 
@@ -90,7 +106,8 @@ def test_operator_runs_one_replica_and_recreates(render: Render) -> None:
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == "sf-stageflow-operator"
     env = env_of(operator)
     assert env["STAGEFLOW_NAMESPACE"] == "flows"
-    assert env["STAGEFLOW_REDIS_URL"] == "redis://sf-stageflow-redis:6379/0"
+    assert env["REDIS_PASSWORD"] == "secret:sf-stageflow-redis/password"
+    assert env["STAGEFLOW_REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@sf-stageflow-redis:6379/0"
     assert env["STAGEFLOW_TASK_IMAGE"] == "stageflow:0.1.0"
     probe = operator["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
     assert probe["httpGet"] == {"path": "/healthz", "port": "liveness"}
@@ -190,3 +207,81 @@ def test_notes_say_how_to_submit_the_first_run() -> None:
     assert 'port-forward svc/{{ include "stageflow.fullname" . }}-api 8080:' in notes
     assert "curl -s -X POST localhost:8080/workflow" in notes
     assert "helm test {{ .Release.Name }}" in notes
+
+
+def test_auth_is_on_and_the_api_and_operator_share_the_allowlists(render: Render) -> None:
+    docs = render(
+        "tasks.allowedImages={ghcr.io/acme/*,busybox:1.36}",
+        "tasks.allowedServiceAccounts={reporter}",
+        "http.deny={10.0.0.0/8}",
+    )
+    api = env_of(find(docs, "Deployment", "sf-stageflow-api"))
+    operator = env_of(find(docs, "Deployment", "sf-stageflow-operator"))
+    assert api["STAGEFLOW_AUTH_MODE"] == "kubernetes"
+    assert "STAGEFLOW_AUTH_MODE" not in operator
+    for env in (api, operator):
+        assert env["STAGEFLOW_TASK_IMAGE"] == "stageflow:0.1.0"
+        assert env["STAGEFLOW_TASK_IMAGES"] == "ghcr.io/acme/*,busybox:1.36"
+        assert env["STAGEFLOW_TASK_SERVICE_ACCOUNTS"] == "reporter"
+        assert env["STAGEFLOW_HTTP_DENY"] == "10.0.0.0/8"
+
+
+def test_token_mode_mounts_the_tokens_secret(render: Render) -> None:
+    docs = render("api.auth.mode=token", "api.auth.tokensSecret=api-tokens", "tests.token=t0k")
+    api = find(docs, "Deployment", "sf-stageflow-api")
+    env = env_of(api)
+    assert env["STAGEFLOW_AUTH_MODE"] == "token"
+    assert env["STAGEFLOW_AUTH_TOKENS_FILE"] == "/etc/stageflow/auth/tokens"
+    volumes = api["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "auth-tokens", "secret": {"secretName": "api-tokens"}} in volumes
+    assert find(docs, "Secret", "sf-stageflow-test-token")["stringData"] == {"token": "t0k"}
+    seed = find(docs, "Pod", "sf-stageflow-test-seed")
+    assert env_of(seed)["STAGEFLOW_TOKEN"] == "secret:sf-stageflow-test-token/token"
+
+
+def test_token_mode_needs_a_tokens_secret(helm: str) -> None:
+    done = run_helm(helm, "template", "sf", str(CHART), "--set", "api.auth.mode=token")
+    assert done.returncode != 0
+    assert "api.auth.tokensSecret is required" in done.stderr
+
+
+def test_helm_test_uses_a_service_account_token_that_may_only_submit_and_read(
+    render: Render,
+) -> None:
+    docs = render()
+    secret = find(docs, "Secret", "sf-stageflow-test-token")
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == (
+        "sf-stageflow-test"
+    )
+    rules = find(docs, "Role", "sf-stageflow-test")["rules"]
+    assert rules == [
+        {"apiGroups": ["stageflow.dev"], "resources": ["workflowruns"], "verbs": ["create", "get"]}
+    ]
+    seed = find(docs, "Pod", "sf-stageflow-test-seed")
+    assert env_of(seed)["STAGEFLOW_TOKEN"] == "secret:sf-stageflow-test-token/token"
+    assert "Authorization" in seed["spec"]["containers"][0]["args"][0]
+
+
+def test_redis_asks_for_a_generated_password(render: Render) -> None:
+    docs = render()
+    secret = find(docs, "Secret", "sf-stageflow-redis")
+    assert len(secret["data"]["password"]) >= 40  # 32 random characters, base64
+    redis = find(docs, "Deployment", "sf-stageflow-redis")["spec"]["template"]["spec"]
+    container = redis["containers"][0]
+    assert container["args"][-2:] == ["--requirepass", "$(REDISCLI_AUTH)"]
+    assert env_of(find(docs, "Deployment", "sf-stageflow-redis"))["REDISCLI_AUTH"] == (
+        "secret:sf-stageflow-redis/password"
+    )
+    plain = env_of(find(render("redis.auth=false"), "Deployment", "sf-stageflow-api"))
+    assert plain["STAGEFLOW_REDIS_URL"] == "redis://sf-stageflow-redis:6379/0"
+
+
+def test_network_policy_lets_only_the_api_and_operator_reach_redis(render: Render) -> None:
+    assert not [doc for doc in render() if doc["kind"] == "NetworkPolicy"]
+    policy = find(render("networkPolicy.enabled=true"), "NetworkPolicy", "sf-stageflow-redis")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
+    sources = policy["spec"]["ingress"][0]["from"]
+    assert sorted(
+        source["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for source in sources
+    ) == ["api", "operator"]

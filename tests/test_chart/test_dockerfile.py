@@ -40,6 +40,13 @@ def test_stageflow_is_the_entrypoint_and_api_the_default() -> None:
     assert 'CMD ["api"]' in FINAL
 
 
+def test_listening_on_every_interface_the_image_names_an_auth_mode() -> None:
+    """Issue 11: STAGEFLOW_HOST=0.0.0.0 without STAGEFLOW_AUTH_MODE would not start."""
+    final = "\n".join(FINAL)
+    assert "STAGEFLOW_HOST=0.0.0.0" in final
+    assert "STAGEFLOW_AUTH_MODE=kubernetes" in final
+
+
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests"} <= set(ignored)

@@ -21,6 +21,8 @@ from tests.rbac import (
 )
 from tests.test_chart.conftest import Render, find
 
+REVIEWS = "sf-stageflow-flows-api-reviews"
+
 
 def granted(docs: list[dict[str, Any]], kind: str, name: str) -> set[Permission]:
     role = find(docs, kind, name)
@@ -65,6 +67,8 @@ def test_every_call_is_granted_and_every_grant_is_called(
     docs = render(f"rbac.clusterWide={str(cluster_wide).lower()}")
     kind = "ClusterRole" if cluster_wide and component == "operator" else "Role"
     has = granted(docs, kind, f"sf-stageflow-{component}")
+    if component == "api":  # auth mode kubernetes (the default): reviews are cluster-scoped
+        has |= granted(docs, "ClusterRole", REVIEWS)
     needs = operator_needs() if component == "operator" else api_needs()
     missing = sorted(str(permission) for permission in needs - has)
     unused = sorted(str(permission) for permission in has - needs)
@@ -73,7 +77,24 @@ def test_every_call_is_granted_and_every_grant_is_called(
 
 
 def test_the_operator_may_read_pods_only_in_its_own_namespace(render: Render) -> None:
-    """Namespaced by default: the operator's pod access is a Role, not a ClusterRole."""
+    """Namespaced by default: the operator's pod access is a Role, not a ClusterRole; the
+    only ClusterRole is the API's, for the reviews (which no namespace holds)."""
     docs = render()
     assert Permission("", "pods", "list") in granted(docs, "Role", "sf-stageflow-operator")
-    assert not [doc for doc in docs if doc["kind"] == "ClusterRole"]
+    cluster_roles = [doc["metadata"]["name"] for doc in docs if doc["kind"] == "ClusterRole"]
+    assert cluster_roles == [REVIEWS]
+    assert {str(p) for p in granted(docs, "ClusterRole", REVIEWS)} == {
+        "create tokenreviews.authentication.k8s.io",
+        "create subjectaccessreviews.authorization.k8s.io",
+    }
+    binding = find(docs, "ClusterRoleBinding", REVIEWS)
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sf-stageflow-api", "namespace": "flows"}
+    ]
+
+
+@pytest.mark.parametrize("mode", ["none", "token"])
+def test_only_the_kubernetes_mode_may_ask_for_reviews(render: Render, mode: str) -> None:
+    extra = ["api.auth.tokensSecret=tokens"] if mode == "token" else []
+    docs = render(f"api.auth.mode={mode}", *extra)
+    assert not [doc for doc in docs if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")]

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from stageflow.engine import Executor, SpecError, TaskRegistry, WorkflowRequest, compile_workflow
+from stageflow.engine.policy import TaskPolicy
 
 SEED: dict[str, Any] = {
     "workflow": [
@@ -17,8 +18,12 @@ SEED: dict[str, Any] = {
 }
 
 
-def compile_body(body: dict[str, Any], tasks: TaskRegistry, **limits: int) -> dict[str, Any]:
-    plan = compile_workflow(WorkflowRequest.model_validate(body), registry=tasks, **limits)
+def compile_body(
+    body: dict[str, Any], tasks: TaskRegistry, *, max_tasks: int = 1000
+) -> dict[str, Any]:
+    plan = compile_workflow(
+        WorkflowRequest.model_validate(body), registry=tasks, max_tasks=max_tasks
+    )
     return {task_id: node.depends_on for task_id, node in plan.tasks.items()}
 
 
@@ -159,7 +164,11 @@ def test_executors_resolve_from_task_run_and_image(tasks: TaskRegistry) -> None:
             {"name": "c", "image": "busybox", "command": ["true"]},
         ],
     }
-    plan = compile_workflow(WorkflowRequest.model_validate(body), registry=tasks)
+    plan = compile_workflow(
+        WorkflowRequest.model_validate(body),
+        registry=tasks,
+        policy=TaskPolicy(images=("busybox",)),
+    )
     assert {tid: node.executor for tid, node in plan.tasks.items()} == {
         "a": Executor.JOB,
         "b": Executor.INPROCESS,

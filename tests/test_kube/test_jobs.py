@@ -244,3 +244,40 @@ def test_a_long_failure_keeps_its_end() -> None:
     assert reason is not None
     assert reason.endswith("KeyError: 'x'")
     assert len(reason) < 1100
+
+
+def test_task_pods_mount_no_service_account_token_unless_the_task_names_one() -> None:
+    """Issue 11: a task's container gets no Kubernetes identity by default; a task that
+    names a service account (which the policy allowed) runs as it, with its token."""
+
+    def pod(spec: TaskSpec) -> dict[str, Any]:
+        job = manifest(owner=OWNER, task_id="t", spec=spec, attempt=1, settings=SETTINGS)
+        pod_spec: dict[str, Any] = job["spec"]["template"]["spec"]
+        return pod_spec
+
+    plain = pod(TaskSpec(name="t", task="task_a"))
+    assert plain["serviceAccountName"] == "runner"  # the operator's default for task pods
+    assert plain["automountServiceAccountToken"] is False
+    named = pod(TaskSpec(name="t", task="task_a", service_account_name="reporter"))
+    assert named["serviceAccountName"] == "reporter"
+    assert "automountServiceAccountToken" not in named
+
+
+def test_an_env_value_may_come_from_a_secret() -> None:
+    spec = TaskSpec.model_validate(
+        {
+            "name": "t",
+            "image": "busybox:1.36",
+            "env": {
+                "PLAIN": "1",
+                "TOKEN": {"valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
+            },
+        }
+    )
+    container = manifest(owner=OWNER, task_id="t", spec=spec, attempt=1, settings=SETTINGS)["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    assert container["env"] == [
+        {"name": "PLAIN", "value": "1"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
+    ]

@@ -192,3 +192,20 @@ async def test_a_job_task_s_outputs_reach_the_next_task(
     obj = await cluster.wait_for_phase(run, "Succeeded")
     assert task(obj, "count")["outputs"] == {"rows": 42}
     assert task(obj, "report")["outputs"] == {"rows": 42}
+
+
+async def test_a_run_made_without_the_api_naming_another_image_fails_and_creates_no_job(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    """Issue 11: the operator enforces the API's image allowlist (STAGEFLOW_TASK_IMAGES),
+    so `kubectl create` is no way around it."""
+    await start_operator(task_image="registry.test/stageflow:9", task_images=["busybox:1.36"])
+    evil = await cluster.create(mixed(image="evil.example/miner:latest", command=["mine"]))
+    obj = await cluster.wait_for_phase(evil, "Failed")
+    assert obj["status"]["message"] == (
+        "Invalid workflow: Image not allowed: evil.example/miner:latest "
+        "(task pod; STAGEFLOW_TASK_IMAGES allows: busybox:1.36)"
+    )
+    allowed = await cluster.create(mixed(image="busybox:1.36", command=["true"]))
+    await job_appears(cluster, job_name(allowed, "pod", 1))
+    assert cluster.job_creations() == [job_name(allowed, "pod", 1)]  # none for the refused run

@@ -42,10 +42,28 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "stageflow.redisUrl" -}}
 {{- if .Values.redis.bundled -}}
-redis://{{ include "stageflow.fullname" . }}-redis:6379/0
+redis://{{ if .Values.redis.auth }}:$(REDIS_PASSWORD)@{{ end }}{{ include "stageflow.fullname" . }}-redis:6379/0
 {{- else -}}
 {{- .Values.redis.url -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Redis's password (from the chart's Secret) before STAGEFLOW_REDIS_URL, which uses it. */}}
+{{- define "stageflow.redisEnv" -}}
+{{- if and .Values.redis.bundled .Values.redis.auth }}
+- name: REDIS_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ include "stageflow.fullname" . }}-redis, key: password}}
+{{- end }}
+- {name: STAGEFLOW_REDIS_URL, value: {{ include "stageflow.redisUrl" . | quote }}}
+{{- end -}}
+
+{{/* What a task may run, and where http_get may connect: the API and the operator agree. */}}
+{{- define "stageflow.policyEnv" -}}
+- {name: STAGEFLOW_TASK_IMAGE, value: {{ .Values.tasks.image | default (include "stageflow.image" .) | quote }}}
+- {name: STAGEFLOW_TASK_IMAGES, value: {{ join "," .Values.tasks.allowedImages | quote }}}
+- {name: STAGEFLOW_TASK_SERVICE_ACCOUNTS, value: {{ join "," .Values.tasks.allowedServiceAccounts | quote }}}
+- {name: STAGEFLOW_HTTP_ALLOW, value: {{ join "," .Values.http.allow | quote }}}
+- {name: STAGEFLOW_HTTP_DENY, value: {{ join "," .Values.http.deny | quote }}}
 {{- end -}}
 
 {{/* The pod-level parts common to the API, the operator and the helm test. */}}

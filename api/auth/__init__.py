@@ -1,0 +1,39 @@
+"""Who may do what through the API (issue 11): the auth modes and the routes' dependency.
+
+`none` checks nothing (the default only on a loopback address), `token` reads bearer
+tokens from a file, `kubernetes` asks the apiserver: a TokenReview says who the
+caller is and a SubjectAccessReview on `workflowruns` whether they may. Kubernetes
+RBAC is then the whole policy; stageflow keeps no user database of its own.
+"""
+
+from stageflow.api.auth.dependency import (
+    Authenticated,
+    MayCreate,
+    MayDelete,
+    MayGet,
+    MayList,
+    MayPatch,
+    ShowsEnv,
+)
+from stageflow.api.auth.model import ANONYMOUS, Authorizer, Principal, Verb
+from stageflow.api.auth.redaction import REDACTED, redact_env
+from stageflow.api.auth.settings import AuthConfigError, AuthSettings, make_authorizer
+
+__all__ = [
+    "ANONYMOUS",
+    "REDACTED",
+    "AuthConfigError",
+    "AuthSettings",
+    "Authenticated",
+    "Authorizer",
+    "MayCreate",
+    "MayDelete",
+    "MayGet",
+    "MayList",
+    "MayPatch",
+    "Principal",
+    "ShowsEnv",
+    "Verb",
+    "make_authorizer",
+    "redact_env",
+]

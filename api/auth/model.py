@@ -1,0 +1,53 @@
+"""The caller and the question every mode answers: may this caller do this verb here?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Verb = Literal["get", "list", "create", "patch", "delete"]
+RESOURCE = "workflowruns.stageflow.dev"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller, as the apiserver (or the token file) names them."""
+
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+
+
+ANONYMOUS = Principal(name="anonymous")
+
+
+class Authorizer(Protocol):
+    """One auth mode. `enabled` False (mode `none`): no credentials asked, everything allowed."""
+
+    enabled: bool
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The caller this bearer token stands for; None if it is invalid."""
+        ...
+
+    async def allowed(self, principal: Principal, verb: Verb, namespace: str) -> bool:
+        """May `principal` do `verb` on workflowruns in `namespace`?"""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class NoAuth:
+    """Mode `none`: no checks (the default only when the API listens on loopback)."""
+
+    enabled = False
+
+    async def authenticate(self, token: str) -> Principal | None:
+        return ANONYMOUS
+
+    async def allowed(self, principal: Principal, verb: Verb, namespace: str) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,163 @@
+"""The auth matrix of issue 11 on the real apiserver: RBAC is the whole policy.
+
+Two service accounts: `viewer` (get/list/watch workflowruns) and `submitter`
+(create/get/list/watch/patch/delete). The API runs in `kubernetes` mode and asks the
+apiserver (TokenReview, SubjectAccessReview) about each request. Tokens come from
+service-account-token Secrets, which the token controller fills in on v1.20 as on
+current clusters (where `kubectl create token` is the other way).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from stageflow.kube import GROUP, VERSION
+from tests.cluster import Cluster, kubectl
+from tests.e2e.test_cluster import wait_until
+from tests.test_api.conftest import SEED, wait_for_run
+
+pytestmark = pytest.mark.e2e
+
+VERBS = {
+    "viewer": ["get", "list", "watch"],
+    "submitter": ["create", "get", "list", "watch", "patch", "delete"],
+}
+
+
+def service_account_token(namespace: str, account: str) -> str:
+    """A service account bound to a Role with VERBS[account] on workflowruns; its token."""
+    kubectl("create", "serviceaccount", account, "-n", namespace)
+    kubectl(
+        "create", "role", account, "-n", namespace,
+        f"--verb={','.join(VERBS[account])}", f"--resource=workflowruns.{GROUP}",
+    )  # fmt: skip
+    kubectl(
+        "create", "rolebinding", account, "-n", namespace, f"--role={account}",
+        f"--serviceaccount={namespace}:{account}",
+    )  # fmt: skip
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {
+            "name": f"{account}-token",
+            "namespace": namespace,
+            "annotations": {"kubernetes.io/service-account.name": account},
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(secret))
+
+    def token() -> str | None:
+        found = json.loads(
+            kubectl("get", "secret", f"{account}-token", "-n", namespace, "-o", "json")
+        )
+        data = (found.get("data") or {}).get("token")
+        return base64.b64decode(data).decode() if data else None
+
+    wait_until(lambda: token() is not None, within=30)
+    value = token()
+    assert value is not None
+    return value
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def secured(e2e_cluster: Cluster, k8s_namespace: str) -> tuple[httpx.Client, dict[str, str]]:
+    tokens = {account: service_account_token(k8s_namespace, account) for account in VERBS}
+    api = e2e_cluster.start_api(
+        k8s_namespace, STAGEFLOW_AUTH_MODE="kubernetes", STAGEFLOW_AUTH_CACHE_SECONDS="1"
+    )
+    return api, tokens
+
+
+def test_the_auth_matrix(secured: tuple[httpx.Client, dict[str, str]], k8s_namespace: str) -> None:
+    api, tokens = secured
+    viewer, submitter = bearer(tokens["viewer"]), bearer(tokens["submitter"])
+
+    # no token, a forged one: 401 with the challenge
+    for headers in ({}, bearer("forged.token.value"), bearer(tokens["viewer"] + "x")):
+        response = api.get("/workflows", headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert api.post("/workflow", json=SEED).status_code == 401
+    assert api.get("/healthz").status_code == 200
+    assert api.get("/openapi.json").status_code == 200
+
+    # the viewer may not submit
+    refused = api.post("/workflow", json=SEED, headers=viewer)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        f"Forbidden: system:serviceaccount:{k8s_namespace}:viewer may not create "
+        f"workflowruns.stageflow.dev in namespace {k8s_namespace}"
+    )
+
+    # the submitter may, and is recorded as the submitter
+    submitted = api.post("/workflow", json=SEED, headers=submitter)
+    assert submitted.status_code == 202, submitted.text
+    run_id = submitted.json()["run_id"]
+    annotations = json.loads(
+        kubectl("get", "workflowrun", run_id, "-n", k8s_namespace, "-o", "json")
+    )["metadata"]["annotations"]
+    assert annotations["stageflow.dev/submitted-by"] == (
+        f"system:serviceaccount:{k8s_namespace}:submitter"
+    )
+
+    # the viewer reads: the run, its status, the list
+    with httpx.Client(base_url=str(api.base_url), headers=viewer, timeout=30) as as_viewer:
+        run = wait_for_run(as_viewer, run_id)
+        assert run["status"]["phase"] == "Succeeded"
+        assert run["submitted_by"] == f"system:serviceaccount:{k8s_namespace}:submitter"
+        assert as_viewer.get(f"/workflow/{run_id}/status").status_code == 200
+        listed = as_viewer.get("/workflows")
+        assert listed.status_code == 200
+        assert [item["run_id"] for item in listed.json()["items"]] == [run_id]
+
+    # the viewer may not delete; the submitter may
+    forbidden = api.delete(f"/workflow/{run_id}", headers=viewer)
+    assert forbidden.status_code == 403
+    assert "may not delete workflowruns.stageflow.dev" in forbidden.json()["detail"]
+    assert api.delete(f"/workflow/{run_id}", headers=submitter).status_code == 204
+
+
+def test_an_image_outside_the_allowlist_is_refused_by_the_api_and_by_the_operator(
+    secured: tuple[httpx.Client, dict[str, str]], k8s_namespace: str
+) -> None:
+    api, tokens = secured
+    body: dict[str, Any] = {
+        "dag": [{"name": "mine", "image": "evil.example/miner:latest", "command": ["mine"]}]
+    }
+    refused = api.post("/workflow", json=body, headers=bearer(tokens["submitter"]))
+    assert refused.status_code == 400
+    assert refused.json()["detail"].startswith("Image not allowed: evil.example/miner:latest")
+
+    # kubectl is no way around it: the operator fails the run and creates no Job
+    run = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkflowRun",
+        "metadata": {"name": "by-kubectl", "namespace": k8s_namespace},
+        "spec": body,
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(run))
+
+    def phase() -> str | None:
+        obj = json.loads(
+            kubectl("get", "workflowrun", "by-kubectl", "-n", k8s_namespace, "-o", "json")
+        )
+        found: str | None = (obj.get("status") or {}).get("phase")
+        return found
+
+    wait_until(lambda: phase() == "Failed", within=30)
+    obj = json.loads(kubectl("get", "workflowrun", "by-kubectl", "-n", k8s_namespace, "-o", "json"))
+    assert obj["status"]["message"].startswith(
+        "Invalid workflow: Image not allowed: evil.example/miner:latest"
+    )
+    jobs = json.loads(kubectl("get", "jobs", "-n", k8s_namespace, "-o", "json"))["items"]
+    assert jobs == []

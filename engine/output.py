@@ -5,18 +5,24 @@ by redirecting sys.stdout. Instead sys.stdout/sys.stderr are wrapped once by a
 router that also copies each write into the buffer of the task whose context
 is current (a ContextVar: asyncio tasks and executor threads inherit it). Output
 still reaches the real streams, so the host's own logs keep it.
+
+Writes through to the real stream take `WRITE_LOCK`, so task threads write one at
+a time and their lines never interleave mid-line. A router, once made, lives as
+long as the process (see `_router`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, TextIO
 
 MAX_LOG_BYTES = 64 * 1024
+WRITE_LOCK = threading.Lock()
 
 _current: ContextVar[TaskOutput | None] = ContextVar("stageflow_task_output", default=None)
 
@@ -58,26 +64,43 @@ class _Router:
         output = _current.get()
         if output is not None:
             output.write(text)
-        return self._real.write(text)
+        with WRITE_LOCK:
+            return self._real.write(text)
 
     def flush(self) -> None:
-        self._real.flush()
+        with WRITE_LOCK:
+            self._real.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
 
-def _install() -> None:
-    if not isinstance(sys.stdout, _Router):
-        sys.stdout = _Router(sys.stdout)
-    if not isinstance(sys.stderr, _Router):
-        sys.stderr = _Router(sys.stderr)
+_routers: dict[int, _Router] = {}  # id of the stream -> its router, kept for good
+
+
+def _router(stream: TextIO) -> _Router:
+    """The one router of `stream`, never freed: `print` in CPython 3.11 holds sys.stdout
+    without a reference of its own, so a router freed because something (pytest's
+    capture, a redirect) put another stream in its place while a task thread was printing
+    through it crashed the interpreter."""
+    if isinstance(stream, _Router):
+        return stream
+    router = _routers.get(id(stream))
+    if router is None:
+        router = _routers[id(stream)] = _Router(stream)  # it keeps `stream`, so the id holds
+    return router
+
+
+def install() -> None:
+    """Route sys.stdout/sys.stderr (again, if something swapped them since)."""
+    sys.stdout = _router(sys.stdout)
+    sys.stderr = _router(sys.stderr)
 
 
 @contextlib.contextmanager
 def captured(limit: int = MAX_LOG_BYTES) -> Iterator[TaskOutput]:
     """Within this block (and what it starts), output is also kept in the yielded buffer."""
-    _install()
+    install()
     output = TaskOutput(limit)
     token = _current.set(output)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from stageflow.engine import TaskRegistry
@@ -72,3 +74,44 @@ async def test_every_attempt_reports_its_own_output(tasks: TaskRegistry, run_bod
         {"dag": [{"name": "f", "task": "flaky", "retries": 1, "retryBackoffSeconds": 0}]}, sink
     )
     assert sink.logs["f"] == "--- attempt 2 ---\ntry 2\n"
+
+
+SWAPPER = """
+import io, sys, threading
+from stageflow.engine import output
+
+def printer(stop):
+    with output.captured():
+        while not stop.is_set():
+            print("a line from a task thread")
+
+stop = threading.Event()
+threads = [threading.Thread(target=printer, args=(stop,), daemon=True) for _ in range(4)]
+for thread in threads:
+    thread.start()
+sink = io.StringIO()
+for _ in range(3000):  # what pytest's capture and redirect_stdout do: swap sys.stdout
+    sys.stdout = sink
+    output.install()
+    sys.stdout = sys.__stdout__
+    output.install()
+stop.set()
+for thread in threads:
+    thread.join(timeout=30)
+print("done", file=sys.__stderr__)
+"""
+
+
+def test_swapping_sys_stdout_while_task_threads_print_does_not_crash() -> None:
+    """`print` holds sys.stdout without a reference of its own (CPython 3.11): a router
+    freed because sys.stdout was swapped mid-print segfaulted the interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", SWAPPER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.strip().endswith("done")

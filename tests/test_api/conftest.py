@@ -57,12 +57,8 @@ def client(request: pytest.FixtureRequest, tasks: TaskRegistry) -> Iterator[Test
 
 
 def finish_task_threads(threads: set[threading.Thread], within: float = 30) -> None:
-    """Wait for the task threads of a closed app (the executor was shut down) to end.
-
-    A run the test did not wait for may still have a sync task in a thread, printing:
-    written while pytest rewinds its capture file for the next test, that crashed the
-    interpreter (TextIOWrapper is not thread-safe). In a real process nothing rewinds
-    stdout, so this is the suite's problem, solved here: no thread outlives its test."""
+    """Wait for the task threads of a closed app (its executor was shut down) to end, so
+    a run the test did not wait for cannot print into, or race with, the next test."""
     deadline = time.monotonic() + within
     for thread in threads:
         if thread.name.startswith("stageflow-task"):

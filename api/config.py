@@ -8,10 +8,11 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from stageflow.engine.config import EngineSettings
+from stageflow.kube.config import KubeSettings
 from stageflow.store.config import StoreSettings
 
 
-class ApiSettings(EngineSettings, StoreSettings):
+class ApiSettings(EngineSettings, StoreSettings, KubeSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
     backend: Literal["local", "kubernetes"] = Field(

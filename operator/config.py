@@ -6,11 +6,12 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from stageflow.engine.config import EngineSettings
+from stageflow.kube.config import KubeSettings
 from stageflow.kube.jobs import JobSettings
 from stageflow.store.config import StoreSettings
 
 
-class OperatorSettings(EngineSettings, StoreSettings):
+class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
     namespace: str | None = Field(

@@ -104,7 +104,8 @@ async def serve(
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the operator until `stop_flag` is set (or forever)."""
-    context = make_context(settings, kube or KubeClient(load_configuration()))
+    client = kube or KubeClient(load_configuration(), timeout=settings.request_timeout())
+    context = make_context(settings, client)
     namespaces = [settings.namespace] if settings.namespace else []
     liveness = (
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None

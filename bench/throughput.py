@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -175,6 +175,14 @@ class Watcher:
 
 
 @dataclass
+class Timings:
+    seconds: float
+    latencies: list[float]  # POST -> Succeeded seen on the watch
+    lags: list[float]  # a task's finishedAt -> seen on the watch
+    answers: list[float]  # POST -> the API's 202
+
+
+@dataclass
 class Phase:
     title: str
     runs: int
@@ -183,6 +191,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     cpu: float | None = None
     lags: list[float] = field(default_factory=list)
+    answers: list[float] = field(default_factory=list)
 
     @property
     def per_minute(self) -> float:
@@ -196,10 +205,10 @@ async def stageflow_phase(
     runs: int,
     concurrency: int,
     rate: float | None = None,
-) -> tuple[float, list[float], list[float]]:
-    """POST `runs` seed runs by `concurrency` workers (or at `rate` per second, open loop);
-    elapsed seconds, POST->Succeeded latencies, task end->visible lags."""
+) -> Timings:
+    """POST `runs` seed runs by `concurrency` workers (or at `rate` per second, open loop)."""
     latencies: list[float] = []
+    answers: list[float] = []
     lags_before = len(watcher.lags)
     remaining = iter(range(runs))
     started = time.perf_counter()
@@ -208,6 +217,7 @@ async def stageflow_phase(
         posted = time.perf_counter()
         response = await api.post("/workflow", json=SEED)
         response.raise_for_status()
+        answers.append(time.perf_counter() - posted)
         name = response.json()["run_id"]
         event = watcher.waiting.setdefault(name, asyncio.Event())
         if name not in watcher.succeeded_at:
@@ -227,7 +237,28 @@ async def stageflow_phase(
             await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
             pending.append(asyncio.create_task(one()))
         await asyncio.gather(*pending)
-    return time.perf_counter() - started, latencies, watcher.lags[lags_before:]
+    elapsed = time.perf_counter() - started
+    return Timings(elapsed, latencies, watcher.lags[lags_before:], answers)
+
+
+async def measured(
+    title: str, phase: Coroutine[Any, Any, Timings], *, runs: int, pid: int
+) -> Phase:
+    """A stageflow phase with the apiserver's writes and the operator's CPU around it."""
+    before, cpu = workflowrun_writes(), cpu_seconds(pid)
+    timings = await phase
+    cpu = cpu_seconds(pid) - cpu
+    await asyncio.sleep(1)  # writes that come late (none should) count too
+    return Phase(
+        title,
+        runs,
+        timings.seconds,
+        workflowrun_writes() - before,
+        timings.latencies,
+        cpu,
+        timings.lags,
+        timings.answers,
+    )
 
 
 def floor_phase(
@@ -354,38 +385,24 @@ async def measure(setup: Setup) -> list[Phase]:
                             workflowrun_writes() - before,
                         )
                     )
-                    before, cpu = workflowrun_writes(), cpu_seconds(op.pid)
-                    seconds, latencies, lags = await stageflow_phase(
-                        api, watcher, runs=args.runs, concurrency=concurrency
-                    )
-                    await asyncio.sleep(1)  # late writes (none expected) are counted too
                     phases.append(
-                        Phase(
+                        await measured(
                             f"stageflow, concurrency {concurrency}",
-                            args.runs,
-                            seconds,
-                            workflowrun_writes() - before,
-                            latencies,
-                            cpu_seconds(op.pid) - cpu,
-                            lags,
+                            stageflow_phase(api, watcher, runs=args.runs, concurrency=concurrency),
+                            runs=args.runs,
+                            pid=op.pid,
                         )
                     )
                 if args.rate:
                     runs = max(1, int(args.rate * args.rate_seconds / 60))
-                    before, cpu = workflowrun_writes(), cpu_seconds(op.pid)
-                    seconds, latencies, lags = await stageflow_phase(
-                        api, watcher, runs=runs, concurrency=0, rate=args.rate / 60
-                    )
-                    await asyncio.sleep(1)
                     phases.append(
-                        Phase(
+                        await measured(
                             f"stageflow, offered {args.rate:g} runs/min",
-                            runs,
-                            seconds,
-                            workflowrun_writes() - before,
-                            latencies,
-                            cpu_seconds(op.pid) - cpu,
-                            lags,
+                            stageflow_phase(
+                                api, watcher, runs=runs, concurrency=0, rate=args.rate / 60
+                            ),
+                            runs=runs,
+                            pid=op.pid,
                         )
                     )
     finally:
@@ -415,6 +432,11 @@ def report(phases: list[Phase], operator_root: Path, workdir: Path) -> None:
             print(
                 f"  POST->Succeeded               p50 {ms(statistics.median(phase.latencies))}"
                 f"  p99 {ms(percentile(phase.latencies, 0.99))}"
+            )
+        if phase.answers:
+            print(
+                f"  POST->202 (the API)           p50 {ms(statistics.median(phase.answers))}"
+                f"  p99 {ms(percentile(phase.answers, 0.99))}"
             )
         if phase.lags:
             print(

@@ -19,7 +19,6 @@ import kopf
 from stageflow.kube import GROUP, PLURAL, VERSION
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.context import OperatorContext
-from stageflow.operator.workflow import plain
 
 LoginFn = Any  # kopf's activity handler: (**kwargs) -> kopf.ConnectionInfo | None
 
@@ -57,9 +56,9 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     ctx.kube.close()
 
 
-async def _observe(*, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     ctx = _context(memo)
-    obj = plain(body)
+    obj: dict[str, Any] = dict(event["object"])  # the raw JSON: no view to convert
     deleted = event.get("type") == "DELETED" or bool(
         obj.get("metadata", {}).get("deletionTimestamp")
     )
@@ -72,6 +71,7 @@ async def _observe(*, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
             await ctx.mirror.observe(obj)
 
 
-async def _observe_job(*, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def _observe_job(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Job transitions, handed to the attempt waiting for that Job (if any)."""
-    _context(memo).jobs.observe(plain(body), deleted=event.get("type") == "DELETED")
+    job: dict[str, Any] = dict(event["object"])
+    _context(memo).jobs.observe(job, deleted=event.get("type") == "DELETED")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -33,15 +32,6 @@ from stageflow.store import RunRecord
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_WRITE_SECONDS = 5.0
-
-
-def plain(value: Any) -> Any:
-    """A kopf body (mapping views all the way down) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:

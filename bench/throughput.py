@@ -34,8 +34,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +45,7 @@ import kubernetes.client
 import kubernetes.config
 import kubernetes.watch
 
+from bench.cluster import percentile, process
 from stageflow.engine import (
     RunPhase,
     RunStatus,
@@ -70,11 +70,6 @@ SEED = {
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 _METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 def parse_time(text: str) -> datetime:
@@ -103,29 +98,6 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def process(
-    args: list[str], env: dict[str, str], log: Path, cwd: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stageflow.cli", *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-        )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -357,8 +329,8 @@ async def measure(setup: Setup) -> list[Phase]:
     watching.start()
     try:
         with (
-            process(["operator"], operator_env, workdir / "operator.log", operator_root) as op,
-            process(["api", "--port", str(port)], api_env, workdir / "api.log", ROOT),
+            process(["operator"], operator_env, workdir / "operator.log", cwd=operator_root) as op,
+            process(["api", "--port", str(port)], api_env, workdir / "api.log"),
         ):
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}",

@@ -311,14 +311,16 @@ class Setup:
     operator_root: Path
     namespace: str
     floor_namespace: str
-    redis_url: str
+    redis_url: str | None
     custom: kubernetes.client.CustomObjectsApi
 
 
 async def measure(setup: Setup) -> list[Phase]:
     args, workdir, operator_root = setup.args, setup.workdir, setup.operator_root
     custom, namespace, floor_namespace = setup.custom, setup.namespace, setup.floor_namespace
-    base = {**os.environ, "STAGEFLOW_REDIS_URL": setup.redis_url, "STAGEFLOW_NAMESPACE": namespace}
+    base = {**os.environ, "STAGEFLOW_NAMESPACE": namespace}
+    if setup.redis_url:
+        base["STAGEFLOW_REDIS_URL"] = setup.redis_url
     operator_env = base | {"PYTHONPATH": str(operator_root)}
     port = free_port()
     api_env = base | {"STAGEFLOW_BACKEND": "kubernetes", "STAGEFLOW_LOG_LEVEL": "warning"}
@@ -435,6 +437,9 @@ def main() -> None:
     )
     parser.add_argument("--rate-seconds", type=float, default=30, help="length of that phase")
     parser.add_argument(
+        "--no-redis", action="store_true", help="no Redis mirror: the operator's own cost"
+    )
+    parser.add_argument(
         "--operator-root", default=str(ROOT), help="source tree to run the operator from"
     )
     args = parser.parse_args()
@@ -455,7 +460,8 @@ def main() -> None:
     redis = RedisServer(binary=binary, port=free_port())
     redis.start()
     operator_root = Path(args.operator_root).resolve()
-    setup = Setup(args, workdir, operator_root, namespace, floor_namespace, redis.url, custom)
+    redis_url = None if args.no_redis else redis.url
+    setup = Setup(args, workdir, operator_root, namespace, floor_namespace, redis_url, custom)
     try:
         report(asyncio.run(measure(setup)), operator_root, workdir)
     finally:

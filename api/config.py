@@ -9,10 +9,11 @@ from pydantic_settings import SettingsConfigDict
 
 from stageflow.api.auth.settings import AuthSettings
 from stageflow.engine.config import EngineSettings
+from stageflow.kube.config import KubeSettings
 from stageflow.store.config import StoreSettings
 
 
-class ApiSettings(EngineSettings, StoreSettings, AuthSettings):
+class ApiSettings(EngineSettings, StoreSettings, AuthSettings, KubeSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
     backend: Literal["local", "kubernetes"] = Field(

@@ -19,7 +19,7 @@ from stageflow.kube import KubeClient, load_configuration
 
 def make_backend(settings: ApiSettings, tasks: TaskRegistry) -> Backend:
     if settings.backend == "kubernetes":
-        kube = KubeClient(load_configuration())
+        kube = KubeClient(load_configuration(), timeout=settings.request_timeout())
         store = settings.open_store(namespace=settings.namespace) if settings.redis_url else None
         return KubernetesBackend(kube, store, tasks, settings, namespace=settings.namespace)
     return LocalBackend(settings.open_store(namespace=settings.namespace), tasks, settings)

@@ -37,20 +37,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], env: dict[str, str], log: Path, *, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`stageflow ARGS` as a process of its own, logging to `log`; stopped on exit."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "stageflow.cli", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=cwd,
         )
     try:
         yield proc
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def api(env: dict[str, str], log: Path) -> tuple[list[str], dict[str, str], httpx.Client]:

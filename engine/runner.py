@@ -30,6 +30,7 @@ import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from stageflow.engine.conditions import ConditionError
@@ -378,9 +379,17 @@ class WorkflowRunner:
         """Attempts (retries with backoff) of one task or instance, iterated if it has `until`."""
         status = self._status.tasks[task_id]
         resumed = status.phase is TaskPhase.RUNNING
-        reattach = resumed and executor.can_resume(node, status)
+        # Resumed in a retry's backoff: attempt `attempts` failed (it counts), the next is
+        # due at `next_attempt_at`. Resumed otherwise: the attempt under way was interrupted,
+        # not failed, so it is re-attached, or run again without costing a retry.
+        backing_off = resumed and status.next_attempt_at is not None
+        reattach = resumed and not backing_off and executor.can_resume(node, status)
         number = status.attempts if reattach else status.attempts + 1
-        tries = node.spec.retries + 1 - (max(0, status.attempts - 1) if resumed else 0)
+        if backing_off:
+            tries = node.spec.retries + 1 - status.attempts
+        else:
+            tries = node.spec.retries + 1 - (max(0, status.attempts - 1) if resumed else 0)
+        wait = self._backoff_left(status) if backing_off else 0.0
         iteration = status.iterations or 0
         status.phase, status.executor, status.message = TaskPhase.RUNNING, executor.name, None
         status.started_at = status.started_at or utcnow()
@@ -393,9 +402,9 @@ class WorkflowRunner:
                     self._end(task_id, TaskPhase.FAILED, f"params: {error}")
                     return
                 result, number = await self._attempts(
-                    node, task_id, executor, params, number, max(1, tries), reattach
+                    node, task_id, executor, params, number, max(1, tries), reattach, wait
                 )
-                reattach, tries = False, node.spec.retries + 1
+                reattach, tries, wait = False, node.spec.retries + 1, 0.0
                 if not result.ok:
                     self._end(task_id, TaskPhase.FAILED, result.message)
                     return
@@ -442,11 +451,15 @@ class WorkflowRunner:
         number: int,
         tries: int,
         reattach: bool,
+        wait: float,
     ) -> tuple[TaskResult, int]:
-        """Up to `tries` attempts from attempt `number`; the last result and its number."""
+        """Up to `tries` attempts from attempt `number` (the first after `wait` seconds);
+        the last result and its number."""
         status = self._status.tasks[task_id]
+        if wait > 0:
+            await asyncio.sleep(wait)
         for left in range(tries - 1, -1, -1):
-            status.attempts = number
+            status.attempts, status.next_attempt_at = number, None
             self._touch(task_id)
             attempt = Attempt(
                 task=node,
@@ -465,10 +478,18 @@ class WorkflowRunner:
                 return result, number
             delay = min(node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS)
             status.message = f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
+            status.next_attempt_at = utcnow() + timedelta(seconds=delay)
             self._touch(task_id)
             await asyncio.sleep(delay)
             number, reattach = number + 1, False
         raise AssertionError("unreachable: tries >= 1")
+
+    @staticmethod
+    def _backoff_left(status: TaskStatus) -> float:
+        """Seconds until a resumed task's next attempt is due (0 if it is due already)."""
+        if status.next_attempt_at is None:
+            return 0.0
+        return max(0.0, (status.next_attempt_at - utcnow()).total_seconds())
 
     @staticmethod
     async def _attempt(executor: TaskExecutor, attempt: Attempt) -> TaskResult:
@@ -532,7 +553,7 @@ class WorkflowRunner:
         status = self._status.tasks.setdefault(task_id, TaskStatus())
         if not status.phase.finished:
             self._done += 1
-        status.phase, status.message = phase, message
+        status.phase, status.message, status.next_attempt_at = phase, message, None
         if outputs is not None:
             status.outputs = outputs
         status.finished_at = utcnow()

@@ -63,6 +63,9 @@ class StatusModel(BaseModel):
 class TaskStatus(StatusModel):
     phase: TaskPhase = TaskPhase.PENDING
     attempts: int = 0
+    # After a failed attempt with retries left: when the next one is due. In the status, so
+    # a run resumed in its backoff waits out the rest of it and counts the failure.
+    next_attempt_at: Timestamp | None = None
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
     message: str | None = None

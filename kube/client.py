@@ -20,6 +20,7 @@ import kubernetes.config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from stageflow.kube.config import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_READ_TIMEOUT_SECONDS
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
 from stageflow.kube.reviews import (
     SubjectAccessReviewSpec,
@@ -64,7 +65,22 @@ class RunListing:
 
 
 class KubeClient:
-    def __init__(self, configuration: kubernetes.client.Configuration, *, threads: int = 8) -> None:
+    """Every call is bounded: `timeout` is (connect, read) seconds, and a failed call is not
+    retried underneath (urllib3 would otherwise try a hung read four times), so one call
+    answers or fails within connect + read seconds. Callers that must retry do, knowingly."""
+
+    def __init__(
+        self,
+        configuration: kubernetes.client.Configuration,
+        *,
+        threads: int = 8,
+        timeout: tuple[float, float] = (
+            DEFAULT_CONNECT_TIMEOUT_SECONDS,
+            DEFAULT_READ_TIMEOUT_SECONDS,
+        ),
+    ) -> None:
+        configuration.retries = False
+        self._timeout = timeout
         self._api = kubernetes.client.ApiClient(configuration)
         self._custom = kubernetes.client.CustomObjectsApi(self._api)
         self._batch = kubernetes.client.BatchV1Api(self._api)
@@ -82,7 +98,8 @@ class KubeClient:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self._pool, functools.partial(function, *args, **kwargs)
+                self._pool,
+                functools.partial(function, *args, _request_timeout=self._timeout, **kwargs),
             )
         except ApiException as error:
             if error.status == 409:

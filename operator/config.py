@@ -6,13 +6,20 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from stageflow.engine.config import EngineSettings
+from stageflow.kube.config import KubeSettings
 from stageflow.kube.jobs import JobSettings
 from stageflow.store.config import StoreSettings
 
 
-class OperatorSettings(EngineSettings, StoreSettings):
+class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     model_config = SettingsConfigDict(env_prefix="STAGEFLOW_", extra="ignore")
 
+    status_flush_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long the operator coalesces status writes of a run: a change is in "
+        "the WorkflowRun within this plus one write; a run that ends within it costs one patch.",
+    )
     namespace: str | None = Field(
         default=None, description="Watch WorkflowRuns in this namespace; unset watches all."
     )

@@ -1,14 +1,60 @@
-"""What every handler of one operator shares, handed to them as kopf's `memo`."""
+"""What every handler of one operator shares (kopf's `memo`), and what a run is told."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
 from stageflow.kube import KubeClient
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.jobs import JobWatcher
 from stageflow.operator.mirror import RedisMirror
+from stageflow.operator.status import Outage, StatusWriter
+
+if TYPE_CHECKING:
+    from stageflow.operator.runs import RunManager
+
+
+class RunControl:
+    """The run manager's line to one run: cancel, delete, the newest generation.
+
+    Events can come before the run has its runner (it compiles first), so what
+    they ask is remembered and applied when the runner is attached.
+    """
+
+    def __init__(self, namespace: str, name: str, *, generation: int | None) -> None:
+        self.namespace, self.name = namespace, name
+        self.generation = generation
+        self.runner: WorkflowRunner | None = None
+        self.writer: StatusWriter | None = None
+        self.cancel_requested = False
+        self.deleted = asyncio.Event()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    def attach(self, runner: WorkflowRunner) -> None:
+        self.runner = runner
+        if self.deleted.is_set():
+            runner.cancel("Cancelled: the WorkflowRun was deleted")
+        elif self.cancel_requested:
+            runner.cancel()
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+        if self.runner is not None:
+            self.runner.cancel()
+
+    def delete(self) -> None:
+        """The WorkflowRun is gone: stop what runs, write nothing more."""
+        self.deleted.set()
+        if self.writer is not None:
+            self.writer.gone()
+        if self.runner is not None:
+            self.runner.cancel("Cancelled: the WorkflowRun was deleted")
 
 
 @dataclass
@@ -19,5 +65,6 @@ class OperatorContext:
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
     jobs: JobWatcher = field(default_factory=JobWatcher)
+    outage: Outage = field(default_factory=Outage)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
-    runners: dict[tuple[str, str], WorkflowRunner] = field(default_factory=dict)
+    runs: RunManager | None = None

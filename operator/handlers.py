@@ -1,10 +1,13 @@
 """The kopf handlers, in a registry of their own (no global state, one per operator).
 
-- a daemon per WorkflowRun runs it (operator/workflow.py);
-- a raw event handler sees every watch event: it passes cancellation to a
-  running run and feeds the Redis mirror (so the mirror follows what is
-  observed, whoever wrote it);
-- start-up resyncs the mirror; clean-up closes clients.
+Only `kopf.on.event` handlers watch WorkflowRuns and Jobs: they store nothing on
+the objects (no finalizer, no progress or diff-base annotation; see
+operator/runs.py for why nothing needs them) and hand each event on:
+- to the run manager, which starts, cancels and stops runs (operator/runs.py);
+- to the Redis mirror, so it follows what is observed, whoever wrote it;
+- Job events to the attempt waiting for that Job.
+Start-up resyncs the mirror; clean-up stops every run
+(its status left for the next operator) and closes clients.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import kopf
 from stageflow.kube import GROUP, PLURAL, VERSION
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.context import OperatorContext
-from stageflow.operator.workflow import plain, run_workflow
 
 LoginFn = Any  # kopf's activity handler: (**kwargs) -> kopf.ConnectionInfo | None
 
@@ -30,68 +32,51 @@ def build_registry(*, login: LoginFn) -> kopf.OperatorRegistry:
     kopf.on.event("batch", "v1", "jobs", labels={RUN_LABEL: kopf.PRESENT}, registry=registry)(
         _observe_job
     )
-    kopf.daemon(
-        GROUP,
-        VERSION,
-        PLURAL,
-        id="run",
-        registry=registry,
-        backoff=5,
-        cancellation_timeout=10,
-    )(_run)
     return registry
 
 
-async def _startup(memo: OperatorContext, **_: Any) -> None:
-    if memo.mirror is not None:
-        memo.mirror.start()
-        await memo.mirror.resync()
-
-
-async def _cleanup(memo: OperatorContext, **_: Any) -> None:
-    if memo.mirror is not None:
-        await memo.mirror.stop()
-    memo.kube.close()
-
-
-async def _observe(
-    *,
-    event: kopf.RawEvent,
-    body: kopf.Body,
-    name: str,
-    namespace: str | None,
-    memo: Any,
-    **_: Any,
-) -> None:
+def _context(memo: Any) -> OperatorContext:
     assert isinstance(memo, OperatorContext)
-    assert namespace is not None  # WorkflowRuns are namespaced
-    if event.get("type") == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
-        if memo.mirror is not None:
-            version = body.get("metadata", {}).get("resourceVersion")
-            await memo.mirror.forget(name, namespace=namespace, version=version)
-        return
-    runner = memo.runners.get((namespace, name))
-    if runner is not None and body.get("spec", {}).get("cancelRequested"):
-        runner.cancel()
-    if memo.mirror is not None:
-        await memo.mirror.observe(plain(body))
+    return memo
 
 
-async def _observe_job(*, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def _startup(memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    if ctx.mirror is not None:
+        ctx.mirror.start()
+        await ctx.mirror.resync()
+
+
+async def _cleanup(memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    if ctx.runs is not None:
+        await ctx.runs.stop()
+    if ctx.mirror is not None:
+        await ctx.mirror.stop()
+    ctx.kube.close()
+
+
+async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    ctx = _context(memo)
+    obj: dict[str, Any] = dict(event["object"])  # the raw JSON: no view to convert
+    deleted = event.get("type") == "DELETED" or bool(
+        obj.get("metadata", {}).get("deletionTimestamp")
+    )
+    if ctx.runs is not None:
+        ctx.runs.observe(obj, deleted=deleted)
+    if ctx.mirror is not None:
+        if deleted:
+            metadata = obj["metadata"]
+            await ctx.mirror.forget(
+                metadata["name"],
+                namespace=metadata["namespace"],
+                version=metadata.get("resourceVersion"),
+            )
+        else:
+            await ctx.mirror.observe(obj)
+
+
+async def _observe_job(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Job transitions, handed to the attempt waiting for that Job (if any)."""
-    assert isinstance(memo, OperatorContext)
-    memo.jobs.observe(plain(body), deleted=event.get("type") == "DELETED")
-
-
-async def _run(
-    *,
-    name: str,
-    namespace: str | None,
-    body: kopf.Body,
-    stopped: kopf.DaemonStopped,
-    memo: Any,
-    **_: Any,
-) -> None:
-    assert isinstance(memo, OperatorContext)
-    assert namespace is not None  # WorkflowRuns are namespaced
-    await run_workflow(ctx=memo, namespace=namespace, name=name, body=body, stopped=stopped)
+    job: dict[str, Any] = dict(event["object"])
+    _context(memo).jobs.observe(job, deleted=event.get("type") == "DELETED")

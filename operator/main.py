@@ -15,19 +15,55 @@ from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
 from stageflow.operator.handlers import LoginFn, build_registry
 from stageflow.operator.mirror import RedisMirror
+from stageflow.operator.runs import RunManager
 from stageflow.store import DEFAULT_NAMESPACE
 
 PREFIX = "stageflow.dev"
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: only `on.event` handlers run, and they compare nothing.
+
+    kopf builds a diff base for every event (a deep copy of the body) even when no
+    handler reads it; this one is empty, which saves that copy on every event."""
+
+    def build(self, **_: Any) -> Any:
+        return {}
+
+    def fetch(self, **_: Any) -> Any:
+        return None
+
+    def store(self, **_: Any) -> None:
+        return None
+
+
+class _NoProgress(kopf.ProgressStorage):
+    """No handler progress: `on.event` handlers have none; a run's progress is its status."""
+
+    def fetch(self, **_: Any) -> None:
+        return None
+
+    def store(self, **_: Any) -> None:
+        return None
+
+    def purge(self, **_: Any) -> None:
+        return None
+
+    def touch(self, **_: Any) -> None:
+        return None
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
 def kopf_settings() -> kopf.OperatorSettings:
-    """kopf's bookkeeping under our own prefix, none of it in the status we own."""
+    """kopf as the framework only: it keeps nothing on the WorkflowRuns (operator/runs.py
+    says why nothing needs it). The finalizer's name stays ours so that kopf removes the
+    finalizer runs made by an older operator still carry (it drops one nothing needs)."""
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = _NoProgress()
+    settings.persistence.diffbase_storage = _NoDiffBase()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     # No watching of CRDs and namespaces: the resources are known, and it would need
@@ -49,9 +85,11 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
             list_runs=lambda: kube.list_runs_snapshot(settings.namespace),
             namespace=settings.namespace,
         )
-    return OperatorContext(
+    context = OperatorContext(
         settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror
     )
+    context.runs = RunManager(context)
+    return context
 
 
 async def serve(
@@ -64,7 +102,8 @@ async def serve(
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the operator until `stop_flag` is set (or forever)."""
-    context = make_context(settings, kube or KubeClient(load_configuration()))
+    client = kube or KubeClient(load_configuration(), timeout=settings.request_timeout())
+    context = make_context(settings, client)
     namespaces = [settings.namespace] if settings.namespace else []
     liveness = (
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
@@ -86,4 +125,7 @@ def run(settings: OperatorSettings | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # kopf logs "Handler ... succeeded." at INFO for every watch event: a line per event
+    # says nothing an operator's log needs, and costs CPU under load. Warnings still show.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(serve(settings or OperatorSettings()))

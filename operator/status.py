@@ -1,55 +1,130 @@
-"""The status sink of a WorkflowRun: merge patches to its status subresource.
+"""The status sink of a WorkflowRun: coalesced merge patches to its status subresource.
 
-Wrapped in the engine's CoalescingSink, a burst of transitions becomes one patch
-carrying every task that changed; each task's entry is written whole (unset
-fields as null, so a cleared message disappears), and other tasks are untouched.
+Why a writer of its own, and not a coalescing wrapper that raises: the status
+held in memory is the truth while the run's operator lives. A write that fails
+(the apiserver away, restarting, overloaded) is not the run's failure: the run
+goes on, and the writer keeps trying, from the newest status in memory, with
+backoff, until the apiserver takes it. So a task never runs again because a
+status write failed, and nothing restarts a run from a stale body.
+
+- Coalesced: the first change opens a window of `interval` seconds; every change
+  in it goes out in one patch carrying every task that changed (each task's
+  entry written whole, unset fields as null; other tasks untouched). The run's
+  final status closes the window at once. So a change reaches the apiserver
+  within `interval` plus one write, under any load.
+- One log line per outage, not per attempt: the `Outage` shared by every run of
+  an operator logs a WARNING when writes start failing and an INFO when one
+  succeeds again.
+- A run that is gone (404, or deleted) stops being written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.engine.status import utcnow
-from stageflow.kube import KubeClient, status_patch
+from stageflow.kube import KubeClient, KubeError, status_patch
 from stageflow.store import RunStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 5.0
 
-class StatusPatcher:
+
+def retry_delay(failures: int) -> float:
+    """Exponential backoff after `failures` failed writes in a row (1, 2, ...)."""
+    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (failures - 1)))
+
+
+class Outage:
+    """Failed status writes of all runs of one operator, logged once per outage."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._failures = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, error: Exception) -> None:
+        self._failures += 1
+        if self._since is None:
+            self._since = time.monotonic()
+            logger.warning(
+                "status writes to the apiserver fail (%s); retrying from memory with backoff "
+                "(up to %gs) until it answers",
+                error,
+                RETRY_MAX_SECONDS,
+            )
+
+    def succeeded(self) -> None:
+        if self._since is not None:
+            logger.info(
+                "status writes succeed again after %.1fs (%d failed attempts)",
+                time.monotonic() - self._since,
+                self._failures,
+            )
+            self._since, self._failures = None, 0
+
+
+class StatusWriter:
+    """The StatusSink of one run in the operator."""
+
     def __init__(
         self,
         kube: KubeClient,
         namespace: str,
         name: str,
         *,
+        interval: float,
         generation: Callable[[], int | None],
+        outage: Outage,
         logs: RunStore | None = None,
     ) -> None:
-        self._logs = logs
         self._kube = kube
         self._namespace = namespace
         self._name = name
+        self._interval = interval
         self._generation = generation
-        self.patches = 0
+        self._outage = outage
+        self._logs = logs
+        self._status: RunStatus | None = None
+        self._pending: set[str] = set()
+        self._published = 0  # publishes so far; the run-level fields change with each
+        self._written = 0  # the publishes that the last successful write covered
+        self._dirty = asyncio.Event()
+        self._final = asyncio.Event()  # the final status was published
+        self._done = asyncio.Event()  # ... and written (or the run is gone)
+        self._loop: asyncio.Task[None] | None = None
         self._phase: RunPhase | None = None
         self._since: datetime = utcnow()
+        self.patches = 0
 
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
+        """Queue a write; with `final`, return once it is written (or the run is gone)."""
+        self._status = status
+        self._pending |= changed
+        self._published += 1
+        if self._done.is_set():
+            return
         if status.phase is not self._phase:
             self._phase, self._since = status.phase, utcnow()
-        patch = status_patch(
-            status, changed, observed_generation=self._generation(), condition_since=self._since
-        )
-        written = await self._kube.patch_run_status(self._namespace, self._name, patch)
-        self.patches += 1
-        if written is None:
-            logger.info(
-                "WorkflowRun %s/%s is gone; status not written", self._namespace, self._name
-            )
+        if final:
+            self._final.set()
+        self._dirty.set()
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._write_forever(), name=f"status {self._name}")
+        if final:
+            await self._done.wait()
 
     async def record_log(self, task_id: str, text: str) -> None:
         """In-process tasks' output goes to Redis (not the WorkflowRun: etcd is no log store)."""
@@ -59,3 +134,72 @@ class StatusPatcher:
             await self._logs.save_log(self._name, task_id, text)
         except StoreUnavailableError as error:
             logger.warning("log of %s/%s not kept: %s", self._name, task_id, error)
+
+    def gone(self) -> None:
+        """The WorkflowRun was deleted: write nothing more."""
+        self._done.set()
+        self.close()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+
+    async def flush(self) -> None:
+        """One write of what is pending, now (the operator is stopping; errors are logged)."""
+        self.close()
+        if self._loop is not None:
+            await asyncio.gather(self._loop, return_exceptions=True)
+        if self._written < self._published and not self._done.is_set():
+            try:
+                await self._write()
+            except KubeError as error:
+                logger.warning("last status of %s/%s not written: %s", *self._key(), error)
+
+    def _key(self) -> tuple[str, str]:
+        return self._namespace, self._name
+
+    async def _write_forever(self) -> None:
+        failures = 0
+        while True:
+            await self._dirty.wait()
+            if not self._final.is_set() and failures == 0:
+                with contextlib.suppress(TimeoutError):  # the window; the final status ends it
+                    async with asyncio.timeout(self._interval):
+                        await self._final.wait()
+            self._dirty.clear()
+            try:
+                written = await self._write()
+            except KubeError as error:
+                failures += 1
+                self._outage.failed(error)
+                self._dirty.set()
+                await asyncio.sleep(retry_delay(failures))
+                continue
+            failures = 0
+            self._outage.succeeded()
+            if written is None:
+                logger.info("WorkflowRun %s/%s is gone; status not written", *self._key())
+                self._done.set()
+                return
+            if self._final.is_set() and self._written == self._published:
+                self._done.set()
+                return
+
+    async def _write(self) -> dict[str, Any] | None:
+        assert self._status is not None
+        changed, self._pending = frozenset(self._pending), set()
+        covered = self._published
+        patch = status_patch(
+            self._status,
+            changed,
+            observed_generation=self._generation(),
+            condition_since=self._since,
+        )
+        try:
+            written = await self._kube.patch_run_status(self._namespace, self._name, patch)
+        except BaseException:
+            self._pending |= changed  # written again, from the newest status, next time
+            raise
+        self.patches += 1
+        self._written = covered
+        return written

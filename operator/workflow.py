@@ -1,14 +1,15 @@
-"""One WorkflowRun, reconciled: the long-lived handler that runs it to its end.
+"""One WorkflowRun, driven to its end: the coroutine the run manager starts for it.
 
-kopf starts one of these per WorkflowRun (and again for every run after an
-operator restart). It compiles the spec with the engine, resumes from the status
-the resource already has (tasks that succeeded never run again), and writes
-status through a coalescing StatusPatcher. How it stops matters:
+It compiles the spec with the engine, resumes from the status the resource
+already has (tasks that succeeded never run again; a retry's backoff is waited
+out to its `nextAttemptAt`), and writes status through a StatusWriter, which
+retries failed writes from memory. How it stops matters:
 - the run finishes: the final status is written, then `ttlSecondsAfterFinished`
   (if set) is waited out and the WorkflowRun deleted;
-- the WorkflowRun is deleted: the run is cancelled (running tasks stopped);
-- the operator exits: attempts are stopped but the status is left as it is,
-  so the next operator resumes the run.
+- the WorkflowRun is deleted: the run is cancelled (running tasks stopped) and
+  nothing more is written;
+- the operator exits: attempts are stopped (Jobs left running, to be re-attached)
+  and the newest status is written once, so the next operator resumes from it.
 """
 
 from __future__ import annotations
@@ -16,154 +17,122 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import kopf
-
-from stageflow.engine import (
-    CoalescingSink,
-    Executor,
-    RunStatus,
-    SpecError,
-    WorkflowRunner,
-    compile_workflow,
-)
-from stageflow.engine.status import RunPhase, format_timestamp, utcnow
-from stageflow.kube import record_from_object
+from stageflow.engine import Executor, RunStatus, SpecError, WorkflowRunner, compile_workflow
+from stageflow.engine.status import RunPhase, utcnow
+from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.jobs import Owner
-from stageflow.operator.context import OperatorContext
+from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.jobs import JobExecutor
-from stageflow.operator.status import StatusPatcher
+from stageflow.operator.status import StatusWriter, retry_delay
 from stageflow.store import RunRecord
 
 logger = logging.getLogger(__name__)
 
-
-def plain(value: Any) -> Any:
-    """A kopf body (mapping views all the way down) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
+SHUTDOWN_WRITE_SECONDS = 5.0
 
 
-async def run_workflow(
-    *,
-    ctx: OperatorContext,
-    namespace: str,
-    name: str,
-    body: kopf.Body,
-    stopped: kopf.DaemonStopped,
-) -> None:
-    record = record_from_object(plain(body))
+async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
+    """Run a WorkflowRun to its end (if it has not ended), then expire it (if it has a TTL)."""
+    record = record_from_object(obj)
     if not record.status.phase.finished:
-        try:
-            plan = compile_workflow(record.spec, registry=ctx.tasks, **ctx.settings.limits())
-        except SpecError as error:
-            await _reject(ctx, namespace, name, record.status, f"Invalid workflow: {error}")
+        finished = await _run(ctx, obj, record, control)
+        if finished is None:
             return
-        patcher = StatusPatcher(
-            ctx.kube,
-            namespace,
-            name,
-            generation=lambda: body.get("metadata", {}).get("generation"),
-            logs=ctx.mirror.store.in_namespace(namespace) if ctx.mirror is not None else None,
-        )
-        owner = Owner(namespace=namespace, name=name, uid=body.get("metadata", {}).get("uid", ""))
-        executors = {
-            **ctx.executors,
-            Executor.JOB: JobExecutor(ctx.kube, ctx.jobs, owner, ctx.settings.job_settings()),
-        }
-        runner = WorkflowRunner(
-            plan,
-            executors=executors,
-            sink=CoalescingSink(patcher, interval=ctx.settings.status_flush_seconds),
-            status=record.status,
-        )
-        started = time.monotonic()
-        if not await _supervise(ctx, (namespace, name), runner, record, stopped):
-            return
-        logger.info(
-            "WorkflowRun %s/%s %s: %s tasks in %.2fs, %d status patches",
-            namespace,
-            name,
-            record.status.phase.value,
-            record.status.progress,
-            time.monotonic() - started,
-            patcher.patches,
-        )
-    await _expire(ctx, namespace, name, record.spec.ttl_seconds_after_finished, stopped)
+        record.status = finished
+    if not control.deleted.is_set():
+        await _expire(ctx, control, record)
 
 
-async def _supervise(
-    ctx: OperatorContext,
-    key: tuple[str, str],
-    runner: WorkflowRunner,
-    record: RunRecord,
-    stopped: kopf.DaemonStopped,
-) -> bool:
-    """Run until the run ends (True) or kopf stops us (False)."""
-    ctx.runners[key] = runner
-    if record.cancel_requested:
-        runner.cancel()
-    running = asyncio.create_task(runner.run(), name=f"run {key[1]}")
-    stopping = asyncio.ensure_future(stopped.wait())
+def _writer(ctx: OperatorContext, control: RunControl) -> StatusWriter:
+    writer = StatusWriter(
+        ctx.kube,
+        control.namespace,
+        control.name,
+        interval=ctx.settings.status_flush_seconds,
+        generation=lambda: control.generation,
+        outage=ctx.outage,
+        logs=ctx.mirror.store.in_namespace(control.namespace) if ctx.mirror is not None else None,
+    )
+    control.writer = writer
+    return writer
+
+
+async def _run(
+    ctx: OperatorContext, obj: dict[str, Any], record: RunRecord, control: RunControl
+) -> RunStatus | None:
+    """The run's final status, or None if the operator stopped before it ended."""
+    writer = _writer(ctx, control)
     try:
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            final = running.result()  # a failed final write raises: kopf retries the daemon
-            record.status = final
-            return True
-        reason = stopped.reason or kopf.DaemonStoppingReason.OPERATOR_EXITING
-        if kopf.DaemonStoppingReason.RESOURCE_DELETED in reason:
-            logger.info("WorkflowRun %s/%s deleted: cancelling its run", *key)
-            runner.cancel("Cancelled: the WorkflowRun was deleted")
-        else:
-            logger.info("stopping run %s/%s (%s); it resumes on restart", *key, reason)
-            running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        return False
-    finally:
-        if not running.done():  # we were cancelled ourselves
-            running.cancel()
-        stopping.cancel()
-        ctx.runners.pop(key, None)
-
-
-async def _reject(
-    ctx: OperatorContext, namespace: str, name: str, status: RunStatus, message: str
-) -> None:
-    """A spec the engine refuses (made without the API): fail the run and say why."""
-    now = format_timestamp(utcnow())
-    patch = {
-        "status": {
-            "phase": RunPhase.FAILED.value,
-            "message": message,
-            "startedAt": now,
-            "finishedAt": now,
-            "progress": status.progress,
-        }
+        plan = compile_workflow(record.spec, registry=ctx.tasks, **ctx.settings.limits())
+    except SpecError as error:  # a spec the engine refuses (made without the API)
+        status = record.status
+        status.phase, status.message = RunPhase.FAILED, f"Invalid workflow: {error}"
+        status.started_at = status.finished_at = utcnow()
+        await writer.publish(status, frozenset(), final=True)
+        return status
+    owner = Owner(
+        namespace=control.namespace,
+        name=control.name,
+        uid=obj.get("metadata", {}).get("uid", ""),
+    )
+    executors = {
+        **ctx.executors,
+        Executor.JOB: JobExecutor(ctx.kube, ctx.jobs, owner, ctx.settings.job_settings()),
     }
-    await ctx.kube.patch_run_status(namespace, name, patch)
+    runner = WorkflowRunner(plan, executors=executors, sink=writer, status=record.status)
+    control.attach(runner)
+    started = time.monotonic()
+    try:
+        final = await runner.run()
+    except asyncio.CancelledError:
+        # The operator is stopping: leave the newest status for the next one to resume.
+        try:
+            async with asyncio.timeout(SHUTDOWN_WRITE_SECONDS):
+                await writer.flush()
+        except TimeoutError:
+            logger.warning("last status of %s/%s not written in time", *control.key)
+        raise
+    finally:
+        writer.close()
+    if control.deleted.is_set():
+        logger.info("WorkflowRun %s/%s deleted: its run was cancelled", *control.key)
+        return None
+    logger.info(
+        "WorkflowRun %s/%s %s: %s tasks in %.2fs, %d status patches",
+        *control.key,
+        final.phase.value,
+        final.progress,
+        time.monotonic() - started,
+        writer.patches,
+    )
+    return final
 
 
-async def _expire(
-    ctx: OperatorContext, namespace: str, name: str, ttl: int | None, stopped: kopf.DaemonStopped
-) -> None:
+async def _expire(ctx: OperatorContext, control: RunControl, record: RunRecord) -> None:
     """Delete a finished run `ttlSecondsAfterFinished` after it finished (if set)."""
+    ttl = record.spec.ttl_seconds_after_finished
     if ttl is None:
         return
-    current = await ctx.kube.get_run(namespace, name)
-    if current is None:
-        return
-    finished_at = record_from_object(current).status.finished_at or utcnow()
+    finished_at = record.status.finished_at or utcnow()
     remaining = (finished_at + timedelta(seconds=ttl) - utcnow()).total_seconds()
     if remaining > 0:
-        await stopped.wait(timeout=remaining)
-        if stopped.is_set():
+        try:
+            async with asyncio.timeout(remaining):
+                await control.deleted.wait()
+            return  # deleted by someone else meanwhile
+        except TimeoutError:
+            pass
+    logger.info("WorkflowRun %s/%s reached ttlSecondsAfterFinished: deleting it", *control.key)
+    failures = 0
+    while not control.deleted.is_set():
+        try:
+            await ctx.kube.delete_run(control.namespace, control.name)
             return
-    logger.info("WorkflowRun %s/%s reached ttlSecondsAfterFinished: deleting it", namespace, name)
-    await ctx.kube.delete_run(namespace, name)
+        except KubeError as error:
+            failures += 1
+            if failures == 1:
+                logger.warning("deleting %s/%s failed (%s); retrying", *control.key, error)
+            await asyncio.sleep(retry_delay(failures))

@@ -204,6 +204,13 @@ def _kopf_handlers(registry: kopf.OperatorRegistry) -> Iterator[tuple[str, Any]]
             yield kind, handler
 
 
+# Resources whose objects may still carry kopf's finalizer from an earlier stageflow (0.1.0
+# ran each WorkflowRun in a kopf daemon, which needs one). kopf removes a finalizer that no
+# handler needs on the first event it sees, with a patch (kopf/_core/reactor/processing.py),
+# so an upgraded operator frees those runs for deletion: it must be allowed to patch them.
+FINALIZED_BEFORE = frozenset({(GROUP, PLURAL)})
+
+
 def kopf_needs() -> set[Permission]:
     """What kopf itself asks of the apiserver for the operator's registry and settings."""
     needs: set[Permission] = set()
@@ -214,6 +221,8 @@ def kopf_needs() -> set[Permission]:
         assert resource, f"kopf handler {handler.id} names no resource"
         needs |= {Permission(group, resource, "list"), Permission(group, resource, "watch")}
         if kind in ("_spawning", "_changing"):  # finalizers and progress live on the object
+            needs.add(Permission(group, resource, "patch"))
+        if (group, resource) in FINALIZED_BEFORE:  # kopf removes a finalizer nothing needs
             needs.add(Permission(group, resource, "patch"))
     settings = kopf_settings()
     if settings.posting.enabled:

@@ -23,11 +23,13 @@ from stageflow.api.backends import KubernetesBackend
 from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
 from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient, record_from_object
+from stageflow.kube.config import KubeSettings
 from stageflow.store import RedisStore
 from tests.redis_server import free_port
 from tests.test_api.conftest import SEED
 
 NAMESPACE = "team-a"
+TIMEOUT = KubeSettings().request_timeout()  # every call is bounded
 
 
 def workflow_run(
@@ -99,10 +101,12 @@ def client(tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock) -> It
 
 
 def test_submit_creates_the_workflow_run(client: TestClient, custom: MagicMock) -> None:
-    custom.create_namespaced_custom_object.side_effect = lambda group, version, ns, plural, body: {
-        **body,
-        "metadata": {**body["metadata"], "creationTimestamp": "2026-11-01T00:00:00Z"},
-    }
+    custom.create_namespaced_custom_object.side_effect = (
+        lambda group, version, ns, plural, body, **_: {
+            **body,
+            "metadata": {**body["metadata"], "creationTimestamp": "2026-11-01T00:00:00Z"},
+        }
+    )
     response = client.post("/workflow", json=SEED)
     assert response.status_code == 202
     run_id = response.json()["run_id"]
@@ -143,7 +147,7 @@ def test_reads_come_from_the_workflow_run_without_redis(
     assert body["namespace"] == NAMESPACE
     assert body["status"]["progress"] == "0/2"
     custom.get_namespaced_custom_object.assert_called_with(
-        GROUP, VERSION, NAMESPACE, PLURAL, run_id
+        GROUP, VERSION, NAMESPACE, PLURAL, run_id, _request_timeout=TIMEOUT
     )
 
 
@@ -169,7 +173,13 @@ def test_cancel_patches_the_spec(client: TestClient, custom: MagicMock) -> None:
     response = client.post(f"/workflow/{run_id}/cancel")
     assert response.status_code == 202
     custom.patch_namespaced_custom_object.assert_called_once_with(
-        GROUP, VERSION, NAMESPACE, PLURAL, run_id, {"spec": {"cancelRequested": True}}
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURAL,
+        run_id,
+        {"spec": {"cancelRequested": True}},
+        _request_timeout=TIMEOUT,
     )
 
 
@@ -188,7 +198,7 @@ def test_delete_deletes_the_workflow_run(client: TestClient, custom: MagicMock) 
     custom.delete_namespaced_custom_object.return_value = {"status": "Success"}
     assert client.delete(f"/workflow/{run_id}").status_code == 204
     custom.delete_namespaced_custom_object.assert_called_once_with(
-        GROUP, VERSION, NAMESPACE, PLURAL, run_id
+        GROUP, VERSION, NAMESPACE, PLURAL, run_id, _request_timeout=TIMEOUT
     )
 
 
@@ -207,7 +217,9 @@ def test_list_without_redis_reads_workflow_runs(client: TestClient, custom: Magi
     assert [item["run_id"] for item in rest["items"]] == [older]
     succeeded = client.get("/workflows", params={"phase": "Succeeded"}).json()
     assert [item["run_id"] for item in succeeded["items"]] == [other, older]
-    custom.list_namespaced_custom_object.assert_called_with(GROUP, VERSION, NAMESPACE, PLURAL)
+    custom.list_namespaced_custom_object.assert_called_with(
+        GROUP, VERSION, NAMESPACE, PLURAL, _request_timeout=TIMEOUT
+    )
 
 
 def test_apiserver_down_is_503(
@@ -297,9 +309,11 @@ def test_a_job_task_log_is_its_pods_log(
         response = fresh.get(f"/workflow/{run_id}/tasks/task_b/logs")
     assert response.status_code == 200
     assert response.text == "fetched 3 rows\n"
-    core.list_namespaced_pod.assert_called_with(NAMESPACE, label_selector="job-name=task-b-job-a1")
+    core.list_namespaced_pod.assert_called_with(
+        NAMESPACE, label_selector="job-name=task-b-job-a1", _request_timeout=TIMEOUT
+    )
     core.read_namespaced_pod_log.assert_called_with(
-        "task-b-job-a1-x7k2p", NAMESPACE, limit_bytes=65536
+        "task-b-job-a1-x7k2p", NAMESPACE, limit_bytes=65536, _request_timeout=TIMEOUT
     )
 
     pod.status.phase = "Pending"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -400,3 +401,58 @@ async def test_coalescing_turns_a_burst_into_few_writes(tasks: TaskRegistry) -> 
     written = set().union(*(changed for _, changed, _ in inner.published))
     assert len(written) == 500
     assert inner.published[-1][0].task_phases() == final.task_phases()
+
+
+async def test_a_failed_attempt_records_when_the_next_is_due(tasks: TaskRegistry) -> None:
+    def flaky() -> bool:
+        if not flaky_calls:
+            flaky_calls.append(1)
+            raise ConnectionError("down")
+        return True
+
+    flaky_calls: list[int] = []
+    tasks.register(flaky)
+    sink = RecordingSink()
+    body = {"dag": [{"name": "f", "task": "flaky", "retries": 1, "retryBackoffSeconds": 0.05}]}
+    final = await make_runner(body, tasks, sink).run()
+    waiting = [s.tasks["f"] for s, _, _ in sink.published if s.tasks["f"].next_attempt_at]
+    assert waiting, "the backoff was never published"
+    assert waiting[0].attempts == 1
+    assert waiting[0].next_attempt_at is not None
+    assert waiting[0].next_attempt_at > (waiting[0].started_at or utcnow())
+    assert final.tasks["f"].phase is TaskPhase.SUCCEEDED
+    assert final.tasks["f"].next_attempt_at is None
+
+
+async def test_a_run_resumed_in_a_backoff_waits_out_the_rest_and_counts_the_failure(
+    tasks: TaskRegistry,
+) -> None:
+    """Finding 5 of issue 9: a kill during a retry's backoff granted an extra attempt at once."""
+    calls: list[datetime] = []
+
+    async def always_fails() -> bool:
+        calls.append(utcnow())
+        raise ConnectionError("down")
+
+    tasks.register(always_fails)
+    now = utcnow()
+    due = now + timedelta(seconds=0.3)
+    status = RunStatus(
+        phase=RunPhase.RUNNING,
+        started_at=now,
+        tasks={
+            "f": TaskStatus(
+                phase=TaskPhase.RUNNING,
+                attempts=1,
+                started_at=now,
+                next_attempt_at=due,
+                message="attempt 1 failed: ConnectionError: down; retrying in 15s",
+            )
+        },
+    )
+    body = {"dag": [{"name": "f", "task": "always_fails", "retries": 1, "retryBackoffSeconds": 15}]}
+    final = await make_runner(body, tasks, status=status).run()
+    assert final.tasks["f"].phase is TaskPhase.FAILED
+    assert final.tasks["f"].attempts == 2, "retries: 1 allows two attempts in all"
+    assert len(calls) == 1
+    assert calls[0] >= due, "the rest of the backoff was not waited out"

@@ -35,7 +35,20 @@ _versions = itertools.count(1)
 
 
 class StampingEmulator(kmock.KubernetesEmulator):
+    # While set, status writes of WorkflowRuns answer 503: the apiserver is away for them.
+    status_outage: bool = False
+    failed_status_writes: int = 0
+
     async def _handle(self, request: kmock.Request) -> Any:
+        if (
+            self.status_outage
+            and request.subresource == "status"
+            and request.method == kmock.method.PATCH
+            and request.resource == kmock.resource(RESOURCE)
+        ):
+            self.failed_status_writes += 1
+            away = kmock.KubernetesError(status=503, reason="ServiceUnavailable", message="away")
+            return await self._render_error(away)
         data = request.data
         if request.resource is not None and isinstance(data, dict) and request.name != "":
             if request.action == kmock.action.CREATE:
@@ -145,6 +158,15 @@ class Cluster:
             headers={"Content-Type": "application/merge-patch+json"},
         )
         assert response.status == 200, await response.text()
+
+    def object_writes(self) -> list[Any]:
+        """Writes of WorkflowRuns other than to their status (finalizers, annotations)."""
+        writes = (kmock.method.PATCH, kmock.method.PUT)
+        return [
+            request
+            for request in self.mock[kmock.resource(RESOURCE)]
+            if request.method in writes and request.subresource is None
+        ]
 
     def status_patches(self) -> list[Any]:
         return list(

@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+K8S    ?= ../shared/k8s
+NODE_RUN ?= /tmp/stageflow-node
 
-.PHONY: venv run test lint typecheck unit bench e2e clean
+.PHONY: venv run test lint typecheck unit bench e2e node node-up node-down clean
 
 ## venv: create .venv with the project and its dev tools
 venv: $(STAMP)
@@ -39,6 +41,23 @@ unit: $(STAMP)
 ## e2e: only the end-to-end tier (needs KUBECONFIG from ../shared/k8s/up.sh)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+## node-up: a real node where pods run, with this checkout's image (as root; ~15 min the first
+## time, seconds after): kubelet, containerd and cluster DNS from ../shared/k8s/node/
+node-up:
+	bash $(K8S)/install.sh
+	bash $(K8S)/node/install.sh
+	bash $(K8S)/node/image-base.sh
+	bash $(K8S)/node/image-app.sh .
+	kubectl --kubeconfig=$(NODE_RUN)/kubeconfig get nodes >/dev/null 2>&1 || bash $(K8S)/node/up.sh
+
+## node-down: stop the node and wipe its state (images are kept)
+node-down:
+	bash $(K8S)/node/down.sh --wipe
+
+## node: only the node tier (needs `make node-up`)
+node: $(STAMP)
+	STAGEFLOW_NODE_KUBECONFIG=$(NODE_RUN)/kubeconfig $(BIN)/python -m pytest -m node $(PYTEST_ARGS)
 
 ## bench: engine overhead against a bare-asyncio baseline, measured in the same run
 bench: $(STAMP)

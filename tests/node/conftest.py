@@ -12,6 +12,7 @@ STAGEFLOW_NODE_KUBECONFIG set but the node unreachable they fail (CI always give
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -61,12 +62,15 @@ class Node:
     kubeconfig: str
     helm_binary: str
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+    def kubectl(
+        self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
+    ) -> str:
         done = subprocess.run(
             ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
+            input=stdin,
             check=False,
         )
         if check and done.returncode != 0:
@@ -130,11 +134,54 @@ def node() -> Node:
     return found
 
 
+USER_ACCOUNT = "node-tier-user"
+USER_RBAC = f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {USER_ACCOUNT}, namespace: {NAMESPACE}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {USER_ACCOUNT}, namespace: {NAMESPACE}}}
+rules:
+  - apiGroups: [stageflow.dev]
+    resources: [workflowruns]
+    verbs: [create, get, list, watch, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {USER_ACCOUNT}, namespace: {NAMESPACE}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {USER_ACCOUNT}}}
+subjects: [{{kind: ServiceAccount, name: {USER_ACCOUNT}, namespace: {NAMESPACE}}}]
+"""
+
+
+def user_token(node: Node) -> str:
+    """A user of stageflow, as the chart's default auth mode (`kubernetes`) expects one: a
+    service account with a Role on workflowruns, and its token (v1.20 keeps it in a Secret;
+    newer clusters: `kubectl create token`)."""
+    node.kubectl("apply", "-f", "-", stdin=USER_RBAC)
+
+    def token() -> str | None:
+        for secret in node.json("get", "secrets", "-n", NAMESPACE)["items"]:
+            annotations = secret["metadata"].get("annotations") or {}
+            if (
+                secret.get("type") == "kubernetes.io/service-account-token"
+                and annotations.get("kubernetes.io/service-account.name") == USER_ACCOUNT
+            ):
+                return base64.b64decode(secret["data"]["token"]).decode()
+        return None
+
+    found: str = wait_for(token, within=60, what="the user's service-account token")
+    return found
+
+
 @dataclass
 class PortForward:
     """`kubectl port-forward svc/…` to the API's Service: the way a user reaches it."""
 
     node: Node
+    token: str = ""
     process: subprocess.Popen[str] | None = None
     client: httpx.Client | None = None
     restarts: int = field(default=0)
@@ -159,7 +206,11 @@ class PortForward:
         line = self.process.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8080"
         match = re.search(r"127\.0\.0\.1:(\d+)", line)
         assert match, f"kubectl port-forward said: {line!r}"
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=30)
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{match.group(1)}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
+        )
         wait_for(self._healthy, within=30, what="the API through port-forward")
         return self.client
 
@@ -234,7 +285,7 @@ def release(node: Node) -> Iterator[PortForward]:
     )
     ready_seconds = pods_ready_seconds(node, started, expected=4)
     note(f"helm install --wait: {seconds:.1f}s; all 4 pods Ready {ready_seconds:.1f}s after")
-    forward = PortForward(node)
+    forward = PortForward(node, token=user_token(node))
     forward.start()
     try:
         yield forward

@@ -17,6 +17,7 @@ import pytest
 from tests.node.conftest import (
     NAMESPACE,
     RELEASE,
+    USER_RBAC,
     Node,
     PortForward,
     install_seconds,
@@ -287,6 +288,7 @@ def test_helm_uninstall_leaves_nothing_but_the_crd(node: Node, release: PortForw
     node.kubectl("get", "crd", "workflowruns.stageflow.dev")  # still there
 
     node.kubectl("delete", "wfr", "--all", "-n", NAMESPACE, "--wait=true", "--timeout=120s")
+    node.kubectl("delete", "-f", "-", stdin=USER_RBAC)  # the test's own user, not the chart's
 
     def only_defaults() -> bool:
         everything = node.json(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from stageflow.engine.plan import DEFAULT_MAX_ITEMS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_TASKS
+from stageflow.engine.conditions import DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS, CostLimit
+from stageflow.engine.plan import (
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_TASKS,
+)
+from stageflow.engine.templates import DEFAULT_MAX_RENDERED_BYTES
 
 
 class EngineSettings(BaseSettings):
@@ -24,17 +31,38 @@ class EngineSettings(BaseSettings):
     max_run_output_bytes: int = Field(
         default=DEFAULT_MAX_OUTPUT_BYTES, ge=1024, description="All outputs of one run."
     )
+    max_task_instances: int = Field(
+        default=DEFAULT_MAX_INSTANCES,
+        ge=1,
+        description="Task entries one run may hold: its tasks plus every forEach instance.",
+    )
+    max_rendered_bytes: int = Field(
+        default=DEFAULT_MAX_RENDERED_BYTES,
+        ge=1024,
+        description="What the references in one task's params may render to, in bytes.",
+    )
+    cel_max_steps: int = Field(
+        default=DEFAULT_MAX_STEPS, ge=100, description="Interpreter steps one condition may take."
+    )
+    cel_max_seconds: float = Field(
+        default=DEFAULT_MAX_SECONDS, gt=0, description="Seconds one condition may take."
+    )
     max_threads: int = Field(default=64, ge=1, description="Threads for sync in-process tasks.")
     status_flush_seconds: float = Field(
         default=0.05, ge=0, description="How long status writes are coalesced."
     )
 
-    def limits(self) -> dict[str, int]:
+    def limits(self) -> dict[str, Any]:
         """The keyword arguments of compile_workflow that bound a run."""
         return {
             "max_tasks": self.max_tasks,
             "max_items": self.max_foreach_items,
             "max_output_bytes": self.max_run_output_bytes,
+            "max_instances": self.max_task_instances,
+            "max_rendered_bytes": self.max_rendered_bytes,
+            "condition_limit": CostLimit(
+                max_steps=self.cel_max_steps, max_seconds=self.cel_max_seconds
+            ),
         }
 
     @field_validator("task_modules", mode="before")

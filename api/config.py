@@ -22,3 +22,15 @@ class ApiSettings(EngineSettings, StoreSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "info"
+    max_body_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest request body; larger is a 413 (read no further than this).",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request body must arrive within this (else 408)."
+    )
+    max_json_depth: int = Field(default=32, ge=4, le=500, description="Deepest JSON nesting.")
+    max_string_length: int = Field(
+        default=64 * 1024, ge=256, description="Longest string (or key) in a request body."
+    )

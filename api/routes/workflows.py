@@ -12,11 +12,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from stageflow.api.deps import BackendDep
 from stageflow.api.errors import InvalidRequestError
+from stageflow.api.guards import GuardedRoute
 from stageflow.api.schemas import RunList, Submitted
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.store import Cursor, RunRecord
 
-router = APIRouter(tags=["workflows"])
+router = APIRouter(tags=["workflows"], route_class=GuardedRoute)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"description": "Workflow not found"}

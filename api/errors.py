@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from stageflow.engine import SpecError
 from stageflow.kube import KubeError, KubeUnavailableError
-from stageflow.store import StoreUnavailableError
+from stageflow.store import InvalidRunIdError, StoreUnavailableError
 
 
 class ApiError(Exception):
@@ -49,6 +49,11 @@ async def _api_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
 
+async def _invalid_run_id(_: Request, error: Exception) -> JSONResponse:
+    """A store refused an ID that is no run's (the routes check first; this is the net)."""
+    return JSONResponse({"detail": "Workflow not found"}, status_code=status.HTTP_404_NOT_FOUND)
+
+
 async def _spec_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
 
@@ -70,5 +75,6 @@ async def _kube_error(_: Request, error: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(InvalidRunIdError, _invalid_run_id)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(KubeError, _kube_error)

@@ -11,13 +11,22 @@ from stageflow.store.base import (
     StoreUnavailableError,
 )
 from stageflow.store.memory import MemoryStore
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
+from stageflow.store.records import (
+    Cursor,
+    InvalidRunIdError,
+    RunEvent,
+    RunPage,
+    RunRecord,
+    RunSummary,
+    checked_run_id,
+)
 from stageflow.store.redis_store import RedisStore
 
 __all__ = [
     "DEFAULT_FINISHED_TTL_SECONDS",
     "Control",
     "Cursor",
+    "InvalidRunIdError",
     "MemoryStore",
     "RedisStore",
     "RunEvent",
@@ -26,4 +35,5 @@ __all__ = [
     "RunStore",
     "RunSummary",
     "StoreUnavailableError",
+    "checked_run_id",
 ]

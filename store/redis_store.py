@@ -34,7 +34,14 @@ from stageflow.store.base import (
     StoreUnavailableError,
     expiry_seconds,
 )
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
+from stageflow.store.records import (
+    Cursor,
+    RunEvent,
+    RunPage,
+    RunRecord,
+    RunSummary,
+    checked_run_id,
+)
 
 PREFIX = "stageflow:"
 RUNS = f"{PREFIX}runs"
@@ -130,24 +137,25 @@ def _translated(
 
 
 def run_key(run_id: str) -> str:
-    return f"{PREFIX}run:{run_id}"
+    """Every key below is built from this one, so no key is built from an unchecked ID."""
+    return f"{PREFIX}run:{checked_run_id(run_id)}"
 
 
 def tasks_key(run_id: str) -> str:
-    return f"{PREFIX}run:{run_id}:tasks"
+    return f"{run_key(run_id)}:tasks"
 
 
 def logs_key(run_id: str) -> str:
-    return f"{PREFIX}run:{run_id}:logs"
+    return f"{run_key(run_id)}:logs"
 
 
 def tombstone_key(run_id: str) -> str:
     """Marks a deleted run for a while, so a late mirror write cannot bring it back."""
-    return f"{PREFIX}run:{run_id}:deleted"
+    return f"{run_key(run_id)}:deleted"
 
 
 def events_channel(run_id: str) -> str:
-    return f"{PREFIX}run:{run_id}:events"
+    return f"{run_key(run_id)}:events"
 
 
 def _score(moment: datetime) -> int:

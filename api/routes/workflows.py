@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from stageflow.api.deps import BackendDep
+from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
 from stageflow.api.schemas import RunList, Submitted
@@ -24,7 +24,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def existing_run(run_id: str, backend: BackendDep) -> RunRecord:
+async def existing_run(run_id: RunId, backend: BackendDep) -> RunRecord:
     """Resolves before a response starts, so an unknown id is a 404 even for a stream."""
     return await backend.get(run_id)
 
@@ -47,7 +47,7 @@ async def submit_workflow(
 
 
 @router.get("/workflow/{run_id}/status", responses=NOT_FOUND)
-async def workflow_status(run_id: str, backend: BackendDep) -> dict[str, TaskPhase]:
+async def workflow_status(run_id: RunId, backend: BackendDep) -> dict[str, TaskPhase]:
     """Each task's phase, by task id."""
     return {
         task_id: TaskPhase(phase) for task_id, phase in (await backend.task_phases(run_id)).items()
@@ -81,14 +81,14 @@ async def list_workflows(
     status_code=status.HTTP_202_ACCEPTED,
     responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"description": "Already finished"}},
 )
-async def cancel_workflow(run_id: str, backend: BackendDep) -> Submitted:
+async def cancel_workflow(run_id: RunId, backend: BackendDep) -> Submitted:
     """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
     record = await backend.cancel(run_id)
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
 @router.delete("/workflow/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_workflow(run_id: str, backend: BackendDep) -> None:
+async def delete_workflow(run_id: RunId, backend: BackendDep) -> None:
     """Delete a run; one still running is cancelled first."""
     await backend.delete(run_id)
 
@@ -98,7 +98,7 @@ async def delete_workflow(run_id: str, backend: BackendDep) -> None:
     response_class=PlainTextResponse,
     responses={status.HTTP_404_NOT_FOUND: {"description": "No such run or task, or no log yet"}},
 )
-async def task_logs(run_id: str, task_id: str, backend: BackendDep) -> str:
+async def task_logs(run_id: RunId, task_id: str, backend: BackendDep) -> str:
     """A task's output: its pod's log for a Job task, what it printed for an in-process one
     (its latest attempt, the last 64 KiB)."""
     return await backend.task_log(run_id, task_id)

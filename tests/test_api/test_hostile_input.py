@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 
 from stageflow.api.guards import BodyGuard, _validation_error
-from tests.test_api.conftest import read_events, submit, wait_for_run
+from tests.test_api.conftest import SEED, read_events, submit, wait_for_run
 
 
 def post_raw(client: TestClient, raw: str | bytes) -> Any:
@@ -161,3 +161,28 @@ async def test_a_422_never_echoes_what_cannot_be_encoded() -> None:
     response = await _validation_error(None, error)  # type: ignore[arg-type]
     detail = json.loads(bytes(response.body))["detail"]
     assert [item["input"] for item in detail] == ["\\ud800", "nan"]
+
+
+@pytest.mark.parametrize(
+    "path", ["{id}:tasks", "{id}:logs", "{ID}", "{id}:deleted", "not-a-run", "{id}x"]
+)
+def test_what_is_not_a_run_id_is_404_everywhere(client: TestClient, path: str) -> None:
+    """`DELETE /workflow/{ID}:tasks` once answered 204 and wiped the real run's task phases."""
+    run_id = submit(client, SEED)
+    wait_for_run(client, run_id)
+    bad = path.format(id=run_id, ID=run_id.upper())
+    for method, url in [
+        ("DELETE", f"/workflow/{bad}"),
+        ("GET", f"/workflow/{bad}"),
+        ("GET", f"/workflow/{bad}/status"),
+        ("GET", f"/workflow/{bad}/events"),
+        ("POST", f"/workflow/{bad}/cancel"),
+        ("GET", f"/workflow/{bad}/tasks/task_a/logs"),
+    ]:
+        response = client.request(method, url)
+        assert (response.status_code, response.json()) == (404, {"detail": "Workflow not found"})
+    assert client.get(f"/workflow/{run_id}/status").json() == {
+        "task_a": "Succeeded",
+        "task_b": "Succeeded",
+        "task_c": "Succeeded",
+    }

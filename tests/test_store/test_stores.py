@@ -11,7 +11,15 @@ import pytest
 import redis
 
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus, WorkflowRequest
-from stageflow.store import Control, Cursor, MemoryStore, RedisStore, RunRecord, RunStore
+from stageflow.store import (
+    Control,
+    Cursor,
+    InvalidRunIdError,
+    MemoryStore,
+    RedisStore,
+    RunRecord,
+    RunStore,
+)
 from stageflow.store.redis_store import RUNS, run_key, tasks_key
 
 SPEC = WorkflowRequest.model_validate(
@@ -67,8 +75,8 @@ async def test_create_get_and_task_phases(store: RunStore) -> None:
     await store.create(run)
     assert await store.get(run.run_id) == run
     assert await store.task_phases(run.run_id) == {"a": "Pending", "b": "Pending"}
-    assert await store.get("missing") is None
-    assert await store.task_phases("missing") is None
+    assert await store.get(str(uuid.uuid4())) is None
+    assert await store.task_phases(str(uuid.uuid4())) is None
 
 
 async def test_update_status_writes_changed_tasks_and_run_fields(store: RunStore) -> None:
@@ -143,8 +151,8 @@ async def test_cancel_flag(store: RunStore) -> None:
     stored = await store.get(run.run_id)
     assert stored is not None
     assert stored.cancel_requested
-    assert not await store.mark_cancel_requested("missing")
-    assert await store.get("missing") is None
+    assert not await store.mark_cancel_requested(str(uuid.uuid4()))
+    assert await store.get(str(uuid.uuid4())) is None
 
 
 async def test_subscribers_see_updates(store: RunStore) -> None:
@@ -222,3 +230,23 @@ async def test_mirror_writes_replace_and_a_deleted_run_stays_deleted(redis_url: 
         assert run.run_id not in await store.run_ids()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "bad", ["x", "{id}:tasks", "{id}:logs", "{ID}", "{id} ", "*", "{id}:events"]
+)
+async def test_a_store_refuses_what_is_not_a_run_id(store: RunStore, bad: str) -> None:
+    """Issue 10: on Redis `{ID}:tasks` named the tasks hash of a real run (DELETE wiped it)."""
+    run = record()
+    await store.create(run)
+    run_id = bad.format(id=run.run_id, ID=run.run_id.upper())
+    for call in (
+        store.get(run_id),
+        store.task_phases(run_id),
+        store.delete(run_id),
+        store.mark_cancel_requested(run_id),
+        store.get_log(run_id, "a"),
+    ):
+        with pytest.raises(InvalidRunIdError):
+            await call
+    assert await store.task_phases(run.run_id) == {"a": "Pending", "b": "Pending"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from stageflow.engine.config import EngineSettings
 from stageflow.engine.registry import task
 
 
@@ -73,9 +74,26 @@ async def noop_task() -> bool:
 async def http_get(
     url: str, expect_status: int = 200, timeout_seconds: float = 10.0
 ) -> dict[str, Any]:
-    """GET `url`; succeed when the response has `expect_status`."""
-    async with httpx.AsyncClient(timeout=timeout_seconds) as client:
-        response = await client.get(url)
+    """GET `url`; succeed when the response has `expect_status`.
+
+    The body is streamed and counted, never held, and reading stops past
+    STAGEFLOW_HTTP_GET_MAX_BYTES (a 400 MB answer was once read whole)."""
+    limit = EngineSettings().http_get_max_bytes  # read where the task runs
+    too_large = (
+        f"GET {url}: the response is larger than {limit} bytes (STAGEFLOW_HTTP_GET_MAX_BYTES)"
+    )
+    size = 0
+    async with (
+        httpx.AsyncClient(timeout=timeout_seconds) as client,
+        client.stream("GET", url) as response,
+    ):
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise RuntimeError(too_large)
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise RuntimeError(too_large)
     if response.status_code != expect_status:
         raise RuntimeError(f"GET {url} returned {response.status_code}, expected {expect_status}")
-    return {"status": response.status_code, "bytes": len(response.content)}
+    return {"status": response.status_code, "bytes": size}

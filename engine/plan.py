@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stageflow.engine.conditions import Condition, ConditionError, CostLimit
 from stageflow.engine.models import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
+from stageflow.engine.params import ParamsError, check_params
 from stageflow.engine.registry import TaskRegistry
 from stageflow.engine.templates import (
     DEFAULT_MAX_RENDERED_BYTES,
@@ -320,8 +321,14 @@ def _node(spec: TaskSpec, depends_on: tuple[str, ...]) -> PlannedTask:
 
 
 def _check_task(spec: TaskSpec, registry: TaskRegistry) -> None:
-    if spec.task is not None and spec.image is None and spec.task not in registry:
-        raise SpecError(f"Unknown task: {spec.task}")
+    if spec.task is not None and spec.image is None:
+        definition = registry.get(spec.task)
+        if definition is None:
+            raise SpecError(f"Unknown task: {spec.task}")
+        try:
+            check_params(definition, spec.params, task_id=spec.name or spec.task)
+        except ParamsError as error:
+            raise SpecError(str(error)) from None
     if spec.image is not None and spec.executor == Executor.INPROCESS:
         raise SpecError(f"Task {spec.name}: a task with an `image` runs as a Job (executor: job)")
 

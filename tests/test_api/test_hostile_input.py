@@ -28,7 +28,7 @@ def nested(depth: int) -> str:
 def task(**fields: str) -> str:
     """A dag body with one task whose fields are raw JSON text."""
     extra = "".join(f', "{key}": {value}' for key, value in fields.items())
-    return '{"dag": [{"name": "a", "task": "noop"' + extra + "}]}"
+    return '{"dag": [{"name": "a", "task": "echo"' + extra + "}]}"
 
 
 @pytest.mark.parametrize("field", ["retries", "timeoutSeconds", "retryBackoffSeconds"])
@@ -186,3 +186,16 @@ def test_what_is_not_a_run_id_is_404_everywhere(client: TestClient, path: str) -
         "task_b": "Succeeded",
         "task_c": "Succeeded",
     }
+
+
+def test_params_that_do_not_fit_the_task_are_400(client: TestClient) -> None:
+    """Issue 10: `secs` was accepted, then failed with `sleep_task() got an unexpected
+    keyword argument`, naming an internal function."""
+    response = client.post(
+        "/workflow", json={"dag": [{"name": "s", "task": "sleep", "params": {"secs": 1}}]}
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": "Task s (task sleep): unknown param 'secs' (it takes: seconds)"},
+    )
+    assert client.get("/workflows").json()["items"] == []

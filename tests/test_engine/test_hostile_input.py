@@ -163,3 +163,57 @@ async def test_task_instances_are_bounded_when_a_fan_out_resolves(
     assert len(status.tasks) <= 2000
     assert failed
     assert "task instances (at most 2000 per run)" in (status.tasks[failed[0]].message or "")
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (
+            {"task": "sleep", "params": {"secs": 1}},
+            "Task t (task sleep): unknown param 'secs' (it takes: seconds)",
+        ),
+        (
+            {"task": "sleep", "params": {"seconds": "soon"}},
+            "Task t (task sleep): param 'seconds': Input should be a valid number",
+        ),
+        (
+            {"task": "http_get", "params": {}},
+            "Task t (task http_get): missing param 'url'",
+        ),
+        (
+            {"task": "http_get", "params": {"url": "http://x.test", "expect_status": "200"}},
+            "Task t (task http_get): param 'expect_status': Input should be a valid integer",
+        ),
+        (
+            {"task": "task_a", "params": {"x": 1}},
+            "Task t (task task_a): unknown param 'x' (it takes: no params)",
+        ),
+    ],
+)
+def test_params_are_checked_against_the_signature_at_submission(
+    tasks: TaskRegistry, task: dict[str, Any], message: str
+) -> None:
+    request = WorkflowRequest.model_validate({"dag": [{"name": "t", **task}]})
+    with pytest.raises(SpecError) as error:
+        compile_workflow(request, registry=tasks)
+    assert str(error.value) == message
+
+
+def test_params_that_fit_or_are_references_pass(tasks: TaskRegistry) -> None:
+    request = WorkflowRequest.model_validate(
+        {
+            "params": {"s": 1},
+            "dag": [
+                {"name": "a", "task": "sleep", "params": {"seconds": 0}},  # an int is a float
+                {"name": "b", "task": "sleep", "params": {"seconds": "{{ params.s }}"}},
+                {"name": "c", "task": "echo", "params": {"anything": [1, {"x": None}]}},
+                {
+                    "name": "d",
+                    "task": "sleep",
+                    "forEach": [1, 2],
+                    "params": {"seconds": "{{ item }}"},
+                },
+            ],
+        }
+    )
+    assert set(compile_workflow(request, registry=tasks).tasks) == {"a", "b", "c", "d"}

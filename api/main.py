@@ -12,6 +12,7 @@ from stageflow.api import errors, guards
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import system, workflows
+from stageflow.api.streams import StreamSlots
 from stageflow.engine import TaskRegistry, registry
 from stageflow.kube import KubeClient, load_configuration
 
@@ -55,6 +56,9 @@ def create_app(
     )
     app.state.registry = tasks
     app.state.settings = settings
+    app.state.streams = StreamSlots(
+        total=settings.max_streams, per_client=settings.max_streams_per_client
+    )
     errors.install(app)
     guards.install(app, settings)
     app.include_router(workflows.router)

@@ -53,17 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve_api(host: str | None, port: int | None) -> int:
-    import uvicorn
-
     from stageflow.api import create_app
     from stageflow.api.config import ApiSettings
+    from stageflow.api.server import make_server
 
     settings = ApiSettings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
     settings = settings.model_copy(update=overrides)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    make_server(create_app(settings), settings).run()
     return EXIT_OK
 
 

@@ -34,6 +34,7 @@ from stageflow.store.base import (
     StoreUnavailableError,
     expiry_seconds,
 )
+from stageflow.store.fanout import PubSubFanout
 from stageflow.store.records import (
     Cursor,
     RunEvent,
@@ -203,6 +204,7 @@ class RedisStore:
         self._update_status = client.register_script(_UPDATE_STATUS)
         self._set_if_exists = client.register_script(_SET_IF_EXISTS)
         self._write_run = client.register_script(_WRITE_RUN)
+        self._fanout = PubSubFanout(client, keep=CONTROL)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -389,29 +391,14 @@ class RedisStore:
 
     @asynccontextmanager
     async def _listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
-        """Subscribe, wait for Redis to confirm, then hand out the messages' data."""
-        pubsub = self._redis.pubsub()
-        try:
-            try:
-                await pubsub.subscribe(channel)
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
-                raise StoreUnavailableError(f"Redis: {error}") from error
-            confirmation = await pubsub.get_message(timeout=5.0)
-            if confirmation is None or confirmation["type"] != "subscribe":
-                raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
-
-            async def messages() -> AsyncIterator[str]:
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        yield str(message["data"])
-
-            yield messages()
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Messages of `channel`, through the process's one shared subscriber."""
+        async with self._fanout.listen(channel) as messages:
+            yield messages
 
     @_translated
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
+        await self._fanout.close()
         await self._redis.aclose()

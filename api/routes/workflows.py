@@ -14,6 +14,7 @@ from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
 from stageflow.api.schemas import RunList, Submitted
+from stageflow.api.streams import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.store import Cursor, RunRecord
 
@@ -104,7 +105,16 @@ async def task_logs(run_id: RunId, task_id: str, backend: BackendDep) -> str:
     return await backend.task_log(run_id, task_id)
 
 
-@router.get("/workflow/{run_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
+@router.get(
+    "/workflow/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        **NOT_FOUND,
+        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams from this client"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
+    },
+    dependencies=[Depends(stream_slot)],
+)
 async def workflow_events(run: RunDep, backend: BackendDep) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: a `snapshot` of the run, then an `update` per change, until it ends."""
     async for item in backend.events(run.run_id):

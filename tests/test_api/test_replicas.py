@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.redis_server import free_port
 from tests.test_api.conftest import SEED, read_events, sleeps, submit, wait_for_run, wait_for_task
-
-
-def start_api(redis_url: str) -> tuple[subprocess.Popen[bytes], httpx.Client]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "STAGEFLOW_REDIS_URL": redis_url,
-        "STAGEFLOW_STATUS_FLUSH_SECONDS": "0.01",
-        "STAGEFLOW_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stageflow.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if client.get("/readyz").status_code == 200:
-                return process, client
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"stageflow api on port {port} did not become ready")
-        time.sleep(0.1)
+from tests.test_api.live import start_api, stop_api
 
 
 @pytest.fixture
@@ -48,9 +19,7 @@ def replicas(redis_url: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
         yield started[0][1], started[1][1]
     finally:
         for process, client in started:
-            client.close()
-            process.terminate()
-            process.wait(timeout=15)
+            stop_api(process, client)
 
 
 def test_a_run_submitted_to_one_is_read_listed_and_streamed_by_the_other(

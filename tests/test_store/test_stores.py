@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from stageflow.store import (
     RunStore,
 )
 from stageflow.store.redis_store import RUNS, run_key, tasks_key
+from tests.polling import eventually
 
 SPEC = WorkflowRequest.model_validate(
     {
@@ -250,3 +252,40 @@ async def test_a_store_refuses_what_is_not_a_run_id(store: RunStore, bad: str) -
         with pytest.raises(InvalidRunIdError):
             await call
     assert await store.task_phases(run.run_id) == {"a": "Pending", "b": "Pending"}
+
+
+async def test_streams_share_one_redis_subscriber(redis_url: str) -> None:
+    """Issue 10: each event stream held one of the pool's connections; about a hundred
+    streams took them all. Now a process holds one subscriber, whatever the count."""
+    store = RedisStore.from_url(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    runs = [record() for _ in range(5)]
+    try:
+        for run in runs:
+            await store.create(run)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [
+                await stack.enter_async_context(store.subscribe(run.run_id))
+                for run in runs
+                for _ in range(10)
+            ]
+            assert len(client.client_list(_type="pubsub")) == 1
+            for run in runs:
+                status = run.status.model_copy(deep=True)
+                status.tasks["a"].phase = TaskPhase.RUNNING
+                await store.update_status(run.run_id, status, frozenset({"a"}))
+            events = [await asyncio.wait_for(anext(stream), 5) for stream in streams]
+            assert [event.run_id for event in events] == [r.run_id for r in runs for _ in range(10)]
+        await eventually_unsubscribed(client)
+    finally:
+        await store.close()
+        client.close()
+
+
+async def eventually_unsubscribed(client: redis.Redis) -> None:
+    """Every run channel is given up once its last listener leaves (the control stays)."""
+
+    async def only_control() -> bool:
+        return client.pubsub_channels() == [b"stageflow:control"]
+
+    await eventually(only_control)

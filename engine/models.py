@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 DEFAULT_MAX_ITERATIONS = 10
 # Bounds a request states in its schema, so the CRD can state them too (tests/test_kube
@@ -144,8 +145,17 @@ class RunOptions(Model):
 class WorkflowRequest(RunOptions):
     """The body of POST /workflow: exactly one of `workflow` (stages) or `dag`."""
 
-    workflow: list[Stage] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
-    dag: list[TaskSpec] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
+    # The schema says what the validator below checks, so clients (and fuzzers) know it.
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["workflow"]}, {"required": ["dag"]}]}
+    )
+
+    workflow: list[Stage] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=MAX_LIST_ITEMS
+    )
+    dag: list[TaskSpec] | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=MAX_LIST_ITEMS
+    )
 
     @model_validator(mode="after")
     def _exactly_one_form(self) -> WorkflowRequest:

@@ -13,15 +13,24 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
-from stageflow.api.schemas import RunList, Submitted
+from stageflow.api.schemas import ErrorBody, RunList, Submitted
 from stageflow.api.streams import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.store import Cursor, RunRecord
 
-router = APIRouter(tags=["workflows"], route_class=GuardedRoute)
+router = APIRouter(
+    tags=["workflows"],
+    route_class=GuardedRoute,
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": ErrorBody,
+            "description": "The run store (or the apiserver) is unavailable",
+        },
+    },
+)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    status.HTTP_404_NOT_FOUND: {"description": "Workflow not found"}
+    status.HTTP_404_NOT_FOUND: {"model": ErrorBody, "description": "Workflow not found"}
 }
 
 
@@ -36,7 +45,14 @@ RunDep = Annotated[RunRecord, Depends(existing_run)]
 @router.post(
     "/workflow",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={status.HTTP_400_BAD_REQUEST: {"description": "The workflow cannot run"}},
+    responses={
+        status.HTTP_400_BAD_REQUEST: {"model": ErrorBody, "description": "The workflow cannot run"},
+        status.HTTP_408_REQUEST_TIMEOUT: {
+            "model": ErrorBody,
+            "description": "The body did not arrive in time",
+        },
+        status.HTTP_413_CONTENT_TOO_LARGE: {"model": ErrorBody, "description": "Body too large"},
+    },
 )
 async def submit_workflow(
     body: WorkflowRequest, backend: BackendDep, response: Response
@@ -61,7 +77,11 @@ async def get_workflow(run: RunDep) -> RunRecord:
     return run
 
 
-@router.get("/workflows", response_model_exclude_none=True)
+@router.get(
+    "/workflows",
+    response_model_exclude_none=True,
+    responses={status.HTTP_400_BAD_REQUEST: {"model": ErrorBody, "description": "Invalid cursor"}},
+)
 async def list_workflows(
     backend: BackendDep,
     phase: Annotated[RunPhase | None, Query(description="Only runs in this phase.")] = None,
@@ -80,7 +100,10 @@ async def list_workflows(
 @router.post(
     "/workflow/{run_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"description": "Already finished"}},
+    responses={
+        **NOT_FOUND,
+        status.HTTP_409_CONFLICT: {"model": ErrorBody, "description": "Already finished"},
+    },
 )
 async def cancel_workflow(run_id: RunId, backend: BackendDep) -> Submitted:
     """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
@@ -97,7 +120,12 @@ async def delete_workflow(run_id: RunId, backend: BackendDep) -> None:
 @router.get(
     "/workflow/{run_id}/tasks/{task_id}/logs",
     response_class=PlainTextResponse,
-    responses={status.HTTP_404_NOT_FOUND: {"description": "No such run or task, or no log yet"}},
+    responses={
+        status.HTTP_404_NOT_FOUND: {
+            "model": ErrorBody,
+            "description": "No such run or task, or no log yet",
+        }
+    },
 )
 async def task_logs(run_id: RunId, task_id: str, backend: BackendDep) -> str:
     """A task's output: its pod's log for a Job task, what it printed for an in-process one
@@ -110,8 +138,14 @@ async def task_logs(run_id: RunId, task_id: str, backend: BackendDep) -> str:
     response_class=EventSourceResponse,
     responses={
         **NOT_FOUND,
-        status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many streams from this client"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Too many streams open"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "model": ErrorBody,
+            "description": "Too many streams from this client",
+        },
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": ErrorBody,
+            "description": "Too many streams open, or the store is unavailable",
+        },
     },
     dependencies=[Depends(stream_slot)],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -199,3 +200,27 @@ def test_params_that_do_not_fit_the_task_are_400(client: TestClient) -> None:
         {"detail": "Task s (task sleep): unknown param 'secs' (it takes: seconds)"},
     )
     assert client.get("/workflows").json()["items"] == []
+
+
+def test_allow_lists_every_method_of_a_path(client: TestClient) -> None:
+    """Issue 10: `OPTIONS /workflow/{id}` left DELETE out of `Allow`."""
+    path = f"/workflow/{uuid.uuid4()}"
+    options = client.options(path)
+    assert (options.status_code, options.headers["allow"]) == (204, "DELETE, GET, HEAD, OPTIONS")
+    put = client.put(path)
+    assert (put.status_code, put.headers["allow"]) == (405, "DELETE, GET, HEAD, OPTIONS")
+    assert client.options("/workflow").headers["allow"] == "OPTIONS, POST"
+
+
+def test_the_openapi_document_states_what_the_api_answers(client: TestClient) -> None:
+    """Issue 10: `?cursor=` answered a 400 the schema did not list, and the exactly-one-of
+    `workflow`/`dag` rule was not in the schema."""
+    document = client.get("/openapi.json").json()
+    assert "400" in document["paths"]["/workflows"]["get"]["responses"]
+    request = document["components"]["schemas"]["WorkflowRequest"]
+    assert request["oneOf"] == [{"required": ["workflow"]}, {"required": ["dag"]}]
+    assert request["properties"]["dag"]["type"] == "array"  # not nullable: null is no form
+    submit_responses = document["paths"]["/workflow"]["post"]["responses"]
+    assert {"400", "408", "413", "422", "503"} <= set(submit_responses)
+    events = document["paths"]["/workflow/{run_id}/events"]["get"]["responses"]
+    assert {"404", "429", "503"} <= set(events)

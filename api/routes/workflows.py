@@ -122,9 +122,14 @@ async def delete_workflow(run_id: RunId, backend: BackendDep) -> None:
     response_class=PlainTextResponse,
     responses={
         status.HTTP_404_NOT_FOUND: {
-            "model": ErrorBody,
+            # JSON like every error, though the route's own answer is text
+            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
             "description": "No such run or task, or no log yet",
-        }
+        },
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+            "description": "The run store (or the apiserver) is unavailable",
+        },
     },
 )
 async def task_logs(run_id: RunId, task_id: str, backend: BackendDep) -> str:

@@ -135,7 +135,8 @@ def test_recursion_during_evaluation_is_a_clean_condition_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("stageflow.engine.conditions.MAX_TREE_DEPTH", 10**6)
-    condition = Condition("(" * 200 + "true" + ")" * 200)
+    unbounded = CostLimit(max_steps=10**9, max_seconds=600)  # only the recursion can stop it
+    condition = Condition("(" * 200 + "true" + ")" * 200, limit=unbounded)
     with pytest.raises(ConditionError, match="nested too deeply"):
         condition.evaluate(lambda _: None)
 

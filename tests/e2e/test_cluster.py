@@ -160,7 +160,8 @@ def test_an_operator_killed_mid_run_is_replaced_and_the_run_finishes(
                 "type": "sequential",
                 "tasks": [
                     "task_a",
-                    {"name": "slow", "task": "sleep", "params": {"seconds": 2}},
+                    # long enough that on a loaded machine the kill still lands in it
+                    {"name": "slow", "task": "sleep", "params": {"seconds": 8}},
                     "task_c",
                 ],
             }
@@ -173,6 +174,7 @@ def test_an_operator_killed_mid_run_is_replaced_and_the_run_finishes(
     obj = workflow_run(k8s_namespace, run_id)
     assert obj["status"]["phase"] == "Running"
     assert obj["status"]["tasks"]["task_a"]["phase"] == "Succeeded"
+    assert obj["status"]["tasks"]["slow"]["phase"] == "Running"  # what the kill interrupted
 
     e2e_cluster.operator.start()
     run = wait_for_run(first, run_id, timeout=60)

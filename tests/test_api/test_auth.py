@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes.config
 import pytest
 from fastapi.testclient import TestClient
 
@@ -358,6 +359,10 @@ def test_kubernetes_mode_without_a_cluster_says_so_at_start(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    # the client reads KUBECONFIG once, when it is imported (the e2e tier sets it)
+    monkeypatch.setattr(
+        kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "missing")
+    )
     with pytest.raises(AuthConfigError, match="STAGEFLOW_AUTH_MODE=kubernetes needs a cluster"):
         make_authorizer(AuthSettings(auth_mode="kubernetes"), host="0.0.0.0")
 

@@ -344,7 +344,7 @@ def test_the_allowlist_comes_from_stageflow_task_images(
     tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STAGEFLOW_TASK_IMAGES", "ghcr.io/acme/*, busybox:1.36")
-    custom.create_namespaced_custom_object.side_effect = lambda *args: args[-1]
+    custom.create_namespaced_custom_object.side_effect = lambda *args, **_: args[-1]
     with make_client(tasks) as client:
         for image, code in (
             ("ghcr.io/acme/report:2", 202),
@@ -361,7 +361,7 @@ def test_the_submitter_is_an_annotation_and_in_the_record(
 ) -> None:
     created: list[dict[str, Any]] = []
 
-    def create(*args: Any) -> dict[str, Any]:
+    def create(*args: Any, **_: Any) -> dict[str, Any]:
         created.append(args[-1])
         return dict(args[-1])
 

@@ -24,3 +24,27 @@ class ApiSettings(EngineSettings, StoreSettings, AuthSettings, KubeSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "info"
+    max_body_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest request body; larger is a 413 (read no further than this).",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request body must arrive within this (else 408)."
+    )
+    max_streams: int = Field(
+        default=500, ge=1, description="Event streams open at once in one API process."
+    )
+    max_streams_per_client: int = Field(
+        default=20, ge=1, description="Event streams one client address may hold open."
+    )
+    max_connections: int = Field(
+        default=2000, ge=1, description="Connections uvicorn serves at once (more: 503)."
+    )
+    header_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request's headers must arrive within this."
+    )
+    max_json_depth: int = Field(default=32, ge=4, le=500, description="Deepest JSON nesting.")
+    max_string_length: int = Field(
+        default=64 * 1024, ge=256, description="Longest string (or key) in a request body."
+    )

@@ -6,12 +6,17 @@ into responses, so no route catches anything and bad input never becomes a 500.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, status
+import re
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from stageflow.engine import SpecError
 from stageflow.kube import KubeError, KubeUnavailableError
-from stageflow.store import StoreUnavailableError
+from stageflow.store import InvalidRunIdError, StoreUnavailableError
 
 
 class ApiError(Exception):
@@ -49,6 +54,11 @@ async def _api_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
 
+async def _invalid_run_id(_: Request, error: Exception) -> JSONResponse:
+    """A store refused an ID that is no run's (the routes check first; this is the net)."""
+    return JSONResponse({"detail": "Workflow not found"}, status_code=status.HTTP_404_NOT_FOUND)
+
+
 async def _spec_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
 
@@ -67,8 +77,48 @@ async def _kube_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"Kubernetes API: {error}"}, status_code=code)
 
 
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette answers a method a path does not take with the methods of the first route
+    that matched the path alone (`OPTIONS /workflow/{id}` left DELETE out). Here `Allow`
+    lists every method the OpenAPI document gives that path, and OPTIONS is answered
+    with it (204)."""
+    assert isinstance(error, HTTPException)
+    if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+        return await http_exception_handler(request, error)
+    allow = ", ".join(_allowed_methods(request.app, request.url.path))
+    if request.method == "OPTIONS":
+        return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"Allow": allow})
+    return JSONResponse(
+        {"detail": "Method Not Allowed"},
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": allow},
+    )
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allow", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi()["paths"].items():
+            documented = {method.upper() for method in item} & _HTTP_METHODS
+            if "GET" in documented:
+                documented.add("HEAD")  # Starlette serves HEAD wherever it serves GET
+            table.append((compile_path(template)[0], documented | {"OPTIONS"}))
+        app.state.allow = table
+    methods: set[str] = set()
+    for pattern, allowed in table:
+        if pattern.match(path):
+            methods |= allowed
+    return sorted(methods)
+
+
+_HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"}
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(InvalidRunIdError, _invalid_run_id)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(KubeError, _kube_error)

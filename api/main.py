@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stageflow
-from stageflow.api import errors
+from stageflow.api import errors, guards
 from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import system, workflows
+from stageflow.api.streams import StreamSlots
 from stageflow.engine import TaskRegistry, registry
 from stageflow.kube import KubeClient, load_configuration
 
@@ -62,7 +63,11 @@ def create_app(
     app.state.registry = tasks
     app.state.settings = settings
     app.state.auth = authorizer
+    app.state.streams = StreamSlots(
+        total=settings.max_streams, per_client=settings.max_streams_per_client
+    )
     errors.install(app)
+    guards.install(app, settings)
     app.include_router(workflows.router)
     app.include_router(system.router)
     return app

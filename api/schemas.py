@@ -30,3 +30,9 @@ class TaskInfo(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """Every error but a 422 (FastAPI's validation shape): a `detail` naming the problem."""
+
+    detail: str

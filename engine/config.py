@@ -7,8 +7,15 @@ from typing import Annotated, TypedDict
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from stageflow.engine.plan import DEFAULT_MAX_ITEMS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_TASKS
+from stageflow.engine.conditions import DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS, CostLimit
+from stageflow.engine.plan import (
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_TASKS,
+)
 from stageflow.engine.policy import DEFAULT_TASK_IMAGE, TaskPolicy
+from stageflow.engine.templates import DEFAULT_MAX_RENDERED_BYTES
 
 
 class CompileLimits(TypedDict):
@@ -17,6 +24,9 @@ class CompileLimits(TypedDict):
     max_tasks: int
     max_items: int
     max_output_bytes: int
+    max_instances: int
+    max_rendered_bytes: int
+    condition_limit: CostLimit
     policy: TaskPolicy
 
 
@@ -40,6 +50,25 @@ class EngineSettings(BaseSettings):
     )
     max_run_output_bytes: int = Field(
         default=DEFAULT_MAX_OUTPUT_BYTES, ge=1024, description="All outputs of one run."
+    )
+    max_task_instances: int = Field(
+        default=DEFAULT_MAX_INSTANCES,
+        ge=1,
+        description="Task entries one run may hold: its tasks plus every forEach instance.",
+    )
+    max_rendered_bytes: int = Field(
+        default=DEFAULT_MAX_RENDERED_BYTES,
+        ge=1024,
+        description="What the references in one task's params may render to, in bytes.",
+    )
+    cel_max_steps: int = Field(
+        default=DEFAULT_MAX_STEPS, ge=100, description="Interpreter steps one condition may take."
+    )
+    cel_max_seconds: float = Field(
+        default=DEFAULT_MAX_SECONDS, gt=0, description="Seconds one condition may take."
+    )
+    http_get_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="The most the http_get task reads."
     )
     max_threads: int = Field(default=64, ge=1, description="Threads for sync in-process tasks.")
     status_flush_seconds: float = Field(
@@ -67,6 +96,11 @@ class EngineSettings(BaseSettings):
             "max_tasks": self.max_tasks,
             "max_items": self.max_foreach_items,
             "max_output_bytes": self.max_run_output_bytes,
+            "max_instances": self.max_task_instances,
+            "max_rendered_bytes": self.max_rendered_bytes,
+            "condition_limit": CostLimit(
+                max_steps=self.cel_max_steps, max_seconds=self.cel_max_seconds
+            ),
             "policy": TaskPolicy(
                 images=tuple(self.task_images or [self.task_image]),
                 service_accounts=tuple(self.task_service_accounts),

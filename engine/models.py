@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic.alias_generators import to_camel
 
 DEFAULT_MAX_ITERATIONS = 10
+# Bounds a request states in its schema, so the CRD can state them too (tests/test_kube
+# check that the two agree). Sizes that depend on settings are checked in plan.py.
+MAX_EXPRESSION_LENGTH = 4096
+MAX_LIST_ITEMS = 1000
+MAX_ENTRIES = 256
 
 # A task id appears in URLs, Redis keys and (later) Job names: keep it printable and short.
 TaskId = Annotated[
@@ -23,6 +28,8 @@ TaskId = Annotated[
     StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
 ]
 TaskName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+Key = Annotated[str, StringConstraints(max_length=253)]
+Expression = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EXPRESSION_LENGTH)]
 
 
 class Executor(enum.StrEnum):
@@ -76,11 +83,12 @@ class TaskSpec(Model):
     retry_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
     timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     executor: Executor | None = Field(default=None, description="`inprocess` (default) or `job`.")
-    image: str | None = Field(default=None, min_length=1)
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: dict[str, str | EnvFrom] | None = Field(
+    image: str | None = Field(default=None, min_length=1, max_length=1024)
+    command: list[str] | None = Field(default=None, max_length=MAX_ENTRIES)
+    args: list[str] | None = Field(default=None, max_length=MAX_ENTRIES)
+    env: dict[Key, str | EnvFrom] | None = Field(
         default=None,
+        max_length=MAX_ENTRIES,
         description="Job tasks' environment: a value, or `{valueFrom: {secretKeyRef: ...}}`.",
     )
     resources: dict[str, Any] | None = None
@@ -92,20 +100,20 @@ class TaskSpec(Model):
         "STAGEFLOW_TASK_SERVICE_ACCOUNTS); without it the pod mounts no token.",
     )
     depends_on: list[TaskId] | None = Field(
-        default=None, description="DAG form only: ids of the tasks this one waits for."
-    )
-    when: str | None = Field(
         default=None,
-        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description="DAG form only: ids of the tasks this one waits for.",
+    )
+    when: Expression | None = Field(
+        default=None,
         description="A CEL condition; false skips the task (it still counts as done).",
     )
     for_each: list[Any] | str | None = Field(
         default=None,
         description="Run one instance per item (NAME[0], NAME[1], ...): a list, or a reference.",
     )
-    until: str | None = Field(
+    until: Expression | None = Field(
         default=None,
-        min_length=1,
         description="A CEL condition over {{ outputs.KEY }}: run again until it is true.",
     )
     max_iterations: int | None = Field(
@@ -137,14 +145,16 @@ class Stage(Model):
     """A group of tasks run together (`parallel`) or one after another (`sequential`)."""
 
     type: Literal["parallel", "sequential"]
-    tasks: list[TaskEntry] = Field(min_length=1)
+    tasks: list[TaskEntry] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
 
 
 class RunOptions(Model):
     """Options that apply to the whole run."""
 
     name: str | None = Field(default=None, max_length=253, description="A label for humans.")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[Key, Annotated[str, StringConstraints(max_length=253)]] = Field(
+        default_factory=dict, max_length=64
+    )
     fail_fast: bool = Field(
         default=True,
         description="After a failure no new task starts; running ones finish; the rest are "
@@ -161,11 +171,27 @@ class RunOptions(Model):
     )
 
 
+def _one_of_the_two_forms(schema: dict[str, Any]) -> None:
+    """Exactly one of `workflow` or `dag`, and neither may be null. The fields stay
+    `X | None` for validation (a union with a hidden None would name its branches in
+    every 422: `body.workflow.list[Stage].0.type`); only the schema drops the null."""
+    schema["oneOf"] = [{"required": ["workflow"]}, {"required": ["dag"]}]
+    for name in ("workflow", "dag"):
+        field = schema["properties"][name]
+        options = [option for option in field.pop("anyOf", []) if option.get("type") != "null"]
+        if options:
+            field.update(options[0])
+        field.pop("default", None)
+
+
 class WorkflowRequest(RunOptions):
     """The body of POST /workflow: exactly one of `workflow` (stages) or `dag`."""
 
-    workflow: list[Stage] | None = Field(default=None, min_length=1)
-    dag: list[TaskSpec] | None = Field(default=None, min_length=1)
+    # The schema says what the validator below checks, so clients (and fuzzers) know it.
+    model_config = ConfigDict(json_schema_extra=_one_of_the_two_forms)
+
+    workflow: list[Stage] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
+    dag: list[TaskSpec] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
 
     @model_validator(mode="after")
     def _exactly_one_form(self) -> WorkflowRequest:

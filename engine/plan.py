@@ -19,20 +19,26 @@ from __future__ import annotations
 
 import dataclasses
 import graphlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from stageflow.engine.conditions import Condition, ConditionError
+from stageflow.engine.conditions import Condition, ConditionError, CostLimit
 from stageflow.engine.models import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
+from stageflow.engine.params import ParamsError, check_params
 from stageflow.engine.policy import TaskPolicy
 from stageflow.engine.registry import TaskRegistry
-from stageflow.engine.templates import Reference, TemplateError, references
+from stageflow.engine.templates import (
+    DEFAULT_MAX_RENDERED_BYTES,
+    Reference,
+    TemplateError,
+    is_single_reference,
+    references,
+)
 
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+_TASK_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 _T = TypeVar("_T")
 
@@ -40,6 +46,7 @@ DEFAULT_MAX_TASKS = 1000
 DEFAULT_MAX_ITEMS = 1000
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024
 DEFAULT_POLICY = TaskPolicy()
+DEFAULT_MAX_INSTANCES = 2000
 
 
 class SpecError(ValueError):
@@ -68,6 +75,8 @@ class Plan(BaseModel):
     tasks: dict[str, PlannedTask]
     max_items: int = DEFAULT_MAX_ITEMS
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    max_rendered_bytes: int = DEFAULT_MAX_RENDERED_BYTES
 
     @property
     def options(self) -> RunOptions:
@@ -82,6 +91,9 @@ def compile_workflow(
     max_items: int = DEFAULT_MAX_ITEMS,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     policy: TaskPolicy = DEFAULT_POLICY,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    max_rendered_bytes: int = DEFAULT_MAX_RENDERED_BYTES,
+    condition_limit: CostLimit | None = None,
 ) -> Plan:
     """Normalise and validate `request`; raise `SpecError` naming the first problem
     (an image or service account `policy` does not allow is one)."""
@@ -89,6 +101,15 @@ def compile_workflow(
     planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
     if len(planned) > max_tasks:
         raise SpecError(f"Too many tasks: {len(planned)} (at most {max_tasks} per run)")
+    instances = sum(
+        1 + (len(node.spec.for_each) if isinstance(node.spec.for_each, list) else 0)
+        for node in planned
+    )
+    if instances > max_instances:
+        raise SpecError(
+            f"Too many task instances: {instances} tasks and forEach items "
+            f"(at most {max_instances} per run, STAGEFLOW_MAX_TASK_INSTANCES)"
+        )
     for node in planned:
         _check_task(node.spec, registry)
         refusal = policy.refusal(
@@ -102,10 +123,18 @@ def compile_workflow(
             if dependency not in tasks:
                 raise SpecError(f"Unknown dependency: {node.id} depends on {dependency}")
     positions = _positions(spec.workflow) if spec.workflow is not None else None
-    linked = [_link(node, tasks, positions, spec, max_items) for node in planned]
+    limit = condition_limit or CostLimit()
+    linked = [_link(node, tasks, positions, spec, max_items, limit) for node in planned]
     _check_acyclic(linked)
     resolved = {node.id: node for node in linked}
-    return Plan(spec=spec, tasks=resolved, max_items=max_items, max_output_bytes=max_output_bytes)
+    return Plan(
+        spec=spec,
+        tasks=resolved,
+        max_items=max_items,
+        max_output_bytes=max_output_bytes,
+        max_instances=max_instances,
+        max_rendered_bytes=max_rendered_bytes,
+    )
 
 
 def _link(
@@ -114,11 +143,12 @@ def _link(
     positions: dict[str, _Position] | None,
     spec: WorkflowRequest,
     max_items: int,
+    limit: CostLimit,
 ) -> PlannedTask:
     """Check a task's references and conditions; in the DAG form, add what they depend on."""
     task = node.spec
-    when = _condition(node.id, "when", task.when)
-    until = _condition(node.id, "until", task.until)
+    when = _condition(node.id, "when", task.when, limit)
+    until = _condition(node.id, "until", task.until, limit)
     for_each = None
     if isinstance(task.for_each, str):
         for_each = _for_each_reference(node.id, task.for_each)
@@ -170,18 +200,18 @@ def _check_reference(node: PlannedTask, ref: Reference, where: str, spec: Workfl
         raise SpecError(f"Unknown run parameter: {ref} in task {node.id}")
 
 
-def _condition(task_id: str, kind: str, source: str | None) -> Condition | None:
+def _condition(task_id: str, kind: str, source: str | None, limit: CostLimit) -> Condition | None:
     if source is None:
         return None
     try:
-        return _safe(task_id, lambda: Condition(source))
+        return _safe(task_id, lambda: Condition(source, limit=limit))
     except ConditionError as error:
         raise SpecError(f"Task {task_id}: {kind} is {error}") from None
 
 
 def _for_each_reference(task_id: str, source: str) -> Reference:
     found = _safe(task_id, lambda: list(references(source)))
-    if len(found) != 1 or not re.fullmatch(r"\s*\{\{.*\}\}\s*", source):
+    if len(found) != 1 or not is_single_reference(source):
         raise SpecError(
             f"Task {task_id}: forEach takes a list, or one reference such as "
             "{{ tasks.NAME.outputs.KEY }}"
@@ -239,7 +269,7 @@ def normalise(request: WorkflowRequest) -> WorkflowRequest:
         candidate, suffix = base, 2
         while candidate in taken:
             candidate, suffix = f"{base}-{suffix}", suffix + 1
-        if not _TASK_ID.match(candidate):
+        if not _is_task_id(candidate):
             raise SpecError(
                 f"Task {base!r} cannot be used as a task id; give it a `name` "
                 "(letters, digits, '_', '.', '-'; at most 63 characters)"
@@ -254,6 +284,14 @@ def normalise(request: WorkflowRequest) -> WorkflowRequest:
         ]
         return request.model_copy(update={"workflow": stages})
     return request.model_copy(update={"dag": [name(entry) for entry in request.dag or []]})
+
+
+def _is_task_id(text: str) -> bool:
+    return (
+        0 < len(text) <= 63
+        and text[0] not in "_.-"
+        and all(character in _TASK_ID_CHARACTERS for character in text)
+    )
 
 
 def _all_entries(request: WorkflowRequest) -> list[str | TaskSpec]:
@@ -292,8 +330,14 @@ def _node(spec: TaskSpec, depends_on: tuple[str, ...]) -> PlannedTask:
 
 
 def _check_task(spec: TaskSpec, registry: TaskRegistry) -> None:
-    if spec.task is not None and spec.image is None and spec.task not in registry:
-        raise SpecError(f"Unknown task: {spec.task}")
+    if spec.task is not None and spec.image is None:
+        definition = registry.get(spec.task)
+        if definition is None:
+            raise SpecError(f"Unknown task: {spec.task}")
+        try:
+            check_params(definition, spec.params, task_id=spec.name or spec.task)
+        except ParamsError as error:
+            raise SpecError(str(error)) from None
     if spec.image is not None and spec.executor == Executor.INPROCESS:
         raise SpecError(f"Task {spec.name}: a task with an `image` runs as a Job (executor: job)")
 

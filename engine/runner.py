@@ -291,7 +291,7 @@ class WorkflowRunner:
             return
         if node.when is not None and status.when_result is None:
             try:
-                status.when_result = node.when.evaluate(self._resolver(node))
+                status.when_result = await node.when.evaluate_async(self._resolver(node))
             except ConditionError as error:
                 self._end(node.id, TaskPhase.FAILED, f"when: {error}")
                 return
@@ -322,6 +322,15 @@ class WorkflowRunner:
             self._end(node.id, TaskPhase.FAILED, f"forEach: {error}")
             return
         ids = [f"{node.id}[{index}]" for index in range(len(items))]
+        entries = len(self._status.tasks) + sum(1 for i in ids if i not in self._status.tasks)
+        if entries > self._plan.max_instances:
+            self._end(
+                node.id,
+                TaskPhase.FAILED,
+                f"forEach: {len(items)} items would make {entries} task instances "
+                f"(at most {self._plan.max_instances} per run)",
+            )
+            return
         for instance in ids:
             if instance not in self._status.tasks:
                 self._status.tasks[instance] = TaskStatus(executor=node.executor.value)
@@ -397,7 +406,9 @@ class WorkflowRunner:
             while True:  # iterations (one, unless the task has `until`)
                 resolve = self._resolver(node, item=item, iteration=iteration)
                 try:
-                    params = render(node.spec.params, resolve)
+                    params = render(
+                        node.spec.params, resolve, max_bytes=self._plan.max_rendered_bytes
+                    )
                 except TemplateError as error:
                     self._end(task_id, TaskPhase.FAILED, f"params: {error}")
                     return
@@ -417,7 +428,7 @@ class WorkflowRunner:
                 status.iterations, status.outputs = iteration, result.outputs
                 self._touch(task_id)
                 try:
-                    done = node.until.evaluate(
+                    done = await node.until.evaluate_async(
                         self._resolver(node, outputs=result.outputs, iteration=iteration - 1)
                     )
                 except ConditionError as error:

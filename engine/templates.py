@@ -11,18 +11,23 @@
 A string that is exactly one reference becomes the referenced value with its
 JSON type; references inside a longer string are rendered as text (strings as
 they are, anything else as JSON).
+
+Every string here comes from a request, so scanning is linear in its length
+(`str.find`, no backtracking regex: a `{{` followed by thousands of spaces once
+froze the event loop for minutes), and rendering stops once its output passes a
+budget (a few hundred references to a large value must not render to gigabytes).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-_REFERENCE = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)*?)\s*\}\}")  # no braces inside
-_TASK = re.compile(r"^tasks\.(?P<task>.+?)\.outputs(?:\.(?P<path>.+))?$")
+DEFAULT_MAX_RENDERED_BYTES = 256 * 1024
+_OPEN, _CLOSE = "{{", "}}"
+_OUTPUTS = ".outputs"
 
 Kind = Literal["task", "param", "item", "iteration", "outputs"]
 
@@ -50,18 +55,80 @@ def parse(text: str) -> Reference:
         return Reference(text=text, kind=kind, path=path)
     if text == "iteration":
         return Reference(text=text, kind="iteration")
-    match = _TASK.match(text)
-    if match:
-        task_path = tuple(match["path"].split(".")) if match["path"] else ()
-        return Reference(text=text, kind="task", task=match["task"], path=task_path)
+    task_reference = _task_reference(text)
+    if task_reference is not None:
+        return task_reference
     raise TemplateError(f"Unknown reference: {{{{ {text} }}}}")
+
+
+def _task_reference(text: str) -> Reference | None:
+    """`tasks.NAME.outputs[.PATH]`: NAME is up to the first `.outputs` that ends the text
+    or is followed by a path (NAME may itself hold dots)."""
+    if not text.startswith("tasks."):
+        return None
+    at = text.find(_OUTPUTS, len("tasks.") + 1)
+    while at != -1:
+        rest = text[at + len(_OUTPUTS) :]
+        if not rest or (rest.startswith(".") and len(rest) > 1):
+            path = tuple(rest[1:].split(".")) if rest else ()
+            return Reference(text=text, kind="task", task=text[len("tasks.") : at], path=path)
+        at = text.find(_OUTPUTS, at + 1)
+    return None
+
+
+@dataclass(frozen=True)
+class _Match:
+    """One `{{ ... }}` in a string: where it starts and ends, and the text inside."""
+
+    start: int
+    end: int
+    inner: str
+
+
+def _scan(text: str) -> Iterator[_Match]:
+    """Each `{{ inner }}` from left to right, in time linear in `len(text)`.
+
+    `inner` holds no `{{`, `}}` or line break and is stripped of surrounding white
+    space; where `{{` repeats (`{{{ x }}`), the match starts at the last `{{`
+    that leaves a valid inside, as the leftmost-match rule of a regex would."""
+    position = 0
+    while True:
+        start = text.find(_OPEN, position)
+        if start == -1:
+            return
+        end = text.find(_CLOSE, start + 2)
+        if end == -1:
+            return
+        last_open = text.rfind(_OPEN, start, end)  # the inside of a match holds no `{{`
+        candidates = (last_open - 1, last_open) if text[last_open - 1 : last_open] == "{" else ()
+        for candidate in candidates or (last_open,):
+            if candidate < start:
+                continue
+            inner = text[candidate + 2 : end].strip()
+            if "\n" not in inner:
+                yield _Match(start=candidate, end=end + 2, inner=inner)
+                break
+        position = end + 2
+
+
+def _whole(text: str) -> _Match | None:
+    """The one reference `text` consists of (white space around it aside), if it does."""
+    stripped = text.strip()
+    first = next(_scan(stripped), None)
+    if first is not None and first.start == 0 and first.end == len(stripped):
+        return first
+    return None
+
+
+def is_single_reference(text: str) -> bool:
+    return _whole(text) is not None
 
 
 def references(value: Any) -> Iterator[Reference]:
     """Every reference in a value (strings inside dicts and lists included)."""
     if isinstance(value, str):
-        for match in _REFERENCE.finditer(value):
-            yield parse(match[1])
+        for match in _scan(value):
+            yield parse(match.inner)
     elif isinstance(value, dict):
         for item in value.values():
             yield from references(item)
@@ -73,29 +140,68 @@ def references(value: Any) -> Iterator[Reference]:
 Resolver = Callable[[Reference], Any]
 
 
-def render(value: Any, resolve: Resolver) -> Any:
-    """The value with every reference replaced (see the module's docstring for types)."""
+def render(value: Any, resolve: Resolver, *, max_bytes: int = DEFAULT_MAX_RENDERED_BYTES) -> Any:
+    """The value with every reference replaced (see the module's docstring for types).
+
+    Raise TemplateError once the references have put more than `max_bytes` (as JSON
+    text) into the result: the same large value referenced many times is caught
+    after `max_bytes` of work, not after copying it each time."""
+    budget = _Budget(max_bytes)
+    return _render(value, resolve, budget)
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def spend(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise TemplateError(
+                f"rendered params exceed {self.limit} bytes (STAGEFLOW_MAX_RENDERED_BYTES)"
+            )
+
+
+def _render(value: Any, resolve: Resolver, budget: _Budget) -> Any:
     if isinstance(value, str):
-        whole = _REFERENCE.fullmatch(value.strip())
-        if whole:
-            return resolve(parse(whole[1]))
-        return _REFERENCE.sub(lambda match: _as_text(resolve(parse(match[1]))), value)
+        whole = _whole(value)
+        if whole is not None:
+            resolved = resolve(parse(whole.inner))
+            budget.spend(len(_as_text(resolved)))
+            return resolved
+        return _substitute_text(value, lambda match: _spend(budget, resolve(parse(match.inner))))
     if isinstance(value, dict):
-        return {key: render(item, resolve) for key, item in value.items()}
+        return {key: _render(item, resolve, budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, resolve) for item in value]
+        return [_render(item, resolve, budget) for item in value]
     return value
+
+
+def _spend(budget: _Budget, value: Any) -> str:
+    text = _as_text(value)
+    budget.spend(len(text))
+    return text
+
+
+def _substitute_text(text: str, replace: Callable[[_Match], str]) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _scan(text):
+        parts += (text[position : match.start], replace(match))
+        position = match.end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def substitute(source: str, name: Callable[[Reference, int], str]) -> tuple[str, list[Reference]]:
     """Replace each reference in an expression by a variable name; return both."""
     found: list[Reference] = []
 
-    def replace(match: re.Match[str]) -> str:
-        found.append(parse(match[1]))
+    def replace(match: _Match) -> str:
+        found.append(parse(match.inner))
         return name(found[-1], len(found) - 1)
 
-    return _REFERENCE.sub(replace, source), found
+    return _substitute_text(source, replace), found
 
 
 def lookup(value: Any, path: tuple[str, ...], *, what: str) -> Any:

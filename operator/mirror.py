@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from stageflow.kube import KubeError, RunListing, is_deleted, record_from_object
-from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
+from stageflow.store import (
+    InvalidRunIdError,
+    RedisStore,
+    RunRecord,
+    StoreUnavailableError,
+    checked_run_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +96,16 @@ class RedisMirror:
         return len(self._pending)
 
     async def observe(self, obj: dict[str, Any]) -> None:
+        if not _mirrored(obj["metadata"]["name"]):
+            return
         record = record_from_object(obj)
         key = (record.namespace or "", record.run_id)
         await self._apply(key, _Write(record, _version(obj)))
 
     async def forget(self, name: str, *, namespace: str, version: str | None = None) -> None:
         """The WorkflowRun is deleted (at `version`, if known): drop it from the mirror."""
-        await self._apply((namespace, name), _Delete(version))
+        if _mirrored(name):
+            await self._apply((namespace, name), _Delete(version))
 
     async def resync(self) -> None:
         """Write every WorkflowRun; drop the runs the list proves gone. Never raises: a
@@ -124,6 +133,8 @@ class RedisMirror:
         listed: set[RunKey] = set()
         writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
         for obj in listing.items:
+            if not _mirrored(obj["metadata"]["name"]):
+                continue
             record = record_from_object(obj)
             key = (record.namespace or "", record.run_id)
             listed.add(key)
@@ -221,3 +232,14 @@ class RedisMirror:
                 return  # down again: the rest waits for the next tick
         if self._resync_needed:
             await self.resync()
+
+
+def _mirrored(name: str) -> bool:
+    """Only runs with a run ID (a UUID, what the API gives every run) are mirrored: the API
+    serves no other name, and Redis keys are built only from checked IDs. A WorkflowRun made
+    with kubectl under another name still runs, and kubectl shows its status."""
+    try:
+        checked_run_id(name)
+    except InvalidRunIdError:
+        return False
+    return True

@@ -12,7 +12,15 @@ from stageflow.store.base import (
     StoreUnavailableError,
 )
 from stageflow.store.memory import MemoryStore
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
+from stageflow.store.records import (
+    Cursor,
+    InvalidRunIdError,
+    RunEvent,
+    RunPage,
+    RunRecord,
+    RunSummary,
+    checked_run_id,
+)
 from stageflow.store.redis_store import RedisStore
 
 __all__ = [
@@ -20,6 +28,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "Control",
     "Cursor",
+    "InvalidRunIdError",
     "MemoryStore",
     "RedisStore",
     "RunEvent",
@@ -28,4 +37,5 @@ __all__ = [
     "RunStore",
     "RunSummary",
     "StoreUnavailableError",
+    "checked_run_id",
 ]

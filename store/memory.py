@@ -11,7 +11,14 @@ from typing import TypeVar
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, expiry_seconds
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, paginate
+from stageflow.store.records import (
+    Cursor,
+    RunEvent,
+    RunPage,
+    RunRecord,
+    checked_run_id,
+    paginate,
+)
 
 _QUEUE_SIZE = 1000
 _T = TypeVar("_T")
@@ -27,7 +34,7 @@ class MemoryStore:
         self._logs: dict[str, dict[str, str]] = defaultdict(dict)
 
     async def create(self, record: RunRecord) -> None:
-        self._records[record.run_id] = record.model_copy(deep=True)
+        self._records[checked_run_id(record.run_id)] = record.model_copy(deep=True)
 
     async def update_status(self, run_id: str, status: RunStatus, changed: frozenset[str]) -> bool:
         record = self._live(run_id)
@@ -80,6 +87,7 @@ class MemoryStore:
         return self._logs.get(run_id, {}).get(task_id)
 
     async def delete(self, run_id: str) -> bool:
+        checked_run_id(run_id)
         self._expires.pop(run_id, None)
         self._logs.pop(run_id, None)
         return self._records.pop(run_id, None) is not None
@@ -87,7 +95,7 @@ class MemoryStore:
     @asynccontextmanager
     async def subscribe(self, run_id: str) -> AsyncIterator[AsyncIterator[RunEvent]]:
         queue: asyncio.Queue[RunEvent] = asyncio.Queue(_QUEUE_SIZE)
-        self._subscribers[run_id].add(queue)
+        self._subscribers[checked_run_id(run_id)].add(queue)
         try:
             yield _drain(queue)
         finally:
@@ -116,6 +124,7 @@ class MemoryStore:
 
     def _live(self, run_id: str) -> RunRecord | None:
         """The record, unless its finished-run TTL has passed (then it is dropped)."""
+        checked_run_id(run_id)
         expires = self._expires.get(run_id)
         if expires is not None and expires <= time.monotonic():
             self._records.pop(run_id, None)

@@ -28,6 +28,25 @@ from stageflow.engine import (
 from stageflow.engine.status import Timestamp, format_timestamp, utcnow
 
 
+class InvalidRunIdError(ValueError):
+    """A run ID that is not a canonical UUID: no run can have it."""
+
+
+def checked_run_id(run_id: str) -> str:
+    """`run_id` if it is a UUID in its canonical (lower-case, hyphenated) form.
+
+    Every store key is built from a run ID, so an ID is checked before it becomes
+    one: `{ID}:tasks` once named the *tasks hash* of a real run, and a DELETE of
+    it wiped that run's task phases."""
+    try:
+        canonical = str(uuid.UUID(run_id))
+    except (ValueError, TypeError, AttributeError):
+        canonical = None
+    if canonical != run_id:
+        raise InvalidRunIdError(f"not a run ID: {run_id[:80]!r}")
+    return run_id
+
+
 class WireModel(BaseModel):
     """The API's envelope: snake_case like the seed's `run_id`; `spec` and `status` inside
     keep the WorkflowRun's camelCase, so they read the same as `kubectl get wfr -o json`."""

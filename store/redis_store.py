@@ -58,7 +58,15 @@ from stageflow.store.base import (
     expiry_seconds,
 )
 from stageflow.store.connection import RedisConnectionSettings, connect
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord, RunSummary
+from stageflow.store.fanout import PubSubFanout
+from stageflow.store.records import (
+    Cursor,
+    RunEvent,
+    RunPage,
+    RunRecord,
+    RunSummary,
+    checked_run_id,
+)
 
 PREFIX = "stageflow:"
 NAMESPACES = f"{PREFIX}namespaces"
@@ -223,7 +231,8 @@ def _translated(
 
 
 def run_key(namespace: str, run_id: str) -> str:
-    return f"{PREFIX}run:{namespace}/{run_id}"
+    """Every key below is built from this one, so no key is built from an unchecked ID."""
+    return f"{PREFIX}run:{namespace}/{checked_run_id(run_id)}"
 
 
 def tasks_key(namespace: str, run_id: str) -> str:
@@ -325,6 +334,7 @@ class RedisStore:
         *,
         namespace: str = DEFAULT_NAMESPACE,
         finished_ttl_seconds: int = DEFAULT_FINISHED_TTL_SECONDS,
+        fanout: PubSubFanout | None = None,
     ) -> None:
         self._redis = client
         self._namespace = namespace
@@ -334,6 +344,7 @@ class RedisStore:
         self._write_run = client.register_script(_WRITE_RUN)
         self._delete_run = client.register_script(_DELETE_RUN)
         self._prune_run = client.register_script(_PRUNE_RUN)
+        self._fanout = fanout or PubSubFanout(client, keep=CONTROL)  # one per process
 
     @classmethod
     def from_url(
@@ -363,7 +374,12 @@ class RedisStore:
         """The same client and pool, for runs of `namespace` (close only the original)."""
         if namespace == self._namespace:
             return self
-        return RedisStore(self._redis, namespace=namespace, finished_ttl_seconds=self._finished_ttl)
+        return RedisStore(
+            self._redis,
+            namespace=namespace,
+            finished_ttl_seconds=self._finished_ttl,
+            fanout=self._fanout,
+        )
 
     @_translated
     async def create(self, record: RunRecord) -> None:
@@ -643,29 +659,14 @@ class RedisStore:
 
     @asynccontextmanager
     async def _listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
-        """Subscribe, wait for Redis to confirm, then hand out the messages' data."""
-        pubsub = self._redis.pubsub()
-        try:
-            try:
-                await pubsub.subscribe(channel)
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
-                raise StoreUnavailableError(f"Redis: {error}") from error
-            confirmation = await pubsub.get_message(timeout=5.0)
-            if confirmation is None or confirmation["type"] != "subscribe":
-                raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
-
-            async def messages() -> AsyncIterator[str]:
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        yield str(message["data"])
-
-            yield messages()
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Messages of `channel`, through the process's one shared subscriber."""
+        async with self._fanout.listen(channel) as messages:
+            yield messages
 
     @_translated
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
+        await self._fanout.close()
         await self._redis.aclose()

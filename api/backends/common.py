@@ -1,11 +1,25 @@
-"""What both backends do the same way with the store: stream a run, read a task's log."""
+"""What both backends do the same way: compile a request, stream a run, read a task's log."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from stageflow.api.errors import NoLogsError
+from stageflow.engine import Plan, TaskRegistry, WorkflowRequest, compile_workflow
+from stageflow.engine.config import EngineSettings
 from stageflow.store import RunEvent, RunRecord, RunStore
+
+
+async def compile_off_loop(
+    request: WorkflowRequest, *, registry: TaskRegistry, settings: EngineSettings
+) -> Plan:
+    """Compiling parses every reference and CEL condition of a request (up to the body
+    limit): in a worker thread, so a large request never stalls the other clients."""
+    return await asyncio.to_thread(
+        functools.partial(compile_workflow, request, registry=registry, **settings.limits())
+    )
 
 
 async def stream_run(

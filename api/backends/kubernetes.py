@@ -13,13 +13,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from stageflow.api.backends.common import stored_log, stream_run
+from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
 from stageflow.api.errors import NoLogsError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     RunPhase,
     TaskRegistry,
     WorkflowRequest,
-    compile_workflow,
 )
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.output import MAX_LOG_BYTES
@@ -64,7 +63,7 @@ class KubernetesBackend:
             await self._store.close()
 
     async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
-        plan = compile_workflow(request, registry=self._registry, **self._settings.limits())
+        plan = await compile_off_loop(request, registry=self._registry, settings=self._settings)
         record = RunRecord.new(plan, submitted_by=submitted_by)
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)

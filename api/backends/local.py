@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from stageflow.api.backends.common import stored_log, stream_run
+from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
 from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
 from stageflow.engine import (
     CoalescingSink,
@@ -28,7 +28,6 @@ from stageflow.engine import (
     TaskRegistry,
     WorkflowRequest,
     WorkflowRunner,
-    compile_workflow,
 )
 from stageflow.engine.config import EngineSettings
 from stageflow.store import Control, Cursor, RunEvent, RunPage, RunRecord, RunStore
@@ -82,7 +81,7 @@ class LocalBackend:
         await self._store.close()
 
     async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
-        plan = compile_workflow(request, registry=self._registry, **self._settings.limits())
+        plan = await compile_off_loop(request, registry=self._registry, settings=self._settings)
         for node in plan.tasks.values():
             if node.executor is Executor.JOB:
                 raise InvalidRequestError(

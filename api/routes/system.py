@@ -6,9 +6,10 @@ from fastapi import APIRouter, Response, status
 
 from stageflow.api.auth import Authenticated
 from stageflow.api.deps import BackendDep, RegistryDep
+from stageflow.api.guards import GuardedRoute
 from stageflow.api.schemas import Health, TaskInfo
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 
 
 @router.get("/tasks", tags=["tasks"])

@@ -26,20 +26,31 @@ from stageflow.api.auth import (
     ShowsEnv,
     redact_env,
 )
-from stageflow.api.deps import BackendDep
+from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
-from stageflow.api.schemas import RunList, Submitted
+from stageflow.api.guards import GuardedRoute
+from stageflow.api.schemas import ErrorBody, RunList, Submitted
+from stageflow.api.streams import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.store import Cursor, RunRecord
 
-router = APIRouter(tags=["workflows"])
+router = APIRouter(
+    tags=["workflows"],
+    route_class=GuardedRoute,
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": ErrorBody,
+            "description": "The run store (or the apiserver) is unavailable",
+        },
+    },
+)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    status.HTTP_404_NOT_FOUND: {"description": "Workflow not found"}
+    status.HTTP_404_NOT_FOUND: {"model": ErrorBody, "description": "Workflow not found"}
 }
 
 
-async def existing_run(run_id: str, backend: BackendDep, _: MayGet, shown: ShowsEnv) -> RunRecord:
+async def existing_run(run_id: RunId, backend: BackendDep, _: MayGet, shown: ShowsEnv) -> RunRecord:
     """Resolves before a response starts, so an unknown id is a 404 even for a stream;
     plain env values are redacted for a caller who may only read."""
     run = await backend.get(run_id)
@@ -52,7 +63,14 @@ RunDep = Annotated[RunRecord, Depends(existing_run)]
 @router.post(
     "/workflow",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={status.HTTP_400_BAD_REQUEST: {"description": "The workflow cannot run"}},
+    responses={
+        status.HTTP_400_BAD_REQUEST: {"model": ErrorBody, "description": "The workflow cannot run"},
+        status.HTTP_408_REQUEST_TIMEOUT: {
+            "model": ErrorBody,
+            "description": "The body did not arrive in time",
+        },
+        status.HTTP_413_CONTENT_TOO_LARGE: {"model": ErrorBody, "description": "Body too large"},
+    },
 )
 async def submit_workflow(
     caller: MayCreate, body: WorkflowRequest, backend: BackendDep, response: Response
@@ -64,7 +82,7 @@ async def submit_workflow(
 
 
 @router.get("/workflow/{run_id}/status", responses=NOT_FOUND)
-async def workflow_status(run_id: str, backend: BackendDep, _: MayGet) -> dict[str, TaskPhase]:
+async def workflow_status(run_id: RunId, backend: BackendDep, _: MayGet) -> dict[str, TaskPhase]:
     """Each task's phase, by task id."""
     return {
         task_id: TaskPhase(phase) for task_id, phase in (await backend.task_phases(run_id)).items()
@@ -77,7 +95,11 @@ async def get_workflow(run: RunDep) -> RunRecord:
     return run
 
 
-@router.get("/workflows", response_model_exclude_none=True)
+@router.get(
+    "/workflows",
+    response_model_exclude_none=True,
+    responses={status.HTTP_400_BAD_REQUEST: {"model": ErrorBody, "description": "Invalid cursor"}},
+)
 async def list_workflows(
     _: MayList,
     backend: BackendDep,
@@ -97,16 +119,19 @@ async def list_workflows(
 @router.post(
     "/workflow/{run_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"description": "Already finished"}},
+    responses={
+        **NOT_FOUND,
+        status.HTTP_409_CONFLICT: {"model": ErrorBody, "description": "Already finished"},
+    },
 )
-async def cancel_workflow(run_id: str, backend: BackendDep, _: MayPatch) -> Submitted:
+async def cancel_workflow(run_id: RunId, backend: BackendDep, _: MayPatch) -> Submitted:
     """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
     record = await backend.cancel(run_id)
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
 @router.delete("/workflow/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_workflow(run_id: str, backend: BackendDep, _: MayDelete) -> None:
+async def delete_workflow(run_id: RunId, backend: BackendDep, _: MayDelete) -> None:
     """Delete a run; one still running is cancelled first."""
     await backend.delete(run_id)
 
@@ -114,15 +139,40 @@ async def delete_workflow(run_id: str, backend: BackendDep, _: MayDelete) -> Non
 @router.get(
     "/workflow/{run_id}/tasks/{task_id}/logs",
     response_class=PlainTextResponse,
-    responses={status.HTTP_404_NOT_FOUND: {"description": "No such run or task, or no log yet"}},
+    responses={
+        status.HTTP_404_NOT_FOUND: {
+            # JSON like every error, though the route's own answer is text
+            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+            "description": "No such run or task, or no log yet",
+        },
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+            "description": "The run store (or the apiserver) is unavailable",
+        },
+    },
 )
-async def task_logs(run_id: str, task_id: str, backend: BackendDep, _: MayGet) -> str:
+async def task_logs(run_id: RunId, task_id: str, backend: BackendDep, _: MayGet) -> str:
     """A task's output: its pod's log for a Job task, what it printed for an in-process one
     (its latest attempt, the last 64 KiB)."""
     return await backend.task_log(run_id, task_id)
 
 
-@router.get("/workflow/{run_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
+@router.get(
+    "/workflow/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        **NOT_FOUND,
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "model": ErrorBody,
+            "description": "Too many streams from this client",
+        },
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": ErrorBody,
+            "description": "Too many streams open, or the store is unavailable",
+        },
+    },
+    dependencies=[Depends(stream_slot)],
+)
 async def workflow_events(
     run: RunDep, backend: BackendDep, shown: ShowsEnv
 ) -> AsyncIterator[ServerSentEvent]:

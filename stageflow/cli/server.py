@@ -34,11 +34,10 @@ def api(
     ] = None,
 ) -> None:
     """Serve the HTTP API."""
-    import uvicorn
-
     from stageflow.api import create_app
     from stageflow.api.auth import AuthConfigError
     from stageflow.api.config import ApiSettings
+    from stageflow.api.server import make_server
 
     settings = ApiSettings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
@@ -47,7 +46,7 @@ def api(
         app = create_app(settings)
     except AuthConfigError as error:  # e.g. every interface and no auth mode chosen
         _fail(f"stageflow api: {error}", EXIT_USAGE)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    make_server(app, settings).run()
 
 
 def operator() -> None:

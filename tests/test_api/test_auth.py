@@ -201,7 +201,7 @@ def test_stageflow_api_serves_on_every_interface_when_the_mode_is_explicit(
 ) -> None:
     monkeypatch.setenv("STAGEFLOW_AUTH_MODE", "none")
     served: list[str] = []
-    monkeypatch.setattr("uvicorn.run", lambda _app, host, **__: served.append(host))
+    monkeypatch.setattr("uvicorn.Server.run", lambda server, **_: served.append(server.config.host))
     assert main(["api", "--host", "0.0.0.0"]) == 0
     assert served == ["0.0.0.0"]
 

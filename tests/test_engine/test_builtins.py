@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 import respx
 
 from stageflow.engine import RunPhase, TaskPhase
@@ -49,3 +52,33 @@ async def test_echo_returns_its_params_as_outputs(run_body: RunBody) -> None:
         {"dag": [{"name": "e", "task": "echo", "params": {"n": 3, "tags": ["a"]}}]}
     )
     assert status.tasks["e"].outputs == {"n": 3, "tags": ["a"]}
+
+
+async def test_http_get_stops_reading_past_its_limit(
+    run_body: RunBody, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: a 400 MB response was read whole; now reading stops at the limit."""
+    monkeypatch.setenv("STAGEFLOW_HTTP_GET_MAX_BYTES", "1000")
+    chunks_read = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal chunks_read
+        for _ in range(10_000):
+            chunks_read += 1
+            yield b"x" * 100
+
+    expected = (
+        f"RuntimeError: GET {HEALTH}: the response is larger than 1000 bytes "
+        "(STAGEFLOW_HTTP_GET_MAX_BYTES)"
+    )
+    with respx.mock() as mock:
+        mock.get(HEALTH).mock(return_value=httpx.Response(200, content=endless()))
+        status = await run_body(http_get_body())
+        assert status.tasks["probe"].message == expected
+        assert chunks_read <= 11
+        mock.get(HEALTH).mock(return_value=httpx.Response(200, content=b"x" * 5000))
+        declared = await run_body(http_get_body())  # Content-Length says so before any read
+        assert declared.tasks["probe"].message == expected
+        mock.get(HEALTH).mock(return_value=httpx.Response(200, content=b"x" * 1000))
+        within = await run_body(http_get_body())
+        assert within.tasks["probe"].outputs == {"status": 200, "bytes": 1000}

@@ -18,12 +18,8 @@ SEED: dict[str, Any] = {
 }
 
 
-def compile_body(
-    body: dict[str, Any], tasks: TaskRegistry, *, max_tasks: int = 1000
-) -> dict[str, Any]:
-    plan = compile_workflow(
-        WorkflowRequest.model_validate(body), registry=tasks, max_tasks=max_tasks
-    )
+def compile_body(body: dict[str, Any], tasks: TaskRegistry, **limits: Any) -> dict[str, Any]:
+    plan = compile_workflow(WorkflowRequest.model_validate(body), registry=tasks, **limits)
     return {task_id: node.depends_on for task_id, node in plan.tasks.items()}
 
 

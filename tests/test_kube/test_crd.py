@@ -92,3 +92,40 @@ def test_a_record_survives_the_round_trip_through_an_object(tasks: Any) -> None:
     assert back.created_at == record.created_at  # the annotation keeps microseconds
     assert back.namespace == "ns"
     assert back.status.task_phases() == {"task_a": "Pending"}
+
+
+BOUNDS = ("minLength", "maxLength", "minItems", "maxItems", "maxProperties", "minimum", "maximum")
+
+
+def _bounds(schema: dict[str, Any]) -> dict[str, Any]:
+    """The size and range bounds a property states (unwrapping pydantic's `X | None`)."""
+    branches = [b for b in schema.get("anyOf", [schema]) if b.get("type") != "null"]
+    found: dict[str, Any] = {}
+    for branch in branches:
+        found |= {key: branch[key] for key in BOUNDS if key in branch}
+        if branch.get("exclusiveMinimum") is True:  # OpenAPI v3.0's spelling in the CRD
+            found["exclusiveMinimum"] = found.pop("minimum")
+        elif "exclusiveMinimum" in branch:
+            found["exclusiveMinimum"] = branch["exclusiveMinimum"]
+        for nested in ("items", "additionalProperties"):
+            if isinstance(branch.get(nested), dict):
+                inner = {k: branch[nested][k] for k in BOUNDS if k in branch[nested]}
+                if inner:
+                    found[nested] = inner
+    return found
+
+
+@pytest.mark.parametrize(("model", "path"), [(RunOptions, ()), (TaskSpec, ("dag", "items"))])
+def test_the_crd_states_the_bounds_the_models_enforce(
+    model: type[BaseModel], path: tuple[str, ...]
+) -> None:
+    """Issue 10: every size limit a request model checks is in the CRD too (`kubectl apply`
+    of a WorkflowRun goes through the CRD's schema, not through the API)."""
+    crd = SPEC
+    for key in path:
+        crd = crd["properties"][key] if key in crd.get("properties", {}) else crd[key]
+    properties = model.model_json_schema(by_alias=True)["properties"]
+    for name, schema in properties.items():
+        if "$ref" in schema or name not in crd["properties"]:
+            continue
+        assert _bounds(crd["properties"][name]) == _bounds(schema), name

@@ -4,6 +4,7 @@ list would give them (no apiserver needed: the list is a function the test contr
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -21,14 +22,20 @@ NS = "team-a"
 Objects = dict[str, dict[str, Any]]
 
 
+def rid(name: str) -> str:
+    """The run ID (a UUID, as every run's) the tests call `name`."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
 def wfr(name: str, version: int, phase: str = "Running", *, ns: str = NS) -> dict[str, Any]:
-    """A WorkflowRun as the apiserver sends it, at resourceVersion `version`."""
+    """A WorkflowRun as the apiserver sends it, at resourceVersion `version`; its name is
+    rid(name)."""
     task_phase = {"Running": "Running", "Succeeded": "Succeeded"}.get(phase, "Pending")
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "WorkflowRun",
         "metadata": {
-            "name": name,
+            "name": rid(name),
             "namespace": ns,
             "resourceVersion": str(version),
             "creationTimestamp": "2026-11-01T00:00:00Z",
@@ -69,7 +76,7 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
 
 
 async def phase_of(store: RedisStore, name: str) -> RunPhase | None:
-    stored = await store.get(name)
+    stored = await store.get(rid(name))
     return None if stored is None else stored.status.phase
 
 
@@ -81,13 +88,13 @@ async def test_a_resync_racing_newer_events_never_goes_backwards(store: RedisSto
 
     async def newer_events() -> None:  # after the list was taken, before it is written
         await mirror.observe(wfr("r1", 12, "Succeeded"))
-        await mirror.forget("r2", namespace=NS, version="13")
+        await mirror.forget(rid("r2"), namespace=NS, version="13")
 
     lister.during = newer_events
     await mirror.resync()
     assert await phase_of(store, "r1") is RunPhase.SUCCEEDED
-    assert await store.task_phases("r1") == {"task_a": "Succeeded"}
-    assert await store.get("r2") is None
+    assert await store.task_phases(rid("r1")) == {"task_a": "Succeeded"}
+    assert await store.get(rid("r2")) is None
     assert mirror.resyncs == 1
 
 
@@ -105,8 +112,8 @@ async def test_runs_created_after_the_list_are_not_dropped(store: RedisStore) ->
     await mirror.resync()
     assert await phase_of(store, "old") is RunPhase.RUNNING
     assert await phase_of(store, "new") is RunPhase.RUNNING
-    assert await store.get("gone") is None  # proven gone: stored at 3, absent at 10
-    assert await store.run_ids() == {(NS, "old"), (NS, "new")}
+    assert await store.get(rid("gone")) is None  # proven gone: stored at 3, absent at 10
+    assert await store.run_ids() == {(NS, rid("old")), (NS, rid("new"))}
 
 
 async def test_without_a_listing_version_nothing_is_dropped(store: RedisStore) -> None:
@@ -115,7 +122,7 @@ async def test_without_a_listing_version_nothing_is_dropped(store: RedisStore) -
     await mirror.observe(wfr("unlisted", 3))
     lister.version = None
     await mirror.resync()
-    assert await store.get("unlisted") is not None
+    assert await store.get(rid("unlisted")) is not None
 
 
 async def test_a_write_that_fails_is_retried_without_a_resync(redis_url: str) -> None:
@@ -176,9 +183,9 @@ async def test_after_redis_restarts_empty_the_mirror_equals_the_workflow_runs(
 
         async def equal() -> bool:
             names = {name for _, name in await store.run_ids([NS])}
-            if names != set(lister.objects):
+            if names != {rid(key) for key in lister.objects}:
                 return False
-            phases = [await phase_of(store, name) for name in sorted(names)]
+            phases = [await phase_of(store, key) for key in sorted(lister.objects)]
             return phases == [
                 RunPhase(obj["status"]["phase"]) for _, obj in sorted(lister.objects.items())
             ]
@@ -196,3 +203,22 @@ async def test_resyncs_asked_for_while_one_runs_are_one(store: RedisStore) -> No
     lister.objects = {"r1": wfr("r1", 5)}
     await asyncio.gather(mirror.resync(), mirror.resync(), mirror.resync())
     assert (mirror.resyncs, lister.calls) == (1, 1)
+
+
+async def test_a_run_named_by_kubectl_is_run_but_not_mirrored(store: RedisStore) -> None:
+    """Redis keys are built only from run IDs (UUIDs, what the API gives); a WorkflowRun
+    made with kubectl under another name is left out of the mirror, quietly."""
+    lister = Lister()
+    named = wfr("x", 3)
+    named["metadata"]["name"] = "nightly"
+    lister.objects = {"nightly": named, "r1": wfr("r1", 4)}
+    mirror = make_mirror(store, lister)
+    mirror.start()
+    try:
+        await mirror.resync()
+        await mirror.observe(named)
+        await mirror.forget("nightly", namespace=NS, version="5")
+        assert await store.run_ids([NS]) == {(NS, rid("r1"))}
+        assert mirror.pending == 0
+    finally:
+        await mirror.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,17 @@ import pytest
 import redis
 
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus, WorkflowRequest
-from stageflow.store import Control, Cursor, MemoryStore, RedisStore, RunRecord, RunStore
+from stageflow.store import (
+    Control,
+    Cursor,
+    InvalidRunIdError,
+    MemoryStore,
+    RedisStore,
+    RunRecord,
+    RunStore,
+)
 from stageflow.store.redis_store import run_key, runs_key, tasks_key
+from tests.polling import eventually
 
 SPEC = WorkflowRequest.model_validate(
     {
@@ -67,8 +77,8 @@ async def test_create_get_and_task_phases(store: RunStore) -> None:
     await store.create(run)
     assert await store.get(run.run_id) == run
     assert await store.task_phases(run.run_id) == {"a": "Pending", "b": "Pending"}
-    assert await store.get("missing") is None
-    assert await store.task_phases("missing") is None
+    assert await store.get(str(uuid.uuid4())) is None
+    assert await store.task_phases(str(uuid.uuid4())) is None
 
 
 async def test_update_status_writes_changed_tasks_and_run_fields(store: RunStore) -> None:
@@ -143,8 +153,8 @@ async def test_cancel_flag(store: RunStore) -> None:
     stored = await store.get(run.run_id)
     assert stored is not None
     assert stored.cancel_requested
-    assert not await store.mark_cancel_requested("missing")
-    assert await store.get("missing") is None
+    assert not await store.mark_cancel_requested(str(uuid.uuid4()))
+    assert await store.get(str(uuid.uuid4())) is None
 
 
 async def test_subscribers_see_updates(store: RunStore) -> None:
@@ -246,3 +256,60 @@ async def test_after_the_api_deletes_a_run_no_mirror_write_brings_it_back(
         assert await store.get(run.run_id) is None
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "bad", ["x", "{id}:tasks", "{id}:logs", "{ID}", "{id} ", "*", "{id}:events"]
+)
+async def test_a_store_refuses_what_is_not_a_run_id(store: RunStore, bad: str) -> None:
+    """Issue 10: on Redis `{ID}:tasks` named the tasks hash of a real run (DELETE wiped it)."""
+    run = record()
+    await store.create(run)
+    run_id = bad.format(id=run.run_id, ID=run.run_id.upper())
+    for call in (
+        store.get(run_id),
+        store.task_phases(run_id),
+        store.delete(run_id),
+        store.mark_cancel_requested(run_id),
+        store.get_log(run_id, "a"),
+    ):
+        with pytest.raises(InvalidRunIdError):
+            await call
+    assert await store.task_phases(run.run_id) == {"a": "Pending", "b": "Pending"}
+
+
+async def test_streams_share_one_redis_subscriber(redis_url: str) -> None:
+    """Issue 10: each event stream held one of the pool's connections; about a hundred
+    streams took them all. Now a process holds one subscriber, whatever the count."""
+    store = RedisStore.from_url(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    runs = [record() for _ in range(5)]
+    try:
+        for run in runs:
+            await store.create(run)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [
+                await stack.enter_async_context(store.subscribe(run.run_id))
+                for run in runs
+                for _ in range(10)
+            ]
+            assert len(client.client_list(_type="pubsub")) == 1
+            for run in runs:
+                status = run.status.model_copy(deep=True)
+                status.tasks["a"].phase = TaskPhase.RUNNING
+                await store.update_status(run.run_id, status, frozenset({"a"}))
+            events = [await asyncio.wait_for(anext(stream), 5) for stream in streams]
+            assert [event.run_id for event in events] == [r.run_id for r in runs for _ in range(10)]
+        await eventually_unsubscribed(client)
+    finally:
+        await store.close()
+        client.close()
+
+
+async def eventually_unsubscribed(client: redis.Redis) -> None:
+    """Every run channel is given up once its last listener leaves (the control stays)."""
+
+    async def only_control() -> bool:
+        return client.pubsub_channels() == [b"stageflow:control"]
+
+    await eventually(only_control)

@@ -38,6 +38,7 @@ NO_NODE = (
     "../shared/k8s/node/install.sh, image-base.sh, image-app.sh ., up.sh; as root)"
 )
 NAMESPACE = "stageflow"
+ALLOWED_IMAGES = "python:3.11-slim"  # what a task may name besides the task image
 RELEASE = "stageflow"
 APP_IMAGE = "docker.io/library/stageflow:0.1.0"  # what image-app.sh builds from the checkout
 EXAMPLE_IMAGE = "docker.io/library/stageflow-data-quality:0.1.0"
@@ -281,7 +282,15 @@ def release(node: Node) -> Iterator[PortForward]:
     note(f"image {APP_IMAGE}: {image_size(APP_IMAGE)}")
     started = time.monotonic()
     seconds = install_seconds(
-        node, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace"
+        node,
+        "install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "--set",
+        f"tasks.allowedImages={{{ALLOWED_IMAGES}}}",
     )
     ready_seconds = pods_ready_seconds(node, started, expected=4)
     note(f"helm install --wait: {seconds:.1f}s; all 4 pods Ready {ready_seconds:.1f}s after")

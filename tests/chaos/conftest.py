@@ -57,6 +57,7 @@ class ControlPlane:
 
     run_dir: Path
     env: dict[str, str]
+    restarted: list[subprocess.Popen[bytes]] = field(default_factory=list)  # reaped at the end
 
     @property
     def kubeconfig(self) -> str:
@@ -81,6 +82,7 @@ class ControlPlane:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        self.restarted.append(process)
         (self.run_dir / "pids" / "kube-apiserver").write_text(str(process.pid))
         deadline = time.monotonic() + 90
         while subprocess.run(
@@ -142,6 +144,12 @@ def control_plane() -> Iterator[ControlPlane]:
         subprocess.run(
             ["bash", str(K8S / "down.sh"), "--wipe"], env=env, capture_output=True, timeout=120
         )
+        for process in plane.restarted:  # down.sh stopped it by its pid file; reap it
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @dataclass

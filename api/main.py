@@ -12,7 +12,7 @@ from stageflow.api import errors
 from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
-from stageflow.api.routes import system, workflows
+from stageflow.api.routes import streams, system, ui, workflows
 from stageflow.engine import TaskRegistry, registry
 from stageflow.kube import KubeClient, load_configuration
 
@@ -64,5 +64,8 @@ def create_app(
     app.state.auth = authorizer
     errors.install(app)
     app.include_router(workflows.router)
+    app.include_router(streams.router)
     app.include_router(system.router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", ui.static_files(), name="ui-static")
     return app

@@ -256,6 +256,13 @@ def normalise(request: WorkflowRequest) -> WorkflowRequest:
     return request.model_copy(update={"dag": [name(entry) for entry in request.dag or []]})
 
 
+def dependencies(spec: WorkflowRequest) -> dict[str, tuple[str, ...]]:
+    """What each task of a normalised spec waits for by its position or `dependsOn` (not
+    counting the tasks its references read): the edges a drawing of the run shows."""
+    planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
+    return {node.id: node.depends_on for node in planned}
+
+
 def _all_entries(request: WorkflowRequest) -> list[str | TaskSpec]:
     if request.workflow is not None:
         return [entry for stage in request.workflow for entry in stage.tasks]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stageflow
-from stageflow.api import errors
+from stageflow.api import errors, openapi
 from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
@@ -58,11 +58,15 @@ def create_app(
         summary="Submit workflows of parallel and sequential stages, or a DAG; "
         "read every task's status.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by openapi.install
+        redoc_url=None,  # ReDoc would load its script from a CDN
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.registry = tasks
     app.state.settings = settings
     app.state.auth = authorizer
     errors.install(app)
+    openapi.install(app)
     app.include_router(workflows.router)
     app.include_router(streams.router)
     app.include_router(system.router)

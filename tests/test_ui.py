@@ -174,3 +174,9 @@ def test_a_failed_run_and_delete(page: Any, api: httpx.Client) -> None:
     page.get_by_role("button", name="Delete run").click()
     sync_api.expect(page).to_have_url(f"{api.base_url}/ui/")
     assert api.get(f"/workflow/{run_id}").status_code == 404
+
+
+def test_docs_work_offline(page: Any, api: httpx.Client) -> None:
+    page.goto(f"{api.base_url}/docs")
+    sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("stageflow")
+    sync_api.expect(page.locator("#operations-workflows-submitWorkflow")).to_be_visible()

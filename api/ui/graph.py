@@ -14,19 +14,12 @@ from html import escape
 
 from stageflow.engine import TaskPhase
 from stageflow.engine.plan import dependencies
+from stageflow.engine.status import PHASE_MARKS
 from stageflow.store import RunRecord
 
 WIDTH, HEIGHT = 200, 58
 COLUMN_GAP, ROW_GAP, MARGIN = 72, 18, 12
 MAX_LABEL = 24
-MARKS = {
-    "Pending": "·",
-    "Running": "▶",
-    "Succeeded": "✓",
-    "Failed": "✗",
-    "Skipped": "-",
-    "Cancelled": "⊘",
-}
 
 
 def columns(edges: dict[str, tuple[str, ...]]) -> list[list[str]]:
@@ -99,7 +92,7 @@ def run_graph_svg(record: RunRecord) -> str:
             f"<title>{name}</title>"
             f'<rect width="{WIDTH}" height="{HEIGHT}" rx="8"/>'
             f'<text x="12" y="23" class="name">{escape(_label(task_id))}</text>'
-            f'<text x="12" y="45" class="phase">{MARKS[phase]} {phase}</text>'
+            f'<text x="12" y="45" class="phase">{PHASE_MARKS[phase]} {phase}</text>'
             "</g>"
         )
     parts.append("</svg>")

@@ -41,7 +41,16 @@ function age(iso) {
   return `${Math.floor(seconds / 86400)}d`;
 }
 
+const TOKEN_FORM = `
+  <form id="token-form" class="token" aria-label="API token">
+    <label for="token">Token</label>
+    <input id="token" type="password" autocomplete="off" placeholder="only when auth is on">
+    <button type="submit">Save</button>
+    <button type="button" id="token-forget">Forget</button>
+  </form>`;
+
 function setUpTokenForm(onChange) {
+  document.getElementById("top").insertAdjacentHTML("beforeend", TOKEN_FORM);
   const form = document.getElementById("token-form");
   const input = document.getElementById("token");
   input.value = token();

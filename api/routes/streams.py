@@ -124,24 +124,31 @@ async def _stream(websocket: WebSocket, backend: Backend, run_id: str, *, shown:
     bounded queue; a client that leaves ends both."""
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
     logs = RunLogs(backend, run_id)
+    stopped = asyncio.Event()
 
     async def put_logs() -> None:
         for task_id, text in await logs.sweep():
             await queue.put({"event": "log", "task": task_id, "data": text})
 
     async def sweep_logs() -> None:
-        while True:
+        # Ends on `stopped`, not by cancellation: a cancel landing inside a store call
+        # was seen swallowed there (redis), which left this loop running for ever.
+        while not stopped.is_set():
             await put_logs()
-            await asyncio.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), POLL_SECONDS)
 
     async def produce() -> None:
-        sweeper = asyncio.create_task(sweep_logs())
+        sweeper: asyncio.Task[None] | None = None
         try:
             async for kind, data in run_events(backend, run_id, shown=shown):
                 await queue.put({"event": kind, "data": data})
+                if sweeper is None:  # logs only after the snapshot: it comes first
+                    sweeper = asyncio.create_task(sweep_logs())
         finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            stopped.set()
+        if sweeper is not None:
+            await sweeper
         await put_logs()  # what the tasks wrote last
         await queue.put({"event": "end"})
 
@@ -168,6 +175,7 @@ async def _stream(websocket: WebSocket, backend: Backend, run_id: str, *, shown:
             if task.done():
                 task.result()  # a client gone raises WebSocketDisconnect
     finally:
+        stopped.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

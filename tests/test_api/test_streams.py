@@ -25,7 +25,7 @@ from stageflow.api import create_app
 from stageflow.api.config import ApiSettings
 from stageflow.api.follow import OVERLAP_CHARS, LogDiff
 from stageflow.api.routes.streams import PROTOCOL, TOKEN_PROTOCOL_PREFIX
-from stageflow.client import Client
+from stageflow.client import AsyncClient, Client
 from stageflow.engine import TaskRegistry
 from tests.orphans import die_with_parent
 from tests.test_api.conftest import SEED, submit, wait_for_run
@@ -202,3 +202,38 @@ def test_log_diff_sends_a_new_attempt_whole() -> None:
     diff = LogDiff()
     diff.next("--- attempt 1 ---\nboom\n")
     assert diff.next("--- attempt 2 ---\n") == "--- attempt 2 ---\n"
+
+
+def test_follow_and_websocket_on_every_backend(client: TestClient) -> None:
+    """Memory, Redis and the kubernetes backend (e2e): a finished task's followed log is its
+    log, and the WebSocket ends with every task's log after the run's events."""
+    run_id = submit(client, SEED)
+    wait_for_run(client, run_id)
+    followed = client.get(f"/workflow/{run_id}/tasks/task_a/logs", params={"follow": "true"})
+    assert followed.status_code == 200
+    assert "task_a running" in followed.text
+    assert followed.text == client.get(f"/workflow/{run_id}/tasks/task_a/logs").text
+    with client.websocket_connect(f"/workflow/{run_id}/ws") as ws:
+        received = messages_until_closed(ws)
+    assert received[0]["event"] == "snapshot"
+    assert received[-1] == {"event": "end"}
+    logged = {m["task"] for m in received if m["event"] == "log"}
+    assert logged == {"task_a", "task_b", "task_c"}
+
+
+async def test_the_async_client_follows_a_log(live_api: httpx.Client, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    run_id = submit(live_api, gated(gate))
+    async with AsyncClient(str(live_api.base_url)) as client:
+        seen = ""
+        chunks = client.follow_logs(run_id, "talker")
+        async for text in chunks:
+            seen += text
+            if "first line" in seen:
+                break
+        assert (await client.status(run_id))["talker"] == "Running"
+        gate.touch()
+        async for text in client.follow_logs(run_id, "talker"):
+            seen = text if text.startswith("---") else seen + text
+        await chunks.aclose()
+    assert seen.endswith("first line\nlast line\n")

@@ -29,6 +29,7 @@ from stageflow.api.auth import (
 from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
+from stageflow.api.routes.streams import followed_log, run_events
 from stageflow.api.schemas import ErrorBody, RunList, Submitted
 from stageflow.api.streams import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
@@ -151,10 +152,20 @@ async def delete_workflow(run_id: RunId, backend: BackendDep, _: MayDelete) -> N
         },
     },
 )
-async def task_logs(run_id: RunId, task_id: str, backend: BackendDep, _: MayGet) -> str:
+async def task_logs(
+    run_id: RunId,
+    task_id: str,
+    backend: BackendDep,
+    _: MayGet,
+    follow: Annotated[
+        bool, Query(description="Stream the log as the task writes it, until it ends.")
+    ] = False,
+) -> Response:
     """A task's output: its pod's log for a Job task, what it printed for an in-process one
     (its latest attempt, the last 64 KiB)."""
-    return await backend.task_log(run_id, task_id)
+    if follow:
+        return await followed_log(backend, run_id, task_id)
+    return PlainTextResponse(await backend.task_log(run_id, task_id))
 
 
 @router.get(
@@ -177,8 +188,5 @@ async def workflow_events(
     run: RunDep, backend: BackendDep, shown: ShowsEnv
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: a `snapshot` of the run, then an `update` per change, until it ends."""
-    async for item in backend.events(run.run_id):
-        kind = "snapshot" if isinstance(item, RunRecord) else "update"
-        if isinstance(item, RunRecord) and not shown:
-            item = redact_env(item)
-        yield ServerSentEvent(event=kind, raw_data=json.dumps(item.to_json_dict()))
+    async for kind, data in run_events(backend, run.run_id, shown=shown):
+        yield ServerSentEvent(event=kind, raw_data=json.dumps(data))

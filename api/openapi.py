@@ -127,6 +127,14 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 ERRORS = {
+    "408": (
+        "The request body did not arrive in time",
+        "Request body not received within 10s (STAGEFLOW_BODY_READ_TIMEOUT_SECONDS)",
+    ),
+    "429": (
+        "Too many event streams from this client",
+        "Too many open event streams from this client (STAGEFLOW_MAX_STREAMS_PER_CLIENT)",
+    ),
     "400": (
         "Bad request: the workflow cannot run, or a parameter is invalid",
         "Unknown task: nope",
@@ -216,8 +224,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "executor": "What ran it: `inprocess` or `job`.",
         "jobName": "Its Kubernetes Job (executor `job`).",
         "outputs": "What it returned (a JSON object), for tasks after it.",
-        "iterations": "Instances of a forEach task.",
+        "iterations": "Iterations of its `until` loop so far.",
         "whenResult": "What its `when` condition gave.",
+        "nextAttemptAt": "When its next attempt is due, while it waits out a retry's backoff.",
     },
     "TaskSpec": {
         "params": "Keyword arguments of the task; `{{ }}` references other tasks' outputs.",
@@ -303,6 +312,10 @@ def _complete(operation: dict[str, Any]) -> None:
                     "example": {"detail": detail},
                 }
             }
+    for code, response in responses.items():  # errors a route lists itself, e.g. 408 or 429
+        if code in ERRORS:
+            for media in response.get("content", {}).values():
+                media.setdefault("example", {"detail": ERRORS[code][1]})
     if "422" in responses:
         for media in responses["422"].get("content", {}).values():
             media.setdefault("example", VALIDATION_EXAMPLE)

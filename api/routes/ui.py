@@ -44,6 +44,6 @@ async def run_page(run_id: str) -> FileResponse:
 
 
 @router.get("/runs/{run_id}/graph.svg")
-async def run_graph(run_id: RunId, backend: BackendDep, _: MayGet) -> Response:
+async def run_graph(_: MayGet, run_id: RunId, backend: BackendDep) -> Response:
     record = await backend.get(run_id)
     return Response(run_graph_svg(record), media_type="image/svg+xml")

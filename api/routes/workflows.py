@@ -51,7 +51,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def existing_run(run_id: RunId, backend: BackendDep, _: MayGet, shown: ShowsEnv) -> RunRecord:
+async def existing_run(_: MayGet, run_id: RunId, backend: BackendDep, shown: ShowsEnv) -> RunRecord:
     """Resolves before a response starts, so an unknown id is a 404 even for a stream;
     plain env values are redacted for a caller who may only read."""
     run = await backend.get(run_id)
@@ -83,7 +83,7 @@ async def submit_workflow(
 
 
 @router.get("/workflow/{run_id}/status", responses=NOT_FOUND)
-async def workflow_status(run_id: RunId, backend: BackendDep, _: MayGet) -> dict[str, TaskPhase]:
+async def workflow_status(_: MayGet, run_id: RunId, backend: BackendDep) -> dict[str, TaskPhase]:
     """Each task's phase, by task id."""
     return {
         task_id: TaskPhase(phase) for task_id, phase in (await backend.task_phases(run_id)).items()
@@ -125,14 +125,14 @@ async def list_workflows(
         status.HTTP_409_CONFLICT: {"model": ErrorBody, "description": "Already finished"},
     },
 )
-async def cancel_workflow(run_id: RunId, backend: BackendDep, _: MayPatch) -> Submitted:
+async def cancel_workflow(_: MayPatch, run_id: RunId, backend: BackendDep) -> Submitted:
     """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
     record = await backend.cancel(run_id)
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
 @router.delete("/workflow/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_workflow(run_id: RunId, backend: BackendDep, _: MayDelete) -> None:
+async def delete_workflow(_: MayDelete, run_id: RunId, backend: BackendDep) -> None:
     """Delete a run; one still running is cancelled first."""
     await backend.delete(run_id)
 
@@ -153,10 +153,10 @@ async def delete_workflow(run_id: RunId, backend: BackendDep, _: MayDelete) -> N
     },
 )
 async def task_logs(
+    _: MayGet,
     run_id: RunId,
     task_id: str,
     backend: BackendDep,
-    _: MayGet,
     follow: Annotated[
         bool, Query(description="Stream the log as the task writes it, until it ends.")
     ] = False,

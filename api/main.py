@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stageflow
-from stageflow.api import errors, guards
+from stageflow.api import errors, guards, openapi
 from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
-from stageflow.api.routes import system, workflows
+from stageflow.api.routes import streams, system, ui, workflows
 from stageflow.api.streams import StreamSlots
 from stageflow.engine import TaskRegistry, registry
 from stageflow.kube import KubeClient, load_configuration
@@ -59,6 +59,9 @@ def create_app(
         summary="Submit workflows of parallel and sequential stages, or a DAG; "
         "read every task's status.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by openapi.install
+        redoc_url=None,  # ReDoc would load its script from a CDN
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.registry = tasks
     app.state.settings = settings
@@ -68,6 +71,10 @@ def create_app(
     )
     errors.install(app)
     guards.install(app, settings)
+    openapi.install(app)
     app.include_router(workflows.router)
+    app.include_router(streams.router)
     app.include_router(system.router)
+    app.include_router(ui.router)
+    app.mount("/ui/static", ui.static_files(), name="ui-static")
     return app

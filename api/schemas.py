@@ -35,4 +35,4 @@ class Health(BaseModel):
 class ErrorBody(BaseModel):
     """Every error but a 422 (FastAPI's validation shape): a `detail` naming the problem."""
 
-    detail: str
+    detail: str = Field(description="What went wrong, naming the field, limit or setting.")

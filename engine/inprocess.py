@@ -13,17 +13,20 @@ import asyncio
 import contextvars
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stageflow.engine.interfaces import Attempt, TaskResult
-from stageflow.engine.output import captured
+from stageflow.engine.output import TaskOutput, captured
 from stageflow.engine.plan import PlannedTask
 from stageflow.engine.registry import TaskDefinition, TaskRegistry
 from stageflow.engine.status import TaskStatus
 
 MAX_OUTPUT_BYTES = 8 * 1024
+LIVE_LOG_SECONDS = 0.5  # how often a running task's new output is published for followers
+
+LogPublisher = Callable[[str], Awaitable[None]]
 
 
 def interpret(value: object) -> TaskResult:
@@ -56,11 +59,32 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+async def _publish_while_running(output: TaskOutput, publish: LogPublisher) -> None:
+    """Hands the output so far to `publish` whenever it grew, every LIVE_LOG_SECONDS: what
+    `logs --follow` reads while the attempt runs (bounded like the final log)."""
+    seen = 0
+    while True:
+        await asyncio.sleep(LIVE_LOG_SECONDS)
+        if output.written != seen:
+            seen = output.written
+            await publish(output.text())
+
+
 async def call(
-    definition: TaskDefinition, params: Mapping[str, Any], pool: ThreadPoolExecutor | None = None
+    definition: TaskDefinition,
+    params: Mapping[str, Any],
+    pool: ThreadPoolExecutor | None = None,
+    *,
+    live_log: LogPublisher | None = None,
 ) -> TaskResult:
-    """Call a task once and interpret what it returns or raises; keep what it printed."""
+    """Call a task once and interpret what it returns or raises; keep what it printed,
+    and publish it while the task runs when `live_log` is given."""
     with captured() as output:
+        publisher = (
+            asyncio.create_task(_publish_while_running(output, live_log))
+            if live_log is not None
+            else None
+        )
         try:
             if definition.is_async:
                 value = await definition.function(**params)
@@ -75,6 +99,10 @@ async def call(
             result = TaskResult(ok=False, message=describe(error))
         else:
             result = interpret(value)
+        finally:
+            if publisher is not None:
+                publisher.cancel()
+                await asyncio.gather(publisher, return_exceptions=True)
     result.log = output.text() or None
     return result
 
@@ -98,7 +126,7 @@ class InProcessExecutor:
         definition = self._registry.get(spec.task or "")
         if definition is None:
             return TaskResult(ok=False, message=f"Unknown task: {spec.task}")
-        return await call(definition, attempt.params, self._pool)
+        return await call(definition, attempt.params, self._pool, live_log=attempt.live_log)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

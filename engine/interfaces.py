@@ -8,7 +8,7 @@ engine defines both and knows no implementation outside itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +45,8 @@ class Attempt:
     resumed: bool = False
     changed: Callable[[], None] = field(default=lambda: None, repr=False)
     detach: Callable[[], bool] = field(default=lambda: False, repr=False)
+    # Publishes what the attempt printed so far, for followers of its log (in-process tasks).
+    live_log: Callable[[str], Awaitable[None]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.task_id:

@@ -35,8 +35,15 @@ class TaskOutput:
         self._chunks: deque[str] = deque()
         self._size = 0
         self._dropped = 0
+        self._lock = threading.Lock()  # sync tasks write from threads while the loop reads
+        self.written = 0  # characters written so far: tells a reader whether anything is new
 
     def write(self, text: str) -> None:
+        with self._lock:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        self.written += len(text)
         self._chunks.append(text)
         self._size += len(text)
         while self._size > self._limit and len(self._chunks) > 1:
@@ -50,8 +57,9 @@ class TaskOutput:
             self._size = self._limit
 
     def text(self) -> str:
-        head = f"[{self._dropped} earlier characters dropped]\n" if self._dropped else ""
-        return head + "".join(self._chunks)
+        with self._lock:
+            head = f"[{self._dropped} earlier characters dropped]\n" if self._dropped else ""
+            return head + "".join(self._chunks)
 
 
 class _Router:

@@ -294,6 +294,13 @@ def _is_task_id(text: str) -> bool:
     )
 
 
+def dependencies(spec: WorkflowRequest) -> dict[str, tuple[str, ...]]:
+    """What each task of a normalised spec waits for by its position or `dependsOn` (not
+    counting the tasks its references read): the edges a drawing of the run shows."""
+    planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
+    return {node.id: node.depends_on for node in planned}
+
+
 def _all_entries(request: WorkflowRequest) -> list[str | TaskSpec]:
     if request.workflow is not None:
         return [entry for stage in request.workflow for entry in stage.tasks]

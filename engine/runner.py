@@ -481,10 +481,11 @@ class WorkflowRunner:
                 resumed=reattach,
                 changed=lambda: self._touch(task_id),
                 detach=lambda: self._stop is _Stop.SHUTDOWN,
+                live_log=functools.partial(self._record_log, task_id, number),
             )
             result = await self._attempt(executor, attempt)
             if result.log is not None:
-                await self._sink.record_log(task_id, f"--- attempt {number} ---\n{result.log}")
+                await self._record_log(task_id, number, result.log)
             if result.ok or left == 0 or self._stop is not None:
                 return result, number
             delay = min(node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS)
@@ -494,6 +495,9 @@ class WorkflowRunner:
             await asyncio.sleep(delay)
             number, reattach = number + 1, False
         raise AssertionError("unreachable: tries >= 1")
+
+    async def _record_log(self, task_id: str, number: int, text: str) -> None:
+        await self._sink.record_log(task_id, f"--- attempt {number} ---\n{text}")
 
     @staticmethod
     def _backoff_left(status: TaskStatus) -> float:

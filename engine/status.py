@@ -40,6 +40,17 @@ class TaskPhase(enum.StrEnum):
         return self not in (TaskPhase.PENDING, TaskPhase.RUNNING)
 
 
+# The sign shown beside each phase's name wherever a phase is drawn (CLI, web page).
+PHASE_MARKS = {
+    "Pending": "·",
+    "Running": "▶",
+    "Succeeded": "✓",
+    "Failed": "✗",
+    "Skipped": "-",
+    "Cancelled": "⊘",
+}
+
+
 class RunPhase(enum.StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"

@@ -29,6 +29,7 @@ from stageflow.api.auth import (
 from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
+from stageflow.api.routes.streams import followed_log, run_events
 from stageflow.api.schemas import ErrorBody, RunList, Submitted
 from stageflow.api.streams import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
@@ -50,7 +51,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def existing_run(run_id: RunId, backend: BackendDep, _: MayGet, shown: ShowsEnv) -> RunRecord:
+async def existing_run(_: MayGet, run_id: RunId, backend: BackendDep, shown: ShowsEnv) -> RunRecord:
     """Resolves before a response starts, so an unknown id is a 404 even for a stream;
     plain env values are redacted for a caller who may only read."""
     run = await backend.get(run_id)
@@ -82,7 +83,7 @@ async def submit_workflow(
 
 
 @router.get("/workflow/{run_id}/status", responses=NOT_FOUND)
-async def workflow_status(run_id: RunId, backend: BackendDep, _: MayGet) -> dict[str, TaskPhase]:
+async def workflow_status(_: MayGet, run_id: RunId, backend: BackendDep) -> dict[str, TaskPhase]:
     """Each task's phase, by task id."""
     return {
         task_id: TaskPhase(phase) for task_id, phase in (await backend.task_phases(run_id)).items()
@@ -124,14 +125,14 @@ async def list_workflows(
         status.HTTP_409_CONFLICT: {"model": ErrorBody, "description": "Already finished"},
     },
 )
-async def cancel_workflow(run_id: RunId, backend: BackendDep, _: MayPatch) -> Submitted:
+async def cancel_workflow(_: MayPatch, run_id: RunId, backend: BackendDep) -> Submitted:
     """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
     record = await backend.cancel(run_id)
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
 @router.delete("/workflow/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_workflow(run_id: RunId, backend: BackendDep, _: MayDelete) -> None:
+async def delete_workflow(_: MayDelete, run_id: RunId, backend: BackendDep) -> None:
     """Delete a run; one still running is cancelled first."""
     await backend.delete(run_id)
 
@@ -151,10 +152,20 @@ async def delete_workflow(run_id: RunId, backend: BackendDep, _: MayDelete) -> N
         },
     },
 )
-async def task_logs(run_id: RunId, task_id: str, backend: BackendDep, _: MayGet) -> str:
+async def task_logs(
+    _: MayGet,
+    run_id: RunId,
+    task_id: str,
+    backend: BackendDep,
+    follow: Annotated[
+        bool, Query(description="Stream the log as the task writes it, until it ends.")
+    ] = False,
+) -> Response:
     """A task's output: its pod's log for a Job task, what it printed for an in-process one
     (its latest attempt, the last 64 KiB)."""
-    return await backend.task_log(run_id, task_id)
+    if follow:
+        return await followed_log(backend, run_id, task_id)
+    return PlainTextResponse(await backend.task_log(run_id, task_id))
 
 
 @router.get(
@@ -177,8 +188,5 @@ async def workflow_events(
     run: RunDep, backend: BackendDep, shown: ShowsEnv
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: a `snapshot` of the run, then an `update` per change, until it ends."""
-    async for item in backend.events(run.run_id):
-        kind = "snapshot" if isinstance(item, RunRecord) else "update"
-        if isinstance(item, RunRecord) and not shown:
-            item = redact_env(item)
-        yield ServerSentEvent(event=kind, raw_data=json.dumps(item.to_json_dict()))
+    async for kind, data in run_events(backend, run.run_id, shown=shown):
+        yield ServerSentEvent(event=kind, raw_data=json.dumps(data))

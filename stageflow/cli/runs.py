@@ -159,11 +159,22 @@ def logs(
     task: Annotated[str, typer.Argument(metavar="TASK", help="The task's id in the run.")],
     server: Server = DEFAULT_URL,
     token: Token = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing while the task runs.")
+    ] = False,
 ) -> None:
-    """Print a task's log (its latest attempt)."""
+    """Print a task's log (its latest attempt); with -f, follow it until the task ends."""
     from stageflow.cli.session import connect
 
     with connect(server, token) as client:
+        if follow:
+            text = ""
+            for text in client.follow_logs(run_id, task):
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            if text and not text.endswith("\n"):
+                sys.stdout.write("\n")
+            return
         text = client.logs(run_id, task)
     sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
 

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from stageflow.client import RunRecord, RunSummary, TaskPhase
 from stageflow.engine import RunPhase, TaskSpec
-from stageflow.engine.status import utcnow
+from stageflow.engine.status import PHASE_MARKS, utcnow
 from stageflow.engine.templates import TemplateError, references
 
 STYLES = {
@@ -31,14 +31,7 @@ STYLES = {
     "Skipped": "magenta",
     "Cancelled": "yellow",
 }
-MARKS = {
-    "Pending": "·",
-    "Running": "▶",
-    "Succeeded": "✓",
-    "Failed": "✗",
-    "Skipped": "-",
-    "Cancelled": "⊘",
-}
+MARKS = PHASE_MARKS
 _INSTANCE = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")
 
 

@@ -84,6 +84,22 @@ class AsyncClient:
     async def logs(self, run_id: str, task: str) -> str:
         return await self._send(calls.logs(run_id, task))
 
+    async def follow_logs(self, run_id: str, task: str) -> AsyncGenerator[str, None]:
+        """A task's log as the task writes it (what it wrote so far first), until it ends."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=calls.FOLLOW_TIMEOUT_READ)
+        path = calls.logs_path(run_id, task)
+        try:
+            async with self._http.stream(
+                "GET", path, params={"follow": "true"}, timeout=timeout
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    calls.checked(response)
+                async for text in response.aiter_text():
+                    yield text
+        except httpx.TransportError as error:
+            raise calls.unreachable(self.base_url, error) from error
+
     async def tasks(self) -> builtins.list[TaskInfo]:
         """The tasks the server can run, with their parameters."""
         return await self._send(calls.tasks())

@@ -112,8 +112,16 @@ def delete(run_id: str) -> Call[None]:
     return Call("DELETE", f"/workflow/{run_id}", lambda _: None)
 
 
+def logs_path(run_id: str, task: str) -> str:
+    return f"/workflow/{run_id}/tasks/{task}/logs"
+
+
 def logs(run_id: str, task: str) -> Call[str]:
-    return Call("GET", f"/workflow/{run_id}/tasks/{task}/logs", lambda r: r.text)
+    return Call("GET", logs_path(run_id, task), lambda r: r.text)
+
+
+# A followed log may stay quiet as long as its task does: no read timeout (TCP keeps watch).
+FOLLOW_TIMEOUT_READ: float | None = None
 
 
 def tasks() -> Call[list[TaskInfo]]:

@@ -83,6 +83,21 @@ class Client:
     def logs(self, run_id: str, task: str) -> str:
         return self._send(calls.logs(run_id, task))
 
+    def follow_logs(self, run_id: str, task: str) -> Iterator[str]:
+        """A task's log as the task writes it (what it wrote so far first), until it ends."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=calls.FOLLOW_TIMEOUT_READ)
+        path = calls.logs_path(run_id, task)
+        try:
+            with self._http.stream(
+                "GET", path, params={"follow": "true"}, timeout=timeout
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    calls.checked(response)
+                yield from response.iter_text()
+        except httpx.TransportError as error:
+            raise calls.unreachable(self.base_url, error) from error
+
     def tasks(self) -> builtins.list[TaskInfo]:
         """The tasks the server can run, with their parameters."""
         return self._send(calls.tasks())

@@ -1,0 +1,99 @@
+"""A run's tasks drawn as a graph, server-side, as SVG the web page inlines.
+
+Drawn here rather than by a JavaScript graph library: the layout of a stageflow run
+is simple (columns by the length of a task's longest chain of dependencies, tasks
+top to bottom in declaration order) and the page then only changes each node's
+phase, so nothing needs vendoring and the drawing can be tested in Python. Each node
+is a `<g id="node-ID" data-task="ID">` the page finds to recolour and relabel; its
+phase is written in words as well as coloured.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from stageflow.engine import TaskPhase
+from stageflow.engine.plan import dependencies
+from stageflow.engine.status import PHASE_MARKS
+from stageflow.store import RunRecord
+
+WIDTH, HEIGHT = 200, 58
+COLUMN_GAP, ROW_GAP, MARGIN = 72, 18, 12
+MAX_LABEL = 24
+
+
+def columns(edges: dict[str, tuple[str, ...]]) -> list[list[str]]:
+    """Tasks by the length of their longest chain of dependencies, in declaration order."""
+    depth: dict[str, int] = {}
+    for task_id in edges:  # declaration order lists a dependency first, except in a DAG
+        _depth(task_id, edges, depth, frozenset())
+    found: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for task_id in edges:
+        found[depth[task_id]].append(task_id)
+    return found
+
+
+def _depth(
+    task_id: str, edges: dict[str, tuple[str, ...]], depth: dict[str, int], seen: frozenset[str]
+) -> int:
+    if task_id not in depth:
+        parents = [p for p in edges.get(task_id, ()) if p in edges and p not in seen]
+        depth[task_id] = 1 + max(
+            (_depth(p, edges, depth, seen | {task_id}) for p in parents), default=-1
+        )
+    return depth[task_id]
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+def run_graph_svg(record: RunRecord) -> str:
+    """The SVG of `record`'s tasks and the edges between them, each node in its phase."""
+    edges = dependencies(record.spec)
+    layout = columns(edges)
+    place: dict[str, tuple[int, int]] = {}
+    for column, task_ids in enumerate(layout):
+        for row, task_id in enumerate(task_ids):
+            place[task_id] = (
+                MARGIN + column * (WIDTH + COLUMN_GAP),
+                MARGIN + row * (HEIGHT + ROW_GAP),
+            )
+    width = MARGIN * 2 + max(len(layout), 1) * (WIDTH + COLUMN_GAP) - COLUMN_GAP
+    height = MARGIN * 2 + max((len(c) for c in layout), default=1) * (HEIGHT + ROW_GAP) - ROW_GAP
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="run-graph" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="group" '
+        f'aria-label="Tasks of run {escape(record.run_id)}">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+        'class="arrow"/></marker></defs>',
+    ]
+    for task_id, parents in edges.items():
+        x2, y2 = place[task_id]
+        for parent in parents:
+            if parent not in place:
+                continue
+            x1, y1 = place[parent]
+            start, end = (x1 + WIDTH, y1 + HEIGHT // 2), (x2, y2 + HEIGHT // 2)
+            bend = (end[0] - start[0]) // 2
+            parts.append(
+                f'<path class="edge" data-from="{escape(parent)}" data-to="{escape(task_id)}" '
+                f'd="M {start[0]} {start[1]} C {start[0] + bend} {start[1]}, '
+                f'{end[0] - bend} {end[1]}, {end[0]} {end[1]}" marker-end="url(#arrow)"/>'
+            )
+    for task_id, (x, y) in place.items():
+        status = record.status.tasks.get(task_id)
+        phase = status.phase if status is not None else TaskPhase.PENDING
+        name = escape(task_id)
+        parts.append(
+            f'<g id="node-{name}" class="node phase-{phase}" data-task="{name}" tabindex="0" '
+            f'role="button" aria-label="{name}: {phase}" transform="translate({x},{y})">'
+            f"<title>{name}</title>"
+            f'<rect width="{WIDTH}" height="{HEIGHT}" rx="8"/>'
+            f'<text x="12" y="23" class="name">{escape(_label(task_id))}</text>'
+            f'<text x="12" y="45" class="phase">{PHASE_MARKS[phase]} {phase}</text>'
+            "</g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,160 @@
+// One run: its graph recoloured live from the WebSocket, a task panel, cancel and delete.
+"use strict";
+const runId = decodeURIComponent(location.pathname.split("/").pop());
+const FINISHED = ["Succeeded", "Failed", "Cancelled"];
+let record = null;
+let selected = null;
+let socket = null;
+const logs = {};
+
+function specOf(taskId) {
+  const spec = record.spec;
+  const entries = spec.workflow ? spec.workflow.flatMap((stage) => stage.tasks) : spec.dag || [];
+  return entries.find((entry) => typeof entry === "object" && entry.name === taskId) || {};
+}
+
+function renderRun() {
+  const status = record.status;
+  document.getElementById("title").textContent = "Run " + (record.name ? `${record.name} · ` : "") + record.run_id;
+  document.title = `${record.name || record.run_id.slice(0, 8)} · ${status.phase} · stageflow`;
+  const badge = document.getElementById("run-phase");
+  setPhase(badge, status.phase);
+  badge.textContent = phaseText(status.phase);
+  document.getElementById("run-progress").textContent = status.progress;
+  document.getElementById("run-message").textContent = status.message || "";
+  document.getElementById("cancel").disabled = FINISHED.includes(status.phase);
+  for (const [taskId, task] of Object.entries(status.tasks)) renderNode(taskId, task);
+  if (selected) renderPanel();
+}
+
+function renderNode(taskId, task) {
+  const node = document.getElementById("node-" + taskId);
+  if (!node) return;  // a forEach instance: its task's node shows the task
+  setPhase(node, task.phase);
+  node.querySelector(".phase").textContent = phaseText(task.phase);
+  node.setAttribute("aria-label", `${taskId}: ${task.phase}`);
+}
+
+function seconds(task) {
+  if (!task.startedAt) return "";
+  const end = task.finishedAt ? Date.parse(task.finishedAt) : Date.now();
+  return ((end - Date.parse(task.startedAt)) / 1000).toFixed(1) + " s";
+}
+
+function renderPanel() {
+  const task = record.status.tasks[selected] || {};
+  document.getElementById("panel").hidden = false;
+  document.getElementById("panel-title").textContent = "Task " + selected;
+  const fields = document.getElementById("panel-fields");
+  fields.replaceChildren();
+  const rows = [
+    ["Phase", phaseText(task.phase || "Pending")],
+    ["Attempts", String(task.attempts ?? 0)],
+    ["Started", task.startedAt || "—"],
+    ["Finished", task.finishedAt || "—"],
+    ["Duration", seconds(task) || "—"],
+    ["Message", task.message || "—"],
+    ["Executor", task.executor || "—"],
+  ];
+  if (task.jobName) rows.push(["Job", task.jobName]);
+  for (const [term, value] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    if (term === "Phase") { dd.className = "badge"; setPhase(dd, task.phase || "Pending"); }
+    fields.append(dt, dd);
+  }
+  const spec = specOf(selected);
+  document.getElementById("panel-params").textContent = JSON.stringify(spec.params || {}, null, 2);
+  document.getElementById("panel-outputs").textContent =
+    task.outputs === undefined || task.outputs === null ? "—" : JSON.stringify(task.outputs, null, 2);
+  document.getElementById("panel-log").textContent = logs[selected] || "(no log yet)";
+}
+
+function select(taskId) {
+  selected = taskId;
+  for (const node of document.querySelectorAll(".node")) {
+    node.classList.toggle("selected", node.dataset.task === taskId);
+  }
+  renderPanel();
+}
+
+function tokenProtocol() {
+  const bytes = new TextEncoder().encode(token());
+  const base64 = btoa(String.fromCharCode(...bytes));
+  return "base64url.bearer.stageflow.dev." + base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function connect() {
+  if (socket) socket.close();
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const protocols = ["stageflow.v1"];
+  if (token()) protocols.push(tokenProtocol());
+  const live = document.getElementById("run-live");
+  socket = new WebSocket(`${scheme}//${location.host}/workflow/${encodeURIComponent(runId)}/ws`, protocols);
+  socket.onopen = () => { live.textContent = "live"; };
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.event === "snapshot") {
+      record = event.data;
+      renderRun();
+    } else if (event.event === "update") {
+      const status = record.status;
+      status.phase = event.data.phase;
+      status.progress = event.data.progress;
+      status.message = event.data.message;
+      Object.assign(status.tasks, event.data.tasks);
+      renderRun();
+    } else if (event.event === "log") {
+      logs[event.task] = (logs[event.task] || "") + event.data;
+      if (selected === event.task) document.getElementById("panel-log").textContent = logs[event.task];
+    } else if (event.event === "end") {
+      live.textContent = "finished";
+    }
+  };
+  socket.onclose = (closed) => {
+    if (closed.code >= 4000) showError(`${closed.reason} (${closed.code - 4000})`);
+    else if (live.textContent === "live") live.textContent = "disconnected";
+  };
+}
+
+async function load() {
+  try {
+    record = await (await api("GET", `/workflow/${encodeURIComponent(runId)}`)).json();
+    const svg = await (await api("GET", `/ui/runs/${encodeURIComponent(runId)}/graph.svg`)).text();
+    document.getElementById("graph").innerHTML = svg;
+    for (const node of document.querySelectorAll(".node")) {
+      node.addEventListener("click", () => select(node.dataset.task));
+      node.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(node.dataset.task); }
+      });
+    }
+    showError("");
+    renderRun();
+    connect();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function act(method, path, then) {
+  try {
+    await api(method, path);
+    showError("");
+    then();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setUpTokenForm(load);
+  const path = `/workflow/${encodeURIComponent(runId)}`;
+  document.getElementById("cancel").addEventListener("click", () =>
+    act("POST", path + "/cancel", () => { document.getElementById("run-live").textContent = "cancel requested"; }));
+  document.getElementById("delete").addEventListener("click", () => {
+    if (confirm(`Delete run ${runId}?`)) act("DELETE", path, () => { location.href = "/ui/"; });
+  });
+  load();
+});

@@ -1,0 +1,182 @@
+"""The web page under /ui in a real headless Chromium against a real `stageflow api` process.
+
+Skipped without Debian's chromium (`apt-get install -y chromium`; .ci/run installs it).
+Playwright drives it through `executable_path`: no browser is downloaded. Every request
+the page makes, WebSocket included, is recorded and must stay on the API's origin.
+With STAGEFLOW_SCREENSHOTS=1 the run page is saved to docs/ (a running and a failed run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.test_api.conftest import submit, wait_for_run, wait_for_task
+from tests.test_api.live import running_api
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TIMEOUT_MS = 20_000
+
+if not CHROMIUM.exists():
+    pytest.skip("needs Debian's chromium: apt-get install -y chromium", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[httpx.Client]:
+    with running_api(None, task_modules="tests.fixtures.extra_tasks") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, api: httpx.Client) -> Iterator[Any]:
+    """A page whose every request is checked to stay on the API's origin."""
+    origin = urlsplit(str(api.base_url))
+    seen: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    opened.on("request", lambda request: seen.append(request.url))
+    opened.on("websocket", lambda socket: seen.append(socket.url))
+    yield opened
+    context.close()
+    assert seen, "the page made no request"
+    for url in seen:
+        parts = urlsplit(url)
+        assert (parts.hostname, parts.port) == (origin.hostname, origin.port), url
+
+
+def screenshot(page: Any, name: str) -> None:
+    if os.environ.get("STAGEFLOW_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+def node(page: Any, task: str) -> Any:
+    return page.locator(f'[data-task="{task}"]')
+
+
+def gated_dag(gate: Path) -> dict[str, Any]:
+    return {
+        "name": "nightly-report",
+        "dag": [
+            {"name": "extract", "task": "echo", "params": {"rows": 3}},
+            {"name": "talker", "task": "print_until", "params": {"gate": str(gate)}},
+            {"name": "report", "task": "task_c", "dependsOn": ["extract", "talker"]},
+        ],
+    }
+
+
+def test_the_list_shows_a_submitted_run(page: Any, api: httpx.Client) -> None:
+    run_id = submit(api, {"name": "listed-in-ui", "dag": [{"name": "one", "task": "task_a"}]})
+    wait_for_run(api, run_id)
+    page.goto(f"{api.base_url}/ui/")
+    row = page.locator(f'tr[data-run-id="{run_id}"]')
+    sync_api.expect(row).to_contain_text("listed-in-ui")
+    sync_api.expect(row).to_contain_text("✓ Succeeded")
+    sync_api.expect(row).to_contain_text("1/1")
+    page.select_option("#phase", "Failed")
+    sync_api.expect(row).to_have_count(0)
+    page.select_option("#phase", "Succeeded")
+    sync_api.expect(row).to_have_count(1)
+    row.get_by_role("link").click()
+    sync_api.expect(page).to_have_url(f"{api.base_url}/ui/runs/{run_id}")
+
+
+def test_the_run_page_draws_every_task_and_follows_it_live(
+    page: Any, api: httpx.Client, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    run_id = submit(api, gated_dag(gate))
+    wait_for_task(api, run_id, "talker", "Running")
+    page.goto(f"{api.base_url}/ui/runs/{run_id}")
+    for task in ("extract", "talker", "report"):
+        sync_api.expect(node(page, task)).to_have_count(1)
+    sync_api.expect(node(page, "talker")).to_contain_text("▶ Running")
+    sync_api.expect(node(page, "report")).to_contain_text("· Pending")
+    node(page, "talker").focus()  # the keyboard opens a task's panel
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#panel-title")).to_have_text("Task talker")
+    sync_api.expect(page.locator("#panel-log")).to_contain_text("first line")
+    sync_api.expect(page.locator("#panel-params")).to_contain_text(str(gate))
+    screenshot(page, "ui-run-running.png")
+    gate.touch()
+    for task in ("extract", "talker", "report"):
+        sync_api.expect(node(page, task)).to_contain_text("✓ Succeeded")
+        sync_api.expect(node(page, task)).to_have_class(re.compile(r"\bphase-Succeeded\b"))
+    sync_api.expect(page.locator("#run-phase")).to_have_text("✓ Succeeded")
+    sync_api.expect(page.locator("#panel-log")).to_contain_text("last line")
+    sync_api.expect(page.locator("#run-progress")).to_have_text("3/3")
+
+
+def test_cancel_from_the_page(page: Any, api: httpx.Client, tmp_path: Path) -> None:
+    run_id = submit(api, gated_dag(tmp_path / "never"))
+    wait_for_task(api, run_id, "talker", "Running")
+    page.goto(f"{api.base_url}/ui/runs/{run_id}")
+    sync_api.expect(node(page, "talker")).to_contain_text("Running")
+    page.get_by_role("button", name="Cancel run").click()
+    sync_api.expect(page.locator("#run-phase")).to_have_text("⊘ Cancelled")
+    sync_api.expect(node(page, "talker")).to_contain_text("Cancelled")
+    sync_api.expect(page.get_by_role("button", name="Cancel run")).to_be_disabled()
+    assert api.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Cancelled"
+    (tmp_path / "never").touch()  # its thread ends now rather than at its own deadline
+
+
+def test_a_failed_run_and_delete(page: Any, api: httpx.Client) -> None:
+    failing = {
+        "name": "nightly",
+        "dag": [
+            {"name": "extract", "task": "echo", "params": {"rows": 3}},
+            {
+                "name": "boom",
+                "task": "fail",
+                "params": {"message": "disk full"},
+                "dependsOn": ["extract"],
+            },
+            {"name": "report", "task": "task_c", "dependsOn": ["boom"]},
+        ],
+    }
+    run_id = submit(api, failing)
+    wait_for_run(api, run_id)
+    page.goto(f"{api.base_url}/ui/runs/{run_id}")
+    sync_api.expect(node(page, "boom")).to_contain_text("✗ Failed")
+    sync_api.expect(node(page, "report")).to_contain_text("- Skipped")
+    node(page, "boom").click()
+    fields = page.locator("#panel-fields")
+    sync_api.expect(fields).to_contain_text("RuntimeError: disk full")
+    sync_api.expect(fields).to_contain_text(re.compile(r"Duration\s*\d+\.\d s"))
+    screenshot(page, "ui-run-failed.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete run").click()
+    sync_api.expect(page).to_have_url(f"{api.base_url}/ui/")
+    assert api.get(f"/workflow/{run_id}").status_code == 404
+
+
+def test_docs_work_offline(page: Any, api: httpx.Client) -> None:
+    page.goto(f"{api.base_url}/docs")
+    sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("stageflow")
+    sync_api.expect(page.locator("#operations-workflows-submitWorkflow")).to_be_visible()

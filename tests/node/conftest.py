@@ -292,8 +292,9 @@ def release(node: Node) -> Iterator[PortForward]:
         "--set",
         f"tasks.allowedImages={{{ALLOWED_IMAGES}}}",
     )
-    ready_seconds = pods_ready_seconds(node, started, expected=4)
-    note(f"helm install --wait: {seconds:.1f}s; all 4 pods Ready {ready_seconds:.1f}s after")
+    # 2 API replicas, 2 operators (a leader and a standby on a Lease), Redis
+    ready_seconds = pods_ready_seconds(node, started, expected=5)
+    note(f"helm install --wait: {seconds:.1f}s; all 5 pods Ready {ready_seconds:.1f}s after")
     forward = PortForward(node, token=user_token(node))
     forward.start()
     try:

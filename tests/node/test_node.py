@@ -237,13 +237,13 @@ def test_helm_upgrade_to_the_example_image(
         "--set",
         "api.replicas=1",
     )
-    ready_seconds = pods_ready_seconds(node, started, expected=3)
-    note(f"helm upgrade --wait: {seconds:.1f}s; all 3 pods Ready {ready_seconds:.1f}s after")
+    ready_seconds = pods_ready_seconds(node, started, expected=4)
+    note(f"helm upgrade --wait: {seconds:.1f}s; all 4 pods Ready {ready_seconds:.1f}s after")
     for component in ("api", "operator"):
         deployment = node.json("get", "deployment", f"{RELEASE}-{component}", "-n", NAMESPACE)
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "stageflow-data-quality:0.1.0"
-        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["replicas"] == (1 if component == "api" else 2)
     release.start()  # the pod behind the old port-forward is gone
     tasks = {task["name"] for task in api(release).get("/tasks").json()}
     assert {"dq_profile", "dq_check_column", "dq_report"} <= tasks

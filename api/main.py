@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stageflow
-from stageflow.api import errors
+from stageflow.api import errors, metrics
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import system, workflows
@@ -56,6 +56,7 @@ def create_app(
     app.state.registry = tasks
     app.state.settings = settings
     errors.install(app)
+    metrics.install(app)
     app.include_router(workflows.router)
     app.include_router(system.router)
     return app

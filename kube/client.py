@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from stageflow.kube.config import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_READ_TIMEOUT_SECONDS
+from stageflow.kube.metrics import APISERVER_REQUEST_SECONDS, APISERVER_REQUESTS, verb_of
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
 
 
@@ -79,12 +81,16 @@ class KubeClient:
 
     async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+        verb, code, started = verb_of(getattr(function, "__name__", "")), "error", time.monotonic()
         try:
-            return await loop.run_in_executor(
+            result = await loop.run_in_executor(
                 self._pool,
                 functools.partial(function, *args, _request_timeout=self._timeout, **kwargs),
             )
+            code = "200"  # the client returns only on 2xx; which one it does not say
+            return result
         except ApiException as error:
+            code = str(error.status) if error.status else "error"
             if error.status == 409:
                 raise KubeConflictError(str(error.reason), error.status) from error
             if error.status is None or error.status >= 500:
@@ -94,6 +100,9 @@ class KubeClient:
             ) from error
         except (HTTPError, OSError) as error:
             raise KubeUnavailableError(f"apiserver unreachable: {error}") from error
+        finally:
+            APISERVER_REQUESTS.labels(verb=verb, code=code).inc()
+            APISERVER_REQUEST_SECONDS.labels(verb=verb).observe(time.monotonic() - started)
 
     async def _maybe(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:

@@ -41,6 +41,9 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     liveness_port: int | None = Field(
         default=None, description="Serve kopf's liveness probe on this port (/healthz)."
     )
+    metrics_port: int | None = Field(
+        default=None, description="Serve Prometheus metrics on this port (/metrics)."
+    )
 
     def job_settings(self) -> JobSettings:
         return JobSettings(

@@ -14,6 +14,7 @@ from stageflow.kube import KubeClient, load_configuration
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
 from stageflow.operator.handlers import LoginFn, build_registry
+from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.runs import RunManager
 from stageflow.store import RedisStore
@@ -111,16 +112,23 @@ async def serve(
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
     )
     options: dict[str, Any] = {"stop_flag": stop_flag, "ready_flag": ready_flag}
-    await kopf.operator(
-        registry=build_registry(login=login),
-        settings=operator_settings or kopf_settings(),
-        memo=context,
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-        **options,
-    )
+    stop_metrics = serve_metrics(settings.metrics_port) if settings.metrics_port else None
+    LEADER.set(1)  # one operator drives every run
+    try:
+        await kopf.operator(
+            registry=build_registry(login=login),
+            settings=operator_settings or kopf_settings(),
+            memo=context,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=liveness,
+            **options,
+        )
+    finally:
+        LEADER.set(0)
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 def run(settings: OperatorSettings | None = None) -> None:

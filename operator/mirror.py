@@ -15,7 +15,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from stageflow.engine.status import utcnow
 from stageflow.kube import is_deleted, record_from_object
+from stageflow.operator.metrics import MIRROR_LAG_SECONDS, MIRROR_PENDING, MIRROR_WRITES
 from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class RedisMirror:
             self._pending.pop(run_id, None)
         except StoreUnavailableError:
             self._pending[run_id] = _GONE
+            MIRROR_PENDING.set(len(self._pending))
 
     async def resync(self) -> None:
         """Write every run the cluster has; drop the ones it no longer has."""
@@ -93,12 +96,22 @@ class RedisMirror:
         try:
             await self._store.mirror(record, changed)
         except StoreUnavailableError as error:
+            MIRROR_WRITES.labels(result="error").inc()
             self._healthy = False
             if record.run_id not in self._pending:
                 logger.warning("mirror write of %s failed (%s); will retry", record.run_id, error)
             self._pending[record.run_id] = record
+            MIRROR_PENDING.set(len(self._pending))
             return
+        MIRROR_WRITES.labels(result="ok").inc()
+        if record.run_id in self._seen:  # not a first sight (a resync): old ends are no lag
+            now = utcnow()
+            for task_id in changed:
+                finished_at = record.status.tasks[task_id].finished_at
+                if finished_at is not None:
+                    MIRROR_LAG_SECONDS.observe(max(0.0, (now - finished_at).total_seconds()))
         self._pending.pop(record.run_id, None)
+        MIRROR_PENDING.set(len(self._pending))
         self._seen[record.run_id] = entries
 
     async def _retry_forever(self) -> None:
@@ -119,6 +132,7 @@ class RedisMirror:
             logger.info("Redis answers again: resyncing the mirror")
             self._healthy = True
             self._pending.clear()
+            MIRROR_PENDING.set(0)
             await self.resync()
             return
         for run_id, record in list(self._pending.items()):

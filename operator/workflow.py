@@ -26,6 +26,7 @@ from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.jobs import Owner
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.jobs import JobExecutor
+from stageflow.operator.metrics import RunMetrics
 from stageflow.operator.status import StatusWriter, retry_delay
 from stageflow.store import RunRecord
 
@@ -100,6 +101,7 @@ async def _run(
     if control.deleted.is_set():
         logger.info("WorkflowRun %s/%s deleted: its run was cancelled", *control.key)
         return None
+    RunMetrics.run_finished(final)
     logger.info(
         "WorkflowRun %s/%s %s: %s tasks in %.2fs, %d status patches",
         *control.key,

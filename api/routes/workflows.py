@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from stageflow.api.deps import BackendDep
 from stageflow.api.errors import InvalidRequestError
+from stageflow.api.metrics import RUNS_SUBMITTED
 from stageflow.api.schemas import RunList, Submitted
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.store import Cursor, RunRecord
@@ -41,6 +42,7 @@ async def submit_workflow(
 ) -> Submitted:
     """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream events."""
     record = await backend.submit(body)
+    RUNS_SUBMITTED.inc()
     response.headers["Location"] = f"/workflow/{record.run_id}"
     return Submitted(run_id=record.run_id, status=record.status.phase)
 

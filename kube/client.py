@@ -228,6 +228,12 @@ class KubeClient:
             raise
         return str(text)
 
+    # -- Events ----------------------------------------------------------------------------
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        """Post a core/v1 Event (what `kubectl describe` shows of an object)."""
+        await self._call(self._core.create_namespaced_event, namespace, body)
+
     async def ping(self) -> str:
         """The apiserver's version; raises KubeUnavailableError when it does not answer."""
         info = await self._call(self._version.get_code)

@@ -41,6 +41,12 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     liveness_port: int | None = Field(
         default=None, description="Serve kopf's liveness probe on this port (/healthz)."
     )
+    events_per_run: int = Field(
+        default=10,
+        ge=0,
+        description="Kubernetes Events about task failures and retries per run; past it, one "
+        "Event says the rest are in the status (a run's start and end always get one).",
+    )
     metrics_port: int | None = Field(
         default=None, description="Serve Prometheus metrics on this port (/metrics)."
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
 from stageflow.kube import KubeClient
 from stageflow.operator.config import OperatorSettings
+from stageflow.operator.events import EventRecorder
 from stageflow.operator.jobs import JobWatcher
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
@@ -64,6 +65,7 @@ class OperatorContext:
     tasks: TaskRegistry
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
+    events: EventRecorder | None = None
     jobs: JobWatcher = field(default_factory=JobWatcher)
     outage: Outage = field(default_factory=Outage)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.

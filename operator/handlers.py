@@ -42,6 +42,8 @@ def _context(memo: Any) -> OperatorContext:
 
 async def _startup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    if ctx.events is not None:
+        ctx.events.start()
     if ctx.mirror is not None:
         ctx.mirror.start()
         await ctx.mirror.resync()
@@ -51,6 +53,8 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
     if ctx.runs is not None:
         await ctx.runs.stop()
+    if ctx.events is not None:
+        await ctx.events.stop()
     if ctx.mirror is not None:
         await ctx.mirror.stop()
     ctx.kube.close()

@@ -13,6 +13,7 @@ from stageflow.engine import Executor, InProcessExecutor, TaskExecutor, registry
 from stageflow.kube import KubeClient, load_configuration
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
+from stageflow.operator.events import EventRecorder
 from stageflow.operator.handlers import LoginFn, build_registry
 from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
@@ -89,7 +90,12 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
             list_objects=lambda: kube.list_runs(settings.namespace),
         )
     context = OperatorContext(
-        settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror
+        settings=settings,
+        kube=kube,
+        tasks=registry,
+        executors=executors,
+        mirror=mirror,
+        events=EventRecorder(kube),
     )
     context.runs = RunManager(context)
     return context

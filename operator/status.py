@@ -31,6 +31,7 @@ from typing import Any
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, KubeError, status_patch
+from stageflow.operator.events import RunEvents
 from stageflow.operator.metrics import STATUS_PATCH_SECONDS, STATUS_PATCHES, RunMetrics
 from stageflow.store import RunStore, StoreUnavailableError
 
@@ -90,6 +91,7 @@ class StatusWriter:
         generation: Callable[[], int | None],
         outage: Outage,
         logs: RunStore | None = None,
+        events: RunEvents | None = None,
     ) -> None:
         self._kube = kube
         self._namespace = namespace
@@ -98,6 +100,7 @@ class StatusWriter:
         self._generation = generation
         self._outage = outage
         self._logs = logs
+        self._events = events
         self._status: RunStatus | None = None
         self._pending: set[str] = set()
         self._published = 0  # publishes so far; the run-level fields change with each
@@ -116,6 +119,8 @@ class StatusWriter:
         self._status = status
         self._pending |= changed
         self._metrics.published(status, changed)
+        if self._events is not None:
+            self._events.published(status, changed, final=final)
         self._published += 1
         if self._done.is_set():
             return

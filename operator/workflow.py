@@ -25,6 +25,7 @@ from stageflow.engine.status import RunPhase, utcnow
 from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.jobs import Owner
 from stageflow.operator.context import OperatorContext, RunControl
+from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
 from stageflow.operator.metrics import RunMetrics
 from stageflow.operator.status import StatusWriter, retry_delay
@@ -47,7 +48,15 @@ async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunContro
         await _expire(ctx, control, record)
 
 
-def _writer(ctx: OperatorContext, control: RunControl) -> StatusWriter:
+def _writer(
+    ctx: OperatorContext, control: RunControl, obj: dict[str, Any], record: RunRecord
+) -> StatusWriter:
+    events = None
+    if ctx.events is not None:
+        about = involved(control.namespace, control.name, obj.get("metadata", {}).get("uid", ""))
+        events = RunEvents(
+            ctx.events, about, initial=record.status, budget=ctx.settings.events_per_run
+        )
     writer = StatusWriter(
         ctx.kube,
         control.namespace,
@@ -56,6 +65,7 @@ def _writer(ctx: OperatorContext, control: RunControl) -> StatusWriter:
         generation=lambda: control.generation,
         outage=ctx.outage,
         logs=ctx.mirror.store if ctx.mirror is not None else None,
+        events=events,
     )
     control.writer = writer
     return writer
@@ -65,7 +75,7 @@ async def _run(
     ctx: OperatorContext, obj: dict[str, Any], record: RunRecord, control: RunControl
 ) -> RunStatus | None:
     """The run's final status, or None if the operator stopped before it ended."""
-    writer = _writer(ctx, control)
+    writer = _writer(ctx, control, obj, record)
     try:
         plan = compile_workflow(record.spec, registry=ctx.tasks, **ctx.settings.limits())
     except SpecError as error:  # a spec the engine refuses (made without the API)

@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from stageflow import logs
 from stageflow.engine import Executor, InProcessExecutor, TaskExecutor, registry
 from stageflow.kube import KubeClient, load_configuration
 from stageflow.operator.config import OperatorSettings
@@ -138,9 +139,7 @@ async def serve(
 
 
 def run(settings: OperatorSettings | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(level=logging.INFO)  # STAGEFLOW_LOG_FORMAT: text or json
     # kopf logs "Handler ... succeeded." at INFO for every watch event: a line per event
     # says nothing an operator's log needs, and costs CPU under load. Warnings still show.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)

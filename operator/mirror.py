@@ -97,9 +97,7 @@ class RedisMirror:
             await self._store.mirror(record, changed)
         except StoreUnavailableError as error:
             MIRROR_WRITES.labels(result="error").inc()
-            self._healthy = False
-            if record.run_id not in self._pending:
-                logger.warning("mirror write of %s failed (%s); will retry", record.run_id, error)
+            self._unhealthy(error)
             self._pending[record.run_id] = record
             MIRROR_PENDING.set(len(self._pending))
             return
@@ -114,6 +112,11 @@ class RedisMirror:
         MIRROR_PENDING.set(len(self._pending))
         self._seen[record.run_id] = entries
 
+    def _unhealthy(self, error: Exception) -> None:
+        if self._healthy:  # one line per outage, not per run or retry
+            logger.warning("mirror writes to Redis fail (%s); retrying, then a resync", error)
+        self._healthy = False
+
     async def _retry_forever(self) -> None:
         while True:
             await asyncio.sleep(self._retry_seconds)
@@ -125,8 +128,8 @@ class RedisMirror:
     async def _tick(self) -> None:
         try:
             await self._store.ping()
-        except StoreUnavailableError:
-            self._healthy = False
+        except StoreUnavailableError as error:
+            self._unhealthy(error)
             return
         if not self._healthy:
             logger.info("Redis answers again: resyncing the mirror")

@@ -20,10 +20,22 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from stageflow.engine import Executor, RunStatus, SpecError, WorkflowRunner, compile_workflow
+from stageflow.engine import (
+    Attempt,
+    Executor,
+    PlannedTask,
+    RunStatus,
+    SpecError,
+    TaskExecutor,
+    TaskResult,
+    TaskStatus,
+    WorkflowRunner,
+    compile_workflow,
+)
 from stageflow.engine.status import RunPhase, utcnow
 from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.jobs import Owner
+from stageflow.logs import bind
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
@@ -37,7 +49,15 @@ SHUTDOWN_WRITE_SECONDS = 5.0
 
 
 async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
-    """Run a WorkflowRun to its end (if it has not ended), then expire it (if it has a TTL)."""
+    """Run a WorkflowRun to its end (if it has not ended), then expire it (if it has a TTL).
+
+    Every line logged meanwhile, here and in what the run starts, carries its id and
+    namespace (stageflow.logs)."""
+    with bind(run_id=control.name, namespace=control.namespace):
+        await _drive(ctx=ctx, obj=obj, control=control)
+
+
+async def _drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
     record = record_from_object(obj)
     if not record.status.phase.finished:
         finished = await _run(ctx, obj, record, control)
@@ -46,6 +66,21 @@ async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunContro
         record.status = finished
     if not control.deleted.is_set():
         await _expire(ctx, control, record)
+
+
+class TaskLogged:
+    """An executor whose attempts log with their task's id (`task` in every line)."""
+
+    def __init__(self, inner: TaskExecutor) -> None:
+        self._inner = inner
+        self.name = inner.name
+
+    def can_resume(self, task: PlannedTask, status: TaskStatus) -> bool:
+        return self._inner.can_resume(task, status)
+
+    async def execute(self, attempt: Attempt) -> TaskResult:
+        with bind(task=attempt.task_id):
+            return await self._inner.execute(attempt)
 
 
 def _writer(
@@ -89,10 +124,11 @@ async def _run(
         name=control.name,
         uid=obj.get("metadata", {}).get("uid", ""),
     )
-    executors = {
+    executors: dict[Executor, TaskExecutor] = {
         **ctx.executors,
         Executor.JOB: JobExecutor(ctx.kube, ctx.jobs, owner, ctx.settings.job_settings()),
     }
+    executors = {kind: TaskLogged(executor) for kind, executor in executors.items()}
     runner = WorkflowRunner(plan, executors=executors, sink=writer, status=record.status)
     control.attach(runner)
     started = time.monotonic()

@@ -55,14 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve_api(host: str | None, port: int | None) -> int:
     import uvicorn
 
+    from stageflow import logs
     from stageflow.api import create_app
     from stageflow.api.config import ApiSettings
 
     settings = ApiSettings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
     settings = settings.model_copy(update=overrides)
+    logs.configure(level=settings.log_level.upper())  # uvicorn's loggers propagate to it
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
     )
     return EXIT_OK
 

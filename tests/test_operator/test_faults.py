@@ -151,3 +151,40 @@ async def test_a_finished_run_is_not_started_again_by_a_later_event(
 
     await eventually(later_ran)
     assert executions["once"] == 1
+
+
+async def test_a_redis_outage_is_one_mirror_line_not_one_per_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: a WARNING per run whose mirror write failed (100 runs, 100 lines)."""
+    from typing import cast
+
+    from stageflow.engine.status import RunStatus
+    from stageflow.operator.mirror import RedisMirror
+    from stageflow.store import RedisStore, StoreUnavailableError
+
+    class Away:
+        async def mirror(self, *_: object) -> None:
+            raise StoreUnavailableError("Redis is away")
+
+    mirror = RedisMirror(
+        cast(RedisStore, Away()), retry_seconds=60, list_objects=lambda: _no_objects()
+    )
+    with caplog.at_level(logging.WARNING, logger="stageflow.operator.mirror"):
+        for number in range(20):
+            body = {
+                "apiVersion": "stageflow.dev/v1alpha1",
+                "kind": "WorkflowRun",
+                "metadata": {"name": f"run-{number}", "namespace": "default"},
+                "spec": {"workflow": [{"type": "sequential", "tasks": ["task_a"]}]},
+                "status": RunStatus().model_dump(by_alias=True, mode="json"),
+            }
+            await mirror.observe(body)
+            await mirror.observe(body)
+    assert mirror.pending == 20
+    warnings = [r for r in caplog.records if r.name == "stageflow.operator.mirror"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
+async def _no_objects() -> list[dict[str, Any]]:
+    return []

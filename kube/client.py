@@ -73,6 +73,7 @@ class KubeClient:
         self._batch = kubernetes.client.BatchV1Api(self._api)
         self._version = kubernetes.client.VersionApi(self._api)
         self._core = kubernetes.client.CoreV1Api(self._api)
+        self._coordination = kubernetes.client.CoordinationV1Api(self._api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stageflow-kube")
 
     @property
@@ -233,6 +234,26 @@ class KubeClient:
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         """Post a core/v1 Event (what `kubectl describe` shows of an object)."""
         await self._call(self._core.create_namespaced_event, namespace, body)
+
+    # -- Leases (leader election) -------------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        lease = await self._maybe(self._coordination.read_namespaced_lease, name, namespace)
+        return None if lease is None else self._plain(lease)
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; KubeConflictError if one exists."""
+        return self._plain(
+            await self._call(self._coordination.create_namespaced_lease, namespace, body)
+        )
+
+    async def replace_lease(
+        self, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace a Lease at the resourceVersion in `body`; KubeConflictError if it moved on."""
+        return self._plain(
+            await self._call(self._coordination.replace_namespaced_lease, name, namespace, body)
+        )
 
     async def ping(self) -> str:
         """The apiserver's version; raises KubeUnavailableError when it does not answer."""

@@ -66,6 +66,9 @@ class OperatorContext:
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
     events: EventRecorder | None = None
+    # How long a stopping run may take to write its last status (shorter when the Lease
+    # was lost: it must be written before a standby can take over).
+    shutdown_write_seconds: float = 5.0
     jobs: JobWatcher = field(default_factory=JobWatcher)
     outage: Outage = field(default_factory=Outage)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.

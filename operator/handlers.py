@@ -57,7 +57,7 @@ async def _cleanup(memo: Any, **_: Any) -> None:
         await ctx.events.stop()
     if ctx.mirror is not None:
         await ctx.mirror.stop()
-    ctx.kube.close()
+    # The apiserver client stays open: serve() releases the Lease with it, then closes it.
 
 
 async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:

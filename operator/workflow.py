@@ -45,8 +45,6 @@ from stageflow.store import RunRecord
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_WRITE_SECONDS = 5.0
-
 
 async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
     """Run a WorkflowRun to its end (if it has not ended), then expire it (if it has a TTL).
@@ -137,7 +135,7 @@ async def _run(
     except asyncio.CancelledError:
         # The operator is stopping: leave the newest status for the next one to resume.
         try:
-            async with asyncio.timeout(SHUTDOWN_WRITE_SECONDS):
+            async with asyncio.timeout(ctx.shutdown_write_seconds):
                 await writer.flush()
         except TimeoutError:
             logger.warning("last status of %s/%s not written in time", *control.key)

@@ -107,7 +107,7 @@ class Cluster:
     workdir: Path
     apis: list[ApiProcess] = field(default_factory=list)
 
-    def start_api(self, namespace: str) -> httpx.Client:
+    def start_api(self, namespace: str, *, task_modules: str = EXAMPLE_TASKS) -> httpx.Client:
         port = free_port()
         env = {
             **os.environ,
@@ -116,7 +116,7 @@ class Cluster:
             "STAGEFLOW_NAMESPACE": namespace,
             "STAGEFLOW_REDIS_URL": self.redis.url,
             "STAGEFLOW_LOG_LEVEL": "warning",
-            "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
+            "STAGEFLOW_TASK_MODULES": task_modules,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "stageflow.cli", "api", "--port", str(port)], env=env, cwd=ROOT

@@ -66,17 +66,21 @@ def test_install_with_defaults_creates_every_object(release: tuple[str, str]) ->
         ("Deployment", "sf-stageflow-redis"),
         ("Service", "sf-stageflow-api"),
         ("Service", "sf-stageflow-redis"),
+        ("Service", "sf-stageflow-operator-metrics"),
         ("ServiceAccount", "sf-stageflow-api"),
         ("ServiceAccount", "sf-stageflow-operator"),
         ("Role", "sf-stageflow-api"),
         ("Role", "sf-stageflow-operator"),
+        ("Role", "sf-stageflow-operator-leader"),
         ("RoleBinding", "sf-stageflow-api"),
         ("RoleBinding", "sf-stageflow-operator"),
+        ("RoleBinding", "sf-stageflow-operator-leader"),
         ("PodDisruptionBudget", "sf-stageflow-api"),
+        ("PodDisruptionBudget", "sf-stageflow-operator"),
     }
     # The controller-manager turned the Deployments into pods (which never run: no kubelet).
     pods = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
-    assert len(pods) == 4  # 2 API replicas, 1 operator, 1 Redis
+    assert len(pods) == 5  # 2 API replicas, 2 operators (leader and standby), 1 Redis
 
 
 def test_install_without_the_bundled_redis(release: tuple[str, str]) -> None:
@@ -112,6 +116,7 @@ MATRIX = [
     ("delete", "jobs.batch", "", True, False),
     ("watch", "jobs.batch", "", True, False),
     ("create", "events", "", True, False),
+    ("create", "leases.coordination.k8s.io", "", True, False),
     ("get", "pods", "log", False, True),
     ("list", "pods", "", False, True),
     ("get", "secrets", "", False, False),

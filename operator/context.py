@@ -15,6 +15,7 @@ from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
 
 if TYPE_CHECKING:
+    from stageflow.operator.leader import LeaseElector
     from stageflow.operator.runs import RunManager
 
 
@@ -73,3 +74,4 @@ class OperatorContext:
     outage: Outage = field(default_factory=Outage)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
     runs: RunManager | None = None
+    elector: LeaseElector | None = None  # with leader election: released at clean-up

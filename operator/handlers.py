@@ -52,7 +52,10 @@ async def _startup(memo: Any, **_: Any) -> None:
 async def _cleanup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
     if ctx.runs is not None:
-        await ctx.runs.stop()
+        await ctx.runs.stop()  # their last status is written
+    if ctx.elector is not None:
+        # Hand over now, not after kopf has drained its idle workers (seconds later).
+        await ctx.elector.release()
     if ctx.events is not None:
         await ctx.events.stop()
     if ctx.mirror is not None:

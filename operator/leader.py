@@ -57,6 +57,9 @@ class LeaseElector:
         self._observed_at = 0.0
         self.holder: str | None = None
         self._renewed_at = 0.0
+        self.lost = False  # leadership ended because a renewal failed or another took it
+        self._released = False
+        self._lock = asyncio.Lock()  # one read-modify-write of the Lease at a time
         self.leading = False
 
     async def acquire(self) -> None:
@@ -90,6 +93,8 @@ class LeaseElector:
                         renewed = await self._try()
                 except TimeoutError:
                     renewed = False
+            if self._released:
+                return
             if renewed:
                 last = sent
                 continue
@@ -98,6 +103,7 @@ class LeaseElector:
                 or self._clock() >= last + self.renew_deadline
             ):
                 self.leading = False
+                self.lost = True
                 LEADER.set(0)
                 logger.error(
                     "lost lease %s/%s (holder now: %s): stopping runs",
@@ -109,10 +115,15 @@ class LeaseElector:
 
     async def release(self) -> None:
         """Give the Lease up (graceful stop), so a standby takes over at once."""
-        if not self.leading:
-            return
-        self.leading = False
-        LEADER.set(0)
+        async with self._lock:  # after a renewal under way, and no renewal after this
+            self._released = True
+            if not self.leading:
+                return
+            self.leading = False
+            LEADER.set(0)
+            await self._give_up()
+
+    async def _give_up(self) -> None:
         try:
             lease = await self._kube.get_lease(self.namespace, self.name)
             if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
@@ -136,6 +147,12 @@ class LeaseElector:
 
     async def _try(self) -> bool:
         """One attempt to acquire or renew; False if another holds it or the write failed."""
+        async with self._lock:
+            if self._released:
+                return False
+            return await self._try_unlocked()
+
+    async def _try_unlocked(self) -> bool:
         now = format_timestamp(utcnow())
         try:
             lease = await self._kube.get_lease(self.namespace, self.name)

@@ -123,6 +123,7 @@ async def serve(
     )
     stop_metrics = serve_metrics(settings.metrics_port) if settings.metrics_port else None
     elector = make_elector(settings, client) if settings.leader_election else None
+    context.elector = elector
     stopping = asyncio.Event()  # kopf's stop flag: the caller's, or a lost Lease
     watchers = [asyncio.create_task(_relay(stop_flag, stopping))] if stop_flag else []
     lost = False
@@ -146,13 +147,13 @@ async def serve(
             stop_flag=stopping,
             ready_flag=ready_flag,
         )
-        lost = elector is not None and not elector.leading
+        lost = elector is not None and elector.lost
     finally:
         for watcher in watchers:
             watcher.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
         if elector is not None:
-            await elector.release()  # after kopf's clean-up wrote the runs' status
+            await elector.release()  # if kopf's clean-up did not (it runs after the runs')
         client.close()
         LEADER.set(0)
         if stop_metrics is not None:

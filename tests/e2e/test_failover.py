@@ -111,7 +111,8 @@ def test_the_standby_takes_over_a_killed_leader_and_then_a_graceful_stop(
 
     assert wait_for_leader([second]) is second
     for run_id in run_ids:
-        assert wait_for_run(api, run_id, timeout=60)["status"]["phase"] == "Succeeded"
+        run = wait_for_run(api, run_id, timeout=60)
+        assert run["status"]["phase"] == "Succeeded", json.dumps(run["status"])
 
     log = executions(workdir / "executions.log")
     starts: dict[tuple[str, str], list[int]] = {}

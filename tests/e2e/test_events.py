@@ -11,6 +11,7 @@ import pytest
 from tests.cluster import Cluster, kubectl
 from tests.metrics import delta, parse
 from tests.test_api.conftest import submit, wait_for_run
+from tests.workflows import failing, sequential
 
 pytestmark = pytest.mark.e2e
 
@@ -37,22 +38,7 @@ def test_a_failing_run_has_its_events_and_the_api_counts_its_requests(
 ) -> None:
     api = e2e_cluster.start_api(k8s_namespace)
     before = parse(api.get("/metrics").text)
-    body = {
-        "workflow": [
-            {
-                "type": "sequential",
-                "tasks": [
-                    {
-                        "name": "boom",
-                        "task": "fail",
-                        "params": {"message": "disk full"},
-                        "retries": 1,
-                        "retryBackoffSeconds": 0.2,
-                    }
-                ],
-            }
-        ]
-    }
+    body = sequential(failing("boom", "disk full", retries=1, backoff=0.2))
     run_id = submit(api, body)
     assert wait_for_run(api, run_id, timeout=30)["status"]["phase"] == "Failed"
 

@@ -9,6 +9,7 @@ import kmock
 from stageflow.operator.events import EventRecorder, involved
 from tests.polling import eventually
 from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.workflows import failing
 
 pytestmark = STAMPING
 
@@ -28,22 +29,12 @@ def reasons(cluster: Cluster, run: str) -> list[str]:
     return [event["reason"] for event in posted(cluster, run)]
 
 
-def failing(name: str, *, retries: int = 0) -> dict[str, Any]:
-    return {
-        "name": name,
-        "task": "fail",
-        "params": {"message": f"{name} broke"},
-        "retries": retries,
-        "retryBackoffSeconds": 0.01,
-    }
-
-
 async def test_start_retry_failure_and_end_are_events_on_the_run(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
     await start_operator()
     name = await cluster.create(
-        {"workflow": [{"type": "sequential", "tasks": [failing("boom", retries=1)]}]}
+        {"workflow": [{"type": "sequential", "tasks": [failing("boom", "boom broke", retries=1)]}]}
     )
     obj = await cluster.wait_for_phase(name, "Failed")
 
@@ -90,7 +81,7 @@ async def test_many_failing_tasks_write_a_bounded_number_of_events(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
     await start_operator(events_per_run=5)
-    tasks = [failing(f"t{i}") for i in range(200)]
+    tasks = [failing(f"t{i}", f"t{i} broke") for i in range(200)]
     name = await cluster.create(
         {"failFast": False, "workflow": [{"type": "parallel", "tasks": tasks}]}
     )

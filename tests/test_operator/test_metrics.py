@@ -8,6 +8,7 @@ from tests.metrics import Samples, delta, label_values, scrape, value
 from tests.polling import eventually
 from tests.redis_server import free_port
 from tests.test_operator.conftest import STAMPING, Cluster, StartOperator
+from tests.workflows import failing, sequential
 
 pytestmark = STAMPING
 
@@ -17,9 +18,7 @@ FINISHED = "stageflow_tasks_finished_total"
 async def test_metrics_count_runs_tasks_patches_and_requests(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    port = free_port()
-    await start_operator(metrics_port=port)
-    url = f"http://127.0.0.1:{port}/metrics"
+    url = await operator_with_metrics(start_operator)
     _, before = await asyncio.to_thread(scrape, url)
     assert value(before, "stageflow_leader") == 1
 
@@ -32,23 +31,7 @@ async def test_metrics_count_runs_tasks_patches_and_requests(
         }
     )
     bad = await cluster.create(
-        {
-            "workflow": [
-                {
-                    "type": "sequential",
-                    "tasks": [
-                        {
-                            "name": "boom",
-                            "task": "fail",
-                            "params": {"message": "disk full"},
-                            "retries": 1,
-                            "retryBackoffSeconds": 0.01,
-                        },
-                        {"name": "after", "task": "task_c"},
-                    ],
-                }
-            ]
-        }
+        sequential(failing("boom", "disk full", retries=1), {"name": "after", "task": "task_c"})
     )
     # Resumed with one task already done: that task was not finished by this operator.
     started = "2026-11-01T00:00:00.000000Z"
@@ -117,9 +100,7 @@ async def test_metrics_count_runs_tasks_patches_and_requests(
 async def test_failed_status_patches_are_counted(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    port = free_port()
-    await start_operator(metrics_port=port)
-    url = f"http://127.0.0.1:{port}/metrics"
+    url = await operator_with_metrics(start_operator)
     _, before = await asyncio.to_thread(scrape, url)
     cluster.mock.status_outage = True
     name = await cluster.create({"workflow": [{"type": "sequential", "tasks": ["task_a"]}]})
@@ -132,6 +113,13 @@ async def test_failed_status_patches_are_counted(
     assert delta(before, after, "stageflow_apiserver_requests_total", verb="patch", code="503") >= (
         errors
     )
+
+
+async def operator_with_metrics(start_operator: StartOperator) -> str:
+    """Start an operator serving metrics; the URL of its /metrics."""
+    port = free_port()
+    await start_operator(metrics_port=port)
+    return f"http://127.0.0.1:{port}/metrics"
 
 
 async def _true(condition: bool) -> bool:

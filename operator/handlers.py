@@ -60,7 +60,7 @@ async def _cleanup(memo: Any, **_: Any) -> None:
         await ctx.events.stop()
     if ctx.mirror is not None:
         await ctx.mirror.stop()
-    # The apiserver client stays open: serve() releases the Lease with it, then closes it.
+    ctx.kube.close()  # serve() closes it too, for a standby that never ran kopf
 
 
 async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:

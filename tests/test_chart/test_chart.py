@@ -32,7 +32,10 @@ def env_of(deployment: dict[str, Any]) -> dict[str, str]:
 def _value(item: dict[str, Any]) -> str:
     if "value" in item:
         return str(item["value"])
-    ref = item["valueFrom"]["secretKeyRef"]
+    source = item["valueFrom"]
+    if "fieldRef" in source:
+        return f"field:{source['fieldRef']['fieldPath']}"
+    ref = source["secretKeyRef"]
     return f"secret:{ref['name']}/{ref['key']}"
 
 
@@ -55,8 +58,8 @@ def test_default_objects(render: Render) -> None:
         ("PodDisruptionBudget", "sf-stageflow-operator"),
         ("Role", "sf-stageflow-api"),
         ("Role", "sf-stageflow-operator"),
+        ("Role", "sf-stageflow-operator-leader"),  # its Lease alone
         ("Role", "sf-stageflow-test"),  # helm test's: create/get workflowruns
-        ("Role", "sf-stageflow-operator-leader"),
         ("RoleBinding", "sf-stageflow-api"),
         ("RoleBinding", "sf-stageflow-operator"),
         ("RoleBinding", "sf-stageflow-operator-leader"),

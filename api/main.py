@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stageflow
-from stageflow.api import errors, guards, openapi
+from stageflow.api import errors, guards, metrics, openapi
 from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
@@ -72,6 +72,7 @@ def create_app(
     errors.install(app)
     guards.install(app, settings)
     openapi.install(app)
+    metrics.install(app)
     app.include_router(workflows.router)
     app.include_router(streams.router)
     app.include_router(system.router)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from stageflow.kube.config import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_READ_TIMEOUT_SECONDS
+from stageflow.kube.metrics import APISERVER_REQUEST_SECONDS, APISERVER_REQUESTS, verb_of
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
 from stageflow.kube.reviews import (
     SubjectAccessReviewSpec,
@@ -88,6 +90,7 @@ class KubeClient:
         self._core = kubernetes.client.CoreV1Api(self._api)
         self._authn = kubernetes.client.AuthenticationV1Api(self._api)
         self._authz = kubernetes.client.AuthorizationV1Api(self._api)
+        self._coordination = kubernetes.client.CoordinationV1Api(self._api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stageflow-kube")
 
     @property
@@ -96,12 +99,16 @@ class KubeClient:
 
     async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+        verb, code, started = verb_of(getattr(function, "__name__", "")), "error", time.monotonic()
         try:
-            return await loop.run_in_executor(
+            result = await loop.run_in_executor(
                 self._pool,
                 functools.partial(function, *args, _request_timeout=self._timeout, **kwargs),
             )
+            code = "200"  # the client returns only on 2xx; which one it does not say
+            return result
         except ApiException as error:
+            code = str(error.status) if error.status else "error"
             if error.status == 409:
                 raise KubeConflictError(str(error.reason), error.status) from error
             if error.status is None or error.status >= 500:
@@ -111,6 +118,9 @@ class KubeClient:
             ) from error
         except (HTTPError, OSError) as error:
             raise KubeUnavailableError(f"apiserver unreachable: {error}") from error
+        finally:
+            APISERVER_REQUESTS.labels(verb=verb, code=code).inc()
+            APISERVER_REQUEST_SECONDS.labels(verb=verb).observe(time.monotonic() - started)
 
     async def _maybe(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -241,6 +251,32 @@ class KubeClient:
                 return None
             raise
         return str(text)
+
+    # -- Events ----------------------------------------------------------------------------
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        """Post a core/v1 Event (what `kubectl describe` shows of an object)."""
+        await self._call(self._core.create_namespaced_event, namespace, body)
+
+    # -- Leases (leader election) -------------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        lease = await self._maybe(self._coordination.read_namespaced_lease, name, namespace)
+        return None if lease is None else self._plain(lease)
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Lease; KubeConflictError if one exists."""
+        return self._plain(
+            await self._call(self._coordination.create_namespaced_lease, namespace, body)
+        )
+
+    async def replace_lease(
+        self, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace a Lease at the resourceVersion in `body`; KubeConflictError if it moved on."""
+        return self._plain(
+            await self._call(self._coordination.replace_namespaced_lease, name, namespace, body)
+        )
 
     async def ping(self) -> str:
         """The apiserver's version; raises KubeUnavailableError when it does not answer."""

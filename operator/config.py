@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import socket
+import uuid
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from stageflow.engine.config import EngineSettings
@@ -40,6 +43,50 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     liveness_port: int | None = Field(
         default=None, description="Serve kopf's liveness probe on this port (/healthz)."
     )
+    events_per_run: int = Field(
+        default=10,
+        ge=0,
+        description="Kubernetes Events about task failures and retries per run; past it, one "
+        "Event says the rest are in the status (a run's start and end always get one).",
+    )
+    leader_election: bool = Field(
+        default=False,
+        description="Run only while holding a coordination.k8s.io Lease (for 2+ replicas).",
+    )
+    lease_name: str = Field(default="stageflow-operator", description="The Lease's name.")
+    lease_namespace: str | None = Field(
+        default=None,
+        description="The Lease's namespace (default: STAGEFLOW_NAMESPACE, else `default`).",
+    )
+    lease_duration_seconds: int = Field(
+        default=15,
+        ge=2,
+        description="A standby takes over this long after the leader last renewed.",
+    )
+    lease_renew_deadline_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="A leader that could not renew for this long stops its runs (and exits); "
+        "less than the duration, so it has stopped before a standby can take over.",
+    )
+    lease_retry_seconds: float = Field(
+        default=2, gt=0, description="How often the leader renews and a standby tries."
+    )
+    leader_identity: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+        description="This candidate's name in the Lease (default: host name and a suffix).",
+    )
+    metrics_port: int | None = Field(
+        default=None, description="Serve Prometheus metrics on this port (/metrics)."
+    )
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> OperatorSettings:
+        if self.lease_renew_deadline_seconds >= self.lease_duration_seconds:
+            raise ValueError(
+                "lease_renew_deadline_seconds must be shorter than lease_duration_seconds"
+            )
+        return self
 
     def job_settings(self) -> JobSettings:
         return JobSettings(

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
 from stageflow.kube import KubeClient
 from stageflow.operator.config import OperatorSettings
+from stageflow.operator.events import EventRecorder
 from stageflow.operator.jobs import JobWatcher
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
 
 if TYPE_CHECKING:
+    from stageflow.operator.leader import LeaseElector
     from stageflow.operator.runs import RunManager
 
 
@@ -64,7 +66,12 @@ class OperatorContext:
     tasks: TaskRegistry
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
+    events: EventRecorder | None = None
+    # How long a stopping run may take to write its last status (shorter when the Lease
+    # was lost: it must be written before a standby can take over).
+    shutdown_write_seconds: float = 5.0
     jobs: JobWatcher = field(default_factory=JobWatcher)
     outage: Outage = field(default_factory=Outage)
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
     runs: RunManager | None = None
+    elector: LeaseElector | None = None  # with leader election: released at clean-up

@@ -42,6 +42,8 @@ def _context(memo: Any) -> OperatorContext:
 
 async def _startup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    if ctx.events is not None:
+        ctx.events.start()
     if ctx.mirror is not None:
         ctx.mirror.start()
         await ctx.mirror.resync()
@@ -50,10 +52,15 @@ async def _startup(memo: Any, **_: Any) -> None:
 async def _cleanup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
     if ctx.runs is not None:
-        await ctx.runs.stop()
+        await ctx.runs.stop()  # their last status is written
+    if ctx.elector is not None:
+        # Hand over now, not after kopf has drained its idle workers (seconds later).
+        await ctx.elector.release()
+    if ctx.events is not None:
+        await ctx.events.stop()
     if ctx.mirror is not None:
         await ctx.mirror.stop()
-    ctx.kube.close()
+    ctx.kube.close()  # serve() closes it too, for a standby that never ran kopf
 
 
 async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:

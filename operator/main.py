@@ -9,12 +9,17 @@ from typing import Any
 
 import kopf
 
+from stageflow import logs
 from stageflow.engine import Executor, InProcessExecutor, TaskExecutor, registry
 from stageflow.kube import KubeClient, load_configuration
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
+from stageflow.operator.events import EventRecorder
 from stageflow.operator.handlers import LoginFn, build_registry
+from stageflow.operator.leader import LeaseElector
+from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
+from stageflow.operator.probes import StandbyProbe
 from stageflow.operator.runs import RunManager
 from stageflow.store import DEFAULT_NAMESPACE
 
@@ -86,7 +91,12 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
             namespace=settings.namespace,
         )
     context = OperatorContext(
-        settings=settings, kube=kube, tasks=registry, executors=executors, mirror=mirror
+        settings=settings,
+        kube=kube,
+        tasks=registry,
+        executors=executors,
+        mirror=mirror,
+        events=EventRecorder(kube),
     )
     context.runs = RunManager(context)
     return context
@@ -100,32 +110,110 @@ async def serve(
     operator_settings: kopf.OperatorSettings | None = None,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
-) -> None:
-    """Run the operator until `stop_flag` is set (or forever)."""
+) -> bool:
+    """Run the operator until `stop_flag` is set (or forever). With leader election, stand
+    by until this operator holds the Lease; True if it stopped because it lost the Lease."""
     client = kube or KubeClient(load_configuration(), timeout=settings.request_timeout())
     context = make_context(settings, client)
     namespaces = [settings.namespace] if settings.namespace else []
     liveness = (
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
     )
-    options: dict[str, Any] = {"stop_flag": stop_flag, "ready_flag": ready_flag}
-    await kopf.operator(
-        registry=build_registry(login=login),
-        settings=operator_settings or kopf_settings(),
-        memo=context,
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-        **options,
+    stop_metrics = serve_metrics(settings.metrics_port) if settings.metrics_port else None
+    elector = make_elector(settings, client) if settings.leader_election else None
+    context.elector = elector
+    stopping = asyncio.Event()  # kopf's stop flag: the caller's, or a lost Lease
+    watchers = [asyncio.create_task(_relay(stop_flag, stopping))] if stop_flag else []
+    lost = False
+    try:
+        if elector is not None:
+            standby = asyncio.create_task(elector.acquire())
+            await _until(standby, stopping, probe_port=settings.liveness_port)
+            if not standby.done() or standby.cancelled():
+                return False  # stopped while standing by
+            watchers.append(asyncio.create_task(_hold(elector, context, stopping)))
+        else:
+            LEADER.set(1)  # the one operator drives every run
+        await kopf.operator(
+            registry=build_registry(login=login),
+            settings=operator_settings or kopf_settings(),
+            memo=context,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=liveness,
+            stop_flag=stopping,
+            ready_flag=ready_flag,
+        )
+        lost = elector is not None and elector.lost
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        if elector is not None:
+            await elector.release()  # if kopf's clean-up did not (it runs after the runs')
+        client.close()  # again, if kopf's clean-up did: closing is idempotent
+        LEADER.set(0)
+        if stop_metrics is not None:
+            stop_metrics()
+    return lost
+
+
+def make_elector(settings: OperatorSettings, kube: KubeClient) -> LeaseElector:
+    return LeaseElector(
+        kube,
+        namespace=settings.lease_namespace or settings.namespace or "default",
+        name=settings.lease_name,
+        identity=settings.leader_identity,
+        duration=settings.lease_duration_seconds,
+        renew_deadline=settings.lease_renew_deadline_seconds,
+        retry=settings.lease_retry_seconds,
     )
+
+
+async def _relay(flag: asyncio.Event | threading.Event, to: asyncio.Event) -> None:
+    """Set `to` once the caller's flag (an asyncio or a threading Event) is set."""
+    if isinstance(flag, asyncio.Event):
+        await flag.wait()
+    else:
+        while not flag.is_set():  # noqa: ASYNC110 -- a threading.Event cannot be awaited
+            await asyncio.sleep(0.1)
+    to.set()
+
+
+async def _until(
+    standby: asyncio.Task[None], stopping: asyncio.Event, *, probe_port: int | None
+) -> None:
+    """Wait for leadership or a stop; meanwhile answer the liveness probe (this standby lives)."""
+    probe = await StandbyProbe.start(probe_port) if probe_port else None
+    stopped = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({standby, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not standby.done():
+            standby.cancel()
+        await asyncio.gather(standby, stopped, return_exceptions=True)
+        if probe is not None:
+            await probe.stop()
+
+
+async def _hold(elector: LeaseElector, context: OperatorContext, stopping: asyncio.Event) -> None:
+    """Renew the Lease; if it is lost, stop every run at once (before a standby can take
+    over: see operator/leader.py), then stop kopf."""
+    await elector.hold()
+    if context.runs is not None:
+        context.shutdown_write_seconds = max(
+            0.0, elector.duration - elector.renew_deadline - elector.retry
+        )
+        await context.runs.stop()
+    stopping.set()
 
 
 def run(settings: OperatorSettings | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(level=logging.INFO)  # STAGEFLOW_LOG_FORMAT: text or json
     # kopf logs "Handler ... succeeded." at INFO for every watch event: a line per event
     # says nothing an operator's log needs, and costs CPU under load. Warnings still show.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    asyncio.run(serve(settings or OperatorSettings()))
+    if asyncio.run(serve(settings or OperatorSettings())):
+        raise SystemExit("lost the leader Lease: exiting, to start again as a standby")

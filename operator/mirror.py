@@ -26,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stageflow.engine.status import utcnow
 from stageflow.kube import KubeError, RunListing, is_deleted, record_from_object
+from stageflow.operator.metrics import MIRROR_LAG_SECONDS, MIRROR_PENDING, MIRROR_WRITES
 from stageflow.store import (
     InvalidRunIdError,
     RedisStore,
@@ -181,24 +183,31 @@ class RedisMirror:
         to be down: then the watch handler does not wait out the client's retries)."""
         if self._down:
             self._pending[key] = change
+            MIRROR_PENDING.set(len(self._pending))
             return False
         try:
             if isinstance(change, _Write):
                 entries = _entries(change.record)
-                if await self._store.mirror(
-                    change.record, self._changed(key, entries), version=change.version
-                ):
+                changed = self._changed(key, entries)
+                first_sight = key not in self._seen
+                if await self._store.mirror(change.record, changed, version=change.version):
                     self._seen[key] = entries
+                    if not first_sight:  # a first sight (a resync, a restart): no lag to tell
+                        _observe_lag(change.record, changed)
             else:
                 self._seen.pop(key, None)
                 await self._store.delete_mirrored(
                     namespace=key[0], run_id=key[1], version=change.version
                 )
         except StoreUnavailableError as error:
+            MIRROR_WRITES.labels(result="error").inc()
             self._pending[key] = change
+            MIRROR_PENDING.set(len(self._pending))
             self._went_down(error)
             return False
+        MIRROR_WRITES.labels(result="ok").inc()
         self._pending.pop(key, None)
+        MIRROR_PENDING.set(len(self._pending))
         return True
 
     def _went_down(self, error: StoreUnavailableError) -> None:
@@ -243,3 +252,12 @@ def _mirrored(name: str) -> bool:
     except InvalidRunIdError:
         return False
     return True
+
+
+def _observe_lag(record: RunRecord, changed: frozenset[str]) -> None:
+    """Task end -> mirrored, for the tasks this write brought to an end."""
+    now = utcnow()
+    for task_id in changed:
+        finished_at = record.status.tasks[task_id].finished_at
+        if finished_at is not None:
+            MIRROR_LAG_SECONDS.observe(max(0.0, (now - finished_at).total_seconds()))

@@ -36,6 +36,7 @@ from typing import Any
 
 from stageflow.kube import is_deleted
 from stageflow.operator.context import OperatorContext, RunControl
+from stageflow.operator.metrics import RUNS_ACTIVE
 from stageflow.operator.workflow import drive
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,12 @@ class RunManager:
             control.cancel()
         task = asyncio.create_task(drive(ctx=self._ctx, obj=obj, control=control), name=key[1])
         self._runs[key] = (control, task)
+        RUNS_ACTIVE.inc()
         task.add_done_callback(lambda done: self._finished(key, done))
 
     def _finished(self, key: RunKey, task: asyncio.Task[None]) -> None:
         control, _ = self._runs.pop(key)
+        RUNS_ACTIVE.dec()
         if task.cancelled():
             return
         error = task.exception()

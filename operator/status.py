@@ -31,6 +31,8 @@ from typing import Any
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, KubeError, status_patch
+from stageflow.operator.events import RunEvents
+from stageflow.operator.metrics import STATUS_PATCH_SECONDS, STATUS_PATCHES, RunMetrics
 from stageflow.store import RunStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class StatusWriter:
         generation: Callable[[], int | None],
         outage: Outage,
         logs: RunStore | None = None,
+        events: RunEvents | None = None,
     ) -> None:
         self._kube = kube
         self._namespace = namespace
@@ -97,6 +100,7 @@ class StatusWriter:
         self._generation = generation
         self._outage = outage
         self._logs = logs
+        self._events = events
         self._status: RunStatus | None = None
         self._pending: set[str] = set()
         self._published = 0  # publishes so far; the run-level fields change with each
@@ -108,11 +112,15 @@ class StatusWriter:
         self._phase: RunPhase | None = None
         self._since: datetime = utcnow()
         self.patches = 0
+        self._metrics = RunMetrics()
 
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         """Queue a write; with `final`, return once it is written (or the run is gone)."""
         self._status = status
         self._pending |= changed
+        self._metrics.published(status, changed)
+        if self._events is not None:
+            self._events.published(status, changed, final=final)
         self._published += 1
         if self._done.is_set():
             return
@@ -196,10 +204,13 @@ class StatusWriter:
             condition_since=self._since,
         )
         try:
-            written = await self._kube.patch_run_status(self._namespace, self._name, patch)
+            with STATUS_PATCH_SECONDS.time():
+                written = await self._kube.patch_run_status(self._namespace, self._name, patch)
         except BaseException:
             self._pending |= changed  # written again, from the newest status, next time
+            STATUS_PATCHES.labels(result="error").inc()
             raise
+        STATUS_PATCHES.labels(result="ok").inc()
         self.patches += 1
         self._written = covered
         return written

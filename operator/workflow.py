@@ -20,22 +20,42 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from stageflow.engine import Executor, RunStatus, SpecError, WorkflowRunner, compile_workflow
+from stageflow.engine import (
+    Attempt,
+    Executor,
+    PlannedTask,
+    RunStatus,
+    SpecError,
+    TaskExecutor,
+    TaskResult,
+    TaskStatus,
+    WorkflowRunner,
+    compile_workflow,
+)
 from stageflow.engine.status import RunPhase, utcnow
 from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.jobs import Owner
+from stageflow.logs import bind
 from stageflow.operator.context import OperatorContext, RunControl
+from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
+from stageflow.operator.metrics import RunMetrics
 from stageflow.operator.status import StatusWriter, retry_delay
 from stageflow.store import RunRecord
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_WRITE_SECONDS = 5.0
-
 
 async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
-    """Run a WorkflowRun to its end (if it has not ended), then expire it (if it has a TTL)."""
+    """Run a WorkflowRun to its end (if it has not ended), then expire it (if it has a TTL).
+
+    Every line logged meanwhile, here and in what the run starts, carries its id and
+    namespace (stageflow.logs)."""
+    with bind(run_id=control.name, namespace=control.namespace):
+        await _drive(ctx=ctx, obj=obj, control=control)
+
+
+async def _drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
     record = record_from_object(obj)
     if not record.status.phase.finished:
         finished = await _run(ctx, obj, record, control)
@@ -46,7 +66,30 @@ async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunContro
         await _expire(ctx, control, record)
 
 
-def _writer(ctx: OperatorContext, control: RunControl) -> StatusWriter:
+class TaskLogged:
+    """An executor whose attempts log with their task's id (`task` in every line)."""
+
+    def __init__(self, inner: TaskExecutor) -> None:
+        self._inner = inner
+        self.name = inner.name
+
+    def can_resume(self, task: PlannedTask, status: TaskStatus) -> bool:
+        return self._inner.can_resume(task, status)
+
+    async def execute(self, attempt: Attempt) -> TaskResult:
+        with bind(task=attempt.task_id):
+            return await self._inner.execute(attempt)
+
+
+def _writer(
+    ctx: OperatorContext, control: RunControl, obj: dict[str, Any], record: RunRecord
+) -> StatusWriter:
+    events = None
+    if ctx.events is not None:
+        about = involved(control.namespace, control.name, obj.get("metadata", {}).get("uid", ""))
+        events = RunEvents(
+            ctx.events, about, initial=record.status, budget=ctx.settings.events_per_run
+        )
     writer = StatusWriter(
         ctx.kube,
         control.namespace,
@@ -55,6 +98,7 @@ def _writer(ctx: OperatorContext, control: RunControl) -> StatusWriter:
         generation=lambda: control.generation,
         outage=ctx.outage,
         logs=ctx.mirror.store.in_namespace(control.namespace) if ctx.mirror is not None else None,
+        events=events,
     )
     control.writer = writer
     return writer
@@ -64,7 +108,7 @@ async def _run(
     ctx: OperatorContext, obj: dict[str, Any], record: RunRecord, control: RunControl
 ) -> RunStatus | None:
     """The run's final status, or None if the operator stopped before it ended."""
-    writer = _writer(ctx, control)
+    writer = _writer(ctx, control, obj, record)
     try:
         plan = compile_workflow(record.spec, registry=ctx.tasks, **ctx.settings.limits())
     except SpecError as error:  # a spec the engine refuses (made without the API)
@@ -78,10 +122,11 @@ async def _run(
         name=control.name,
         uid=obj.get("metadata", {}).get("uid", ""),
     )
-    executors = {
+    executors: dict[Executor, TaskExecutor] = {
         **ctx.executors,
         Executor.JOB: JobExecutor(ctx.kube, ctx.jobs, owner, ctx.settings.job_settings()),
     }
+    executors = {kind: TaskLogged(executor) for kind, executor in executors.items()}
     runner = WorkflowRunner(plan, executors=executors, sink=writer, status=record.status)
     control.attach(runner)
     started = time.monotonic()
@@ -90,7 +135,7 @@ async def _run(
     except asyncio.CancelledError:
         # The operator is stopping: leave the newest status for the next one to resume.
         try:
-            async with asyncio.timeout(SHUTDOWN_WRITE_SECONDS):
+            async with asyncio.timeout(ctx.shutdown_write_seconds):
                 await writer.flush()
         except TimeoutError:
             logger.warning("last status of %s/%s not written in time", *control.key)
@@ -100,6 +145,7 @@ async def _run(
     if control.deleted.is_set():
         logger.info("WorkflowRun %s/%s deleted: its run was cancelled", *control.key)
         return None
+    RunMetrics.run_finished(final)
     logger.info(
         "WorkflowRun %s/%s %s: %s tasks in %.2fs, %d status patches",
         *control.key,

@@ -109,7 +109,9 @@ class Cluster:
     workdir: Path
     apis: list[ApiProcess] = field(default_factory=list)
 
-    def start_api(self, namespace: str, **settings: str) -> httpx.Client:
+    def start_api(
+        self, namespace: str, *, task_modules: str = EXAMPLE_TASKS, **settings: str
+    ) -> httpx.Client:
         """`stageflow api` (kubernetes backend) on loopback; `settings` add STAGEFLOW_* env."""
         port = free_port()
         env = {
@@ -119,7 +121,7 @@ class Cluster:
             "STAGEFLOW_NAMESPACE": namespace,
             "STAGEFLOW_REDIS_URL": self.redis.url,
             "STAGEFLOW_LOG_LEVEL": "warning",
-            "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
+            "STAGEFLOW_TASK_MODULES": task_modules,
             **settings,
         }
         process = subprocess.Popen(

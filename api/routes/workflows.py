@@ -29,6 +29,7 @@ from stageflow.api.auth import (
 from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
+from stageflow.api.metrics import RUNS_SUBMITTED
 from stageflow.api.routes.streams import followed_log, run_events
 from stageflow.api.schemas import ErrorBody, RunList, Submitted
 from stageflow.api.streams import stream_slot
@@ -78,6 +79,7 @@ async def submit_workflow(
 ) -> Submitted:
     """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream events."""
     record = await backend.submit(body, submitted_by=None if caller is ANONYMOUS else caller.name)
+    RUNS_SUBMITTED.inc()
     response.headers["Location"] = f"/workflow/{record.run_id}"
     return Submitted(run_id=record.run_id, status=record.status.phase)
 

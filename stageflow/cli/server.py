@@ -34,6 +34,7 @@ def api(
     ] = None,
 ) -> None:
     """Serve the HTTP API."""
+    from stageflow import logs
     from stageflow.api import create_app
     from stageflow.api.auth import AuthConfigError
     from stageflow.api.config import ApiSettings
@@ -42,11 +43,12 @@ def api(
     settings = ApiSettings()
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value}
     settings = settings.model_copy(update=overrides)
+    logs.configure(level=settings.log_level.upper())  # uvicorn's loggers propagate to it
     try:
         app = create_app(settings)
     except AuthConfigError as error:  # e.g. every interface and no auth mode chosen
         _fail(f"stageflow api: {error}", EXIT_USAGE)
-    make_server(app, settings).run()
+    make_server(app, settings, log_config=None).run()
 
 
 def operator() -> None:

@@ -67,17 +67,21 @@ def test_install_with_defaults_creates_every_object(release: tuple[str, str]) ->
         ("Deployment", "sf-stageflow-redis"),
         ("Service", "sf-stageflow-api"),
         ("Service", "sf-stageflow-redis"),
+        ("Service", "sf-stageflow-operator-metrics"),
         ("ServiceAccount", "sf-stageflow-api"),
         ("ServiceAccount", "sf-stageflow-operator"),
         ("Role", "sf-stageflow-api"),
         ("Role", "sf-stageflow-operator"),
+        ("Role", "sf-stageflow-operator-leader"),
         ("RoleBinding", "sf-stageflow-api"),
         ("RoleBinding", "sf-stageflow-operator"),
+        ("RoleBinding", "sf-stageflow-operator-leader"),
         ("PodDisruptionBudget", "sf-stageflow-api"),
+        ("PodDisruptionBudget", "sf-stageflow-operator"),
     }
     # The controller-manager turned the Deployments into pods (which never run: no kubelet).
     pods = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
-    assert len(pods) == 4  # 2 API replicas, 1 operator, 1 Redis
+    assert len(pods) == 5  # 2 API replicas, 2 operators (leader and standby), 1 Redis
 
 
 def test_install_without_the_bundled_redis(release: tuple[str, str]) -> None:
@@ -110,13 +114,23 @@ FORBIDDEN = [
 ]
 
 
+LEASE_NAME = "sf-stageflow-operator"  # the chart grants get/update on this Lease alone
+
+
+def is_lease(permission: Permission) -> bool:
+    return permission.resource == "leases"
+
+
 def can_i(namespace: str, account: str, permission: Permission, *, where: str) -> bool:
     resource, _, subresource = permission.resource.partition("/")
+    target = f"{resource}.{permission.group}" if permission.group else resource
+    if is_lease(permission) and permission.verb != "create":
+        target += f"/{LEASE_NAME}"  # a Role with resourceNames answers only for that name
     args = [
         "auth",
         "can-i",
         permission.verb,
-        f"{resource}.{permission.group}" if permission.group else resource,
+        target,
         "-n",
         where,
         f"--as=system:serviceaccount:{namespace}:{account}",
@@ -160,7 +174,8 @@ def test_cluster_wide_rbac_lets_the_operator_watch_every_namespace(
     helm("install", name, str(CHART), "-n", namespace, "--set", "rbac.clusterWide=true")
     operator = "sf-stageflow-operator"
     for permission in sorted(operator_needs()):
-        assert can_i(namespace, operator, permission, where="default"), permission
+        where = namespace if is_lease(permission) else "default"  # its Lease: the release's
+        assert can_i(namespace, operator, permission, where=where), permission
     for permission in FORBIDDEN:
         assert not can_i(namespace, operator, permission, where="default"), permission
     create_run = Permission("stageflow.dev", "workflowruns", "create")

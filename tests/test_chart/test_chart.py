@@ -32,7 +32,10 @@ def env_of(deployment: dict[str, Any]) -> dict[str, str]:
 def _value(item: dict[str, Any]) -> str:
     if "value" in item:
         return str(item["value"])
-    ref = item["valueFrom"]["secretKeyRef"]
+    source = item["valueFrom"]
+    if "fieldRef" in source:
+        return f"field:{source['fieldRef']['fieldPath']}"
+    ref = source["secretKeyRef"]
     return f"secret:{ref['name']}/{ref['key']}"
 
 
@@ -52,15 +55,19 @@ def test_default_objects(render: Render) -> None:
         ("Deployment", "sf-stageflow-redis"),
         ("Pod", "sf-stageflow-test-seed"),
         ("PodDisruptionBudget", "sf-stageflow-api"),
+        ("PodDisruptionBudget", "sf-stageflow-operator"),
         ("Role", "sf-stageflow-api"),
         ("Role", "sf-stageflow-operator"),
+        ("Role", "sf-stageflow-operator-leader"),  # its Lease alone
         ("Role", "sf-stageflow-test"),  # helm test's: create/get workflowruns
         ("RoleBinding", "sf-stageflow-api"),
         ("RoleBinding", "sf-stageflow-operator"),
+        ("RoleBinding", "sf-stageflow-operator-leader"),
         ("RoleBinding", "sf-stageflow-test"),
         ("Secret", "sf-stageflow-redis"),  # the bundled Redis's password
         ("Secret", "sf-stageflow-test-token"),
         ("Service", "sf-stageflow-api"),
+        ("Service", "sf-stageflow-operator-metrics"),
         ("Service", "sf-stageflow-redis"),
         ("ServiceAccount", "sf-stageflow-api"),
         ("ServiceAccount", "sf-stageflow-operator"),
@@ -97,11 +104,91 @@ def test_every_pod_meets_the_restricted_standard(render: Render) -> None:
             assert context["capabilities"] == {"drop": ["ALL"]}, name
 
 
-def test_operator_runs_one_replica_and_recreates(render: Render) -> None:
-    docs = render()
+def test_one_operator_without_leader_election_recreates(render: Render) -> None:
+    docs = render("operator.replicas=1", "operator.leaderElection.enabled=false")
     operator = find(docs, "Deployment", "sf-stageflow-operator")
     assert operator["spec"]["replicas"] == 1
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    assert env_of(operator)["STAGEFLOW_LEADER_ELECTION"] == "false"
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+    assert ("PodDisruptionBudget", "sf-stageflow-operator") not in names
+    assert ("Role", "sf-stageflow-operator-leader") not in names
+
+
+def test_two_operators_elect_a_leader_on_a_lease(render: Render) -> None:
+    docs = render()
+    operator = find(docs, "Deployment", "sf-stageflow-operator")
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = env_of_all(operator)
+    assert env["STAGEFLOW_LEADER_ELECTION"] == {"value": "true"}
+    assert env["STAGEFLOW_LEASE_NAME"] == {"value": "sf-stageflow-operator"}
+    assert env["STAGEFLOW_LEASE_NAMESPACE"] == {"value": "flows"}
+    assert env["STAGEFLOW_LEASE_DURATION_SECONDS"] == {"value": "15"}
+    assert env["STAGEFLOW_LEADER_IDENTITY"] == {
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}
+    }
+    budget = find(docs, "PodDisruptionBudget", "sf-stageflow-operator")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == operator["spec"]["selector"]["matchLabels"]
+    leader = find(docs, "Role", "sf-stageflow-operator-leader")
+    granted = {
+        (group, resource, verb)
+        for rule in leader["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {
+        ("coordination.k8s.io", "leases", verb) for verb in ("create", "get", "update")
+    }
+    binding = find(docs, "RoleBinding", "sf-stageflow-operator-leader")
+    assert binding["subjects"][0]["name"] == "sf-stageflow-operator"
+
+
+def test_metrics_ports_annotations_and_log_format(render: Render) -> None:
+    docs = render()
+    operator = find(docs, "Deployment", "sf-stageflow-operator")
+    api = find(docs, "Deployment", "sf-stageflow-api")
+    assert env_of(operator)["STAGEFLOW_METRICS_PORT"] == "9090"
+    assert env_of(operator)["STAGEFLOW_LOG_FORMAT"] == "json"
+    assert env_of(api)["STAGEFLOW_LOG_FORMAT"] == "json"
+    ports = operator["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in ports
+    for deployment, port in ((operator, "9090"), (api, "8080")):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == port
+        assert annotations["prometheus.io/path"] == "/metrics"
+    service = find(docs, "Service", "sf-stageflow-operator-metrics")
+    assert service["spec"]["ports"][0]["name"] == "metrics"
+    assert service["spec"]["selector"] == operator["spec"]["selector"]["matchLabels"]
+    assert "ServiceMonitor" not in {doc["kind"] for doc in docs}
+
+
+def test_service_monitor_only_when_enabled(render: Render) -> None:
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.team=ops")
+    monitor = find(docs, "ServiceMonitor", "sf-stageflow")
+    assert monitor["metadata"]["labels"]["team"] == "ops"
+    assert monitor["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/instance": "sf"}
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [
+        ("http", "/metrics"),
+        ("metrics", "/metrics"),
+    ]
+    api_service = find(docs, "Service", "sf-stageflow-api")
+    assert "http" in {port["name"] for port in api_service["spec"]["ports"]}
+
+
+def env_of_all(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {
+        item["name"]: {k: v for k, v in item.items() if k != "name"} for item in container["env"]
+    }
+
+
+def test_operator_pod_settings(render: Render) -> None:
+    docs = render()
+    operator = find(docs, "Deployment", "sf-stageflow-operator")
     assert operator["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == "sf-stageflow-operator"
     env = env_of(operator)
@@ -180,7 +267,7 @@ def test_images_and_task_settings(render: Render) -> None:
     ("setting", "complaint"),
     [
         ("api.replicas=0", "api.replicas"),
-        ("operator.replicas=2", "operator.replicas"),
+        ("operator.leaderElection.enabled=false", "operator.replicas"),  # 2 replicas
         ("image.pullPolicy=Sometimes", "image.pullPolicy"),
         ("redis.url=http://nope", "redis.url"),
         ("surprise=1", "surprise"),

@@ -67,6 +67,8 @@ def test_every_call_is_granted_and_every_grant_is_called(
     docs = render(f"rbac.clusterWide={str(cluster_wide).lower()}")
     kind = "ClusterRole" if cluster_wide and component == "operator" else "Role"
     has = granted(docs, kind, f"sf-stageflow-{component}")
+    if component == "operator":  # its Lease, in the release's namespace
+        has |= granted(docs, "Role", "sf-stageflow-operator-leader")
     if component == "api":  # auth mode kubernetes (the default): reviews are cluster-scoped
         has |= granted(docs, "ClusterRole", REVIEWS)
     needs = operator_needs() if component == "operator" else api_needs()

@@ -52,8 +52,9 @@ def counted_tasks(*labels: str) -> dict[str, Any]:
 async def test_seed_runs_cost_a_create_and_at_most_two_status_patches(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    """Finding 7 (and the write budget): no finalizer, no annotations, coalesced status."""
-    await start_operator(status_flush_seconds=0.05)
+    """Finding 7 (and the write budget): no finalizer, no annotations, coalesced status (the
+    operator's default window: a shorter one makes the count depend on the machine's load)."""
+    await start_operator(status_flush_seconds=0.5)
     names = [await cluster.create(SEED) for _ in range(20)]
     for name in names:
         await cluster.wait_for_phase(name, "Succeeded")

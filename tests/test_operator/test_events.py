@@ -1,0 +1,115 @@
+"""Kubernetes Events on WorkflowRuns (kmock): which transitions, rate-limited, never blocking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kmock
+
+from stageflow.operator.events import EventRecorder, involved
+from tests.polling import eventually
+from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.workflows import failing
+
+pytestmark = STAMPING
+
+EVENTS = "v1/events"
+
+
+def posted(cluster: Cluster, run: str) -> list[dict[str, Any]]:
+    """The Events the operator POSTed about `run`, in order."""
+    return [
+        request.data
+        for request in cluster.mock[kmock.resource(EVENTS), kmock.method.POST]
+        if request.data["involvedObject"]["name"] == run
+    ]
+
+
+def reasons(cluster: Cluster, run: str) -> list[str]:
+    return [event["reason"] for event in posted(cluster, run)]
+
+
+async def test_start_retry_failure_and_end_are_events_on_the_run(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    name = await cluster.create(
+        {"workflow": [{"type": "sequential", "tasks": [failing("boom", "boom broke", retries=1)]}]}
+    )
+    obj = await cluster.wait_for_phase(name, "Failed")
+
+    async def ended() -> bool:
+        return "Failed" in reasons(cluster, name)
+
+    await eventually(ended)
+    events = posted(cluster, name)
+    assert [(e["reason"], e["type"]) for e in events] == [
+        ("Started", "Normal"),
+        ("RetryScheduled", "Normal"),
+        ("TaskFailed", "Warning"),
+        ("Failed", "Warning"),
+    ]
+    assert "attempt 1 failed" in events[1]["message"]
+    assert "boom broke" in events[2]["message"]
+    assert events[3]["message"] == obj["status"]["message"]
+    assert events[0]["involvedObject"] == {
+        "apiVersion": "stageflow.dev/v1alpha1",
+        "kind": "WorkflowRun",
+        "name": name,
+        "namespace": NAMESPACE,
+        "uid": obj["metadata"]["uid"],
+    }
+    assert {e["source"]["component"] for e in events} == {"stageflow-operator"}
+
+
+async def test_a_succeeded_run_gets_two_events(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    await start_operator()
+    name = await cluster.create({"workflow": [{"type": "parallel", "tasks": ["task_a", "task_b"]}]})
+    await cluster.wait_for_phase(name, "Succeeded")
+
+    async def ended() -> bool:
+        return "Succeeded" in reasons(cluster, name)
+
+    await eventually(ended)
+    assert reasons(cluster, name) == ["Started", "Succeeded"]
+    assert posted(cluster, name)[1]["type"] == "Normal"
+
+
+async def test_many_failing_tasks_write_a_bounded_number_of_events(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    await start_operator(events_per_run=5)
+    tasks = [failing(f"t{i}", f"t{i} broke") for i in range(200)]
+    name = await cluster.create(
+        {"failFast": False, "workflow": [{"type": "parallel", "tasks": tasks}]}
+    )
+    await cluster.wait_for_phase(name, "Failed")
+
+    async def ended() -> bool:
+        return "Failed" in reasons(cluster, name)
+
+    await eventually(ended)
+    assert reasons(cluster, name) == [
+        "Started",
+        *["TaskFailed"] * 5,
+        "EventsSuppressed",
+        "Failed",
+    ]
+
+
+async def test_a_full_queue_drops_events_instead_of_waiting(cluster: Cluster) -> None:
+    """The apiserver never answers the recorder (its worker is not started): emit returns."""
+    recorder = EventRecorder(cluster.kube, queue_size=3)
+    about = involved(NAMESPACE, "r", "u")
+    for number in range(10):
+        recorder.emit(about, reason="TaskFailed", message=str(number))  # never blocks
+    assert recorder.queued == 3
+    recorder.start()
+    await recorder.stop()
+    assert [e["message"] for e in (r.data for r in cluster.mock[kmock.method.POST])] == [
+        "0",
+        "1",
+        "2",
+    ]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Required, TypedDict, cast
 
 import kubernetes.client
 import kubernetes.config
@@ -55,6 +56,37 @@ def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Confi
             config_file=kubeconfig, client_configuration=configuration
         )
     return configuration
+
+
+# The apiserver's metadata-only list: names and versions, not whole objects (a cheap list,
+# for checking that a watch keeps up).
+_METADATA_ONLY: dict[str, Any] = {
+    "_headers": {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+}
+
+
+class _ObjectMetadata(TypedDict, total=False):
+    name: Required[str]
+    namespace: str
+    resourceVersion: str
+
+
+class _MetadataItem(TypedDict):
+    metadata: _ObjectMetadata
+
+
+class _MetadataList(TypedDict, total=False):
+    items: list[_MetadataItem]
+
+
+def _versions_of(listing: Any) -> dict[tuple[str, str], str]:
+    items = cast(_MetadataList, listing).get("items") or []
+    return {
+        (item["metadata"].get("namespace", ""), item["metadata"]["name"]): item["metadata"].get(
+            "resourceVersion", ""
+        )
+        for item in items
+    }
 
 
 @dataclass(frozen=True)
@@ -161,6 +193,44 @@ class KubeClient:
             items=listing.get("items", []),
             resource_version=(listing.get("metadata") or {}).get("resourceVersion") or None,
         )
+
+    async def run_versions(self, namespace: str | None) -> dict[tuple[str, str], str]:
+        """(namespace, name) -> resourceVersion of every WorkflowRun, as metadata only."""
+        if namespace is None:
+            listing = await self._call(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **_METADATA_ONLY
+            )
+        else:
+            listing = await self._call(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                **_METADATA_ONLY,
+            )
+        return _versions_of(listing)
+
+    async def job_versions(
+        self, namespace: str | None, selector: str
+    ) -> dict[tuple[str, str], str]:
+        """(namespace, name) -> resourceVersion of every Job `selector` picks, metadata only."""
+        if namespace is None:
+            response = await self._call(
+                self._batch.list_job_for_all_namespaces,
+                label_selector=selector,
+                _preload_content=False,
+                **_METADATA_ONLY,
+            )
+        else:
+            response = await self._call(
+                self._batch.list_namespaced_job,
+                namespace,
+                label_selector=selector,
+                _preload_content=False,
+                **_METADATA_ONLY,
+            )
+        return _versions_of(json.loads(response.data))
 
     async def patch_run(
         self, namespace: str, name: str, patch: dict[str, Any]

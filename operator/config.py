@@ -43,6 +43,12 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     liveness_port: int | None = Field(
         default=None, description="Serve kopf's liveness probe on this port (/healthz)."
     )
+    watch_stale_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Fail the liveness probe when a watch has not delivered a change the "
+        "apiserver has held this long (a stuck watch; an idle one passes). 0: no check.",
+    )
     events_per_run: int = Field(
         default=10,
         ge=0,

@@ -13,6 +13,7 @@ from stageflow.operator.events import EventRecorder
 from stageflow.operator.jobs import JobWatcher
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
+from stageflow.operator.watchcheck import WatchCheck
 
 if TYPE_CHECKING:
     from stageflow.operator.leader import LeaseElector
@@ -75,3 +76,11 @@ class OperatorContext:
     # kopf hands each resource a shallow copy of the memo: mutable fields stay shared.
     runs: RunManager | None = None
     elector: LeaseElector | None = None  # with leader election: released at clean-up
+    # Is each watch keeping up with the apiserver? (liveness; None: not checked)
+    run_watch: WatchCheck | None = None
+    job_watch: WatchCheck | None = None
+    watch_checking: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def watch_checks(self) -> list[WatchCheck]:
+        return [check for check in (self.run_watch, self.job_watch) if check is not None]

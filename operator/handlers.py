@@ -7,11 +7,14 @@ operator/runs.py for why nothing needs them) and hand each event on:
 - to the Redis mirror, so it follows what is observed, whoever wrote it;
 - Job events to the attempt waiting for that Job.
 Start-up resyncs the mirror; clean-up stops every run
-(its status left for the next operator) and closes clients.
+(its status left for the next operator) and closes clients. The liveness probe
+fails when a watch is stuck (operator/watchcheck.py), not when it is idle.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import kopf
@@ -19,6 +22,9 @@ import kopf
 from stageflow.kube import GROUP, PLURAL, VERSION
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.context import OperatorContext
+from stageflow.operator.watchcheck import WatchCheck
+
+logger = logging.getLogger(__name__)
 
 LoginFn = Any  # kopf's activity handler: (**kwargs) -> kopf.ConnectionInfo | None
 
@@ -28,6 +34,7 @@ def build_registry(*, login: LoginFn) -> kopf.OperatorRegistry:
     kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(_startup)
     kopf.on.cleanup(registry=registry)(_cleanup)
+    kopf.on.probe(id="watches", registry=registry)(_watches_keep_up)
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(_observe)
     kopf.on.event("batch", "v1", "jobs", labels={RUN_LABEL: kopf.PRESENT}, registry=registry)(
         _observe_job
@@ -47,10 +54,17 @@ async def _startup(memo: Any, **_: Any) -> None:
     if ctx.mirror is not None:
         ctx.mirror.start()
         await ctx.mirror.resync()
+    ctx.watch_checking = [
+        asyncio.create_task(check.run_forever(), name=f"stageflow {check.what} watch check")
+        for check in ctx.watch_checks
+    ]
 
 
 async def _cleanup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    for checking in ctx.watch_checking:
+        checking.cancel()
+    await asyncio.gather(*ctx.watch_checking, return_exceptions=True)
     if ctx.runs is not None:
         await ctx.runs.stop()  # their last status is written
     if ctx.elector is not None:
@@ -59,12 +73,35 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     if ctx.events is not None:
         await ctx.events.stop()
     if ctx.mirror is not None:
-        await ctx.mirror.stop()
+        try:
+            async with asyncio.timeout(5):  # bounded, as every step of a shutdown is
+                await ctx.mirror.stop()
+        except TimeoutError:
+            logger.error("the Redis mirror did not close within 5 s; leaving it")
     ctx.kube.close()  # serve() closes it too, for a standby that never ran kopf
+
+
+async def _watches_keep_up(memo: Any, **_: Any) -> str:
+    """Part of /healthz: fails (500) when a watch is stuck, not when it is merely idle."""
+    for check in _context(memo).watch_checks:
+        if check.stuck is not None:
+            raise kopf.PermanentError(check.stuck)
+    return "keeping up"
+
+
+def _seen(check: WatchCheck | None, event: kopf.RawEvent) -> None:
+    if check is not None:
+        metadata = event["object"].get("metadata") or {}
+        check.seen(
+            (metadata.get("namespace", ""), metadata.get("name", "")),
+            metadata.get("resourceVersion"),
+            deleted=event.get("type") == "DELETED",
+        )
 
 
 async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    _seen(ctx.run_watch, event)
     obj: dict[str, Any] = dict(event["object"])  # the raw JSON: no view to convert
     deleted = event.get("type") == "DELETED" or bool(
         obj.get("metadata", {}).get("deletionTimestamp")
@@ -85,5 +122,7 @@ async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 
 async def _observe_job(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Job transitions, handed to the attempt waiting for that Job (if any)."""
+    ctx = _context(memo)
+    _seen(ctx.job_watch, event)
     job: dict[str, Any] = dict(event["object"])
-    _context(memo).jobs.observe(job, deleted=event.get("type") == "DELETED")
+    ctx.jobs.observe(job, deleted=event.get("type") == "DELETED")

@@ -12,6 +12,7 @@ import kopf
 from stageflow import logs
 from stageflow.engine import Executor, InProcessExecutor, TaskExecutor, registry
 from stageflow.kube import KubeClient, load_configuration
+from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
 from stageflow.operator.events import EventRecorder
@@ -21,6 +22,7 @@ from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.probes import StandbyProbe
 from stageflow.operator.runs import RunManager
+from stageflow.operator.watchcheck import ObjectKey, WatchCheck
 from stageflow.store import DEFAULT_NAMESPACE
 
 PREFIX = "stageflow.dev"
@@ -99,7 +101,26 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
         events=EventRecorder(kube),
     )
     context.runs = RunManager(context)
+    if settings.watch_stale_seconds > 0:
+        context.run_watch, context.job_watch = _watch_checks(settings, kube)
     return context
+
+
+def _watch_checks(settings: OperatorSettings, kube: KubeClient) -> tuple[WatchCheck, WatchCheck]:
+    """Liveness: are the WorkflowRun and Job watches delivering what the apiserver holds?"""
+    stale = settings.watch_stale_seconds
+    every = stale / 4  # noted within a quarter of the bound, so stuck is told within 1.25x
+
+    async def runs() -> dict[ObjectKey, str]:
+        return await kube.run_versions(settings.namespace)
+
+    async def jobs() -> dict[ObjectKey, str]:
+        return await kube.job_versions(settings.namespace, RUN_LABEL)
+
+    return (
+        WatchCheck("WorkflowRun", runs, stale_seconds=stale, every_seconds=every),
+        WatchCheck("Job", jobs, stale_seconds=stale, every_seconds=every),
+    )
 
 
 async def serve(

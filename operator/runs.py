@@ -111,4 +111,11 @@ class RunManager:
         tasks = [task for _, task in self._runs.values()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        # Bounded: a run that does not stop must not keep the operator (and the Lease's
+        # hand-over) waiting; it is named, with where it waits, for its bug report.
+        _, stuck = await asyncio.wait(tasks, timeout=self._ctx.shutdown_write_seconds + 5)
+        for task in stuck:
+            where = "".join(f"\n  {frame}" for frame in task.get_stack(limit=8))
+            logger.error("run %s did not stop when cancelled; left behind at:%s", task, where)

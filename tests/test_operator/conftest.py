@@ -8,10 +8,13 @@ adds them, so kopf sees each object change once (see ../shared/testing-kopf.md).
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import sys
 import threading
+import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +35,16 @@ RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
 JOBS = "batch/v1/jobs"
 NAMESPACE = "default"
 _versions = itertools.count(1)
+# The seed workflow: two tasks in parallel, then one.
+SEED: dict[str, Any] = {
+    "workflow": [
+        {
+            "type": "parallel",
+            "tasks": [{"name": "task_a", "task": "task_a"}, {"name": "task_b", "task": "task_b"}],
+        },
+        {"type": "sequential", "tasks": [{"name": "task_c", "task": "task_c"}]},
+    ]
+}
 
 
 class StampingEmulator(kmock.KubernetesEmulator):
@@ -213,15 +226,43 @@ class RunningOperator:
 
     stop_flag: threading.Event
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
     async def stop(self) -> None:
         """Stop as a shut-down operator does (its daemons see OPERATOR_EXITING)."""
         self.stop_flag.set()
         await asyncio.to_thread(self.thread.join, 30)
-        assert not self.thread.is_alive(), "the operator did not stop"
+        assert not self.thread.is_alive(), f"the operator did not stop:\n{self.where()}"
+
+    def where(self) -> str:
+        """Where a stuck operator is: its thread's stack and its loop's pending tasks."""
+        frames = sys._current_frames().get(self.thread.ident or 0)
+        stack = "".join(traceback.format_stack(frames)) if frames else "(no frame)"
+        tasks = []
+        for task in _tasks_of(self.loop):
+            lines = io.StringIO()
+            task.print_stack(limit=6, file=lines)
+            tasks.append(lines.getvalue())
+        return f"thread:\n{stack}\ntasks:\n" + "\n".join(tasks)
 
 
 StartOperator = Callable[..., Awaitable[RunningOperator]]
+
+
+def _tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    """The loop's tasks, read from another thread (the set may change while read)."""
+    for _ in range(10):
+        try:
+            return list(asyncio.all_tasks(loop))
+        except RuntimeError:
+            continue
+    return []
+
+
+def _run(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, Any]) -> None:
+    """asyncio.run, on a loop the test holds (to show its tasks if it gets stuck)."""
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(main)
 
 
 @pytest.fixture
@@ -249,9 +290,10 @@ async def start_operator(cluster: Cluster) -> AsyncIterator[StartOperator]:
             stop_flag=stop,
             ready_flag=ready,
         )
-        thread = threading.Thread(target=asyncio.run, args=(main,), name="operator", daemon=True)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=_run, args=(loop, main), name="operator", daemon=True)
         thread.start()
-        operator = RunningOperator(stop_flag=stop, thread=thread)
+        operator = RunningOperator(stop_flag=stop, thread=thread, loop=loop)
         running.append(operator)
         assert await asyncio.to_thread(ready.wait, 15), "the operator did not become ready"
         return operator

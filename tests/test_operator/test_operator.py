@@ -12,19 +12,10 @@ import redis.asyncio as aioredis
 from stageflow.engine import task
 from stageflow.store.redis_store import run_key, tasks_key
 from tests.polling import eventually
-from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.test_operator.conftest import NAMESPACE, SEED, STAMPING, Cluster, StartOperator
 
 pytestmark = STAMPING
 
-SEED: dict[str, Any] = {
-    "workflow": [
-        {
-            "type": "parallel",
-            "tasks": [{"name": "task_a", "task": "task_a"}, {"name": "task_b", "task": "task_b"}],
-        },
-        {"type": "sequential", "tasks": [{"name": "task_c", "task": "task_c"}]},
-    ]
-}
 calls: Counter[str] = Counter()
 cancelled: list[str] = []
 

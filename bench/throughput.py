@@ -100,6 +100,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy (every core), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def control_plane_pids() -> dict[str, int]:
+    """The apiserver's and etcd's processes (by name), to charge their CPU to the runs."""
+    found: dict[str, int] = {}
+    for name in ("kube-apiserver", "etcd"):
+        pids = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+        if pids.split():
+            found[name] = int(pids.split()[0])
+    return found
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items()} | {
+        "machine": machine_busy_seconds()
+    }
+
+
 @dataclass
 class Watcher:
     """One watch on a namespace's WorkflowRuns: when each run succeeded, when each task's end
@@ -165,7 +189,7 @@ class Phase:
     seconds: float
     writes: Counter[str]
     latencies: list[float] = field(default_factory=list)
-    cpu: float | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # process (and "machine") -> seconds
     lags: list[float] = field(default_factory=list)
     answers: list[float] = field(default_factory=list)
 
@@ -223,12 +247,13 @@ async def stageflow_phase(
 
 
 async def measured(
-    title: str, phase: Coroutine[Any, Any, Timings], *, runs: int, pid: int
+    title: str, phase: Coroutine[Any, Any, Timings], *, runs: int, pids: dict[str, int]
 ) -> Phase:
-    """A stageflow phase with the apiserver's writes and the operator's CPU around it."""
-    before, cpu = workflowrun_writes(), cpu_seconds(pid)
+    """A stageflow phase with the apiserver's writes and each process's CPU around it."""
+    before, cpu_before = workflowrun_writes(), cpu_of(pids)
     timings = await phase
-    cpu = cpu_seconds(pid) - cpu
+    cpu_after = cpu_of(pids)
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
     await asyncio.sleep(1)  # writes that come late (none should) count too
     return Phase(
         title,
@@ -313,6 +338,7 @@ class Setup:
     floor_namespace: str
     redis_url: str | None
     custom: kubernetes.client.CustomObjectsApi
+    redis_pid: int | None = None
 
 
 async def measure(setup: Setup) -> list[Phase]:
@@ -332,8 +358,11 @@ async def measure(setup: Setup) -> list[Phase]:
     try:
         with (
             process(["operator"], operator_env, workdir / "operator.log", cwd=operator_root) as op,
-            process(["api", "--port", str(port)], api_env, workdir / "api.log"),
+            process(["api", "--port", str(port)], api_env, workdir / "api.log") as api_process,
         ):
+            pids = {"operator": op.pid, "api": api_process.pid, **control_plane_pids()}
+            pids |= {"redis": setup.redis_pid} if setup.redis_pid else {}
+            pids["bench"] = os.getpid()
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}",
                 timeout=120,
@@ -373,7 +402,7 @@ async def measure(setup: Setup) -> list[Phase]:
                             f"stageflow, concurrency {concurrency}",
                             stageflow_phase(api, watcher, runs=args.runs, concurrency=concurrency),
                             runs=args.runs,
-                            pid=op.pid,
+                            pids=pids,
                         )
                     )
                 if args.rate:
@@ -385,7 +414,7 @@ async def measure(setup: Setup) -> list[Phase]:
                                 api, watcher, runs=runs, concurrency=0, rate=args.rate / 60
                             ),
                             runs=runs,
-                            pid=op.pid,
+                            pids=pids,
                         )
                     )
     finally:
@@ -409,8 +438,19 @@ def report(phases: list[Phase], operator_root: Path, workdir: Path) -> None:
         if not phase.title.startswith("floor") and floor is not None:
             print(f"  ratio to the floor            {phase.per_minute / floor.per_minute:.2f}x")
         print(f"  writes/run on workflowruns    {writes_per_run(phase.writes, phase.runs)}")
-        if phase.cpu is not None:
-            print(f"  operator CPU per run          {phase.cpu / phase.runs * 1000:.1f} ms")
+        if phase.cpu:
+            per_run = {name: seconds / phase.runs * 1000 for name, seconds in phase.cpu.items()}
+            print(f"  operator CPU per run          {per_run['operator']:.1f} ms")
+            busy = phase.cpu["machine"] / (phase.seconds * (os.cpu_count() or 1))
+            print(
+                f"  machine CPU per run           {per_run['machine']:.1f} ms"
+                f" ({busy:.0%} of {os.cpu_count()} cores busy): "
+                + ", ".join(
+                    f"{name} {value:.1f}"
+                    for name, value in per_run.items()
+                    if name not in ("operator", "machine")
+                )
+            )
         if phase.latencies:
             print(
                 f"  POST->Succeeded               p50 {ms(statistics.median(phase.latencies))}"
@@ -426,6 +466,25 @@ def report(phases: list[Phase], operator_root: Path, workdir: Path) -> None:
                 f"  task end->visible             p50 {ms(statistics.median(phase.lags))}"
                 f"  p99 {ms(percentile(phase.lags, 0.99))}"
             )
+
+
+def settle_previous_runs(within: float = 600) -> None:
+    """Wait until an earlier run's namespaces are gone: their deletion (thousands of
+    WorkflowRuns, by the namespace controller) would otherwise share the CPU with this
+    run's first phases and make them look slower than they are."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        names = subprocess.run(
+            ["kubectl", "get", "namespaces", "-o", "name"], capture_output=True, text=True
+        ).stdout.split()
+        left = [name for name in names if name.startswith("namespace/bench-")]
+        if not left:
+            break
+        time.sleep(2)
+    else:
+        sys.exit(f"earlier bench namespaces still terminating after {within:.0f}s: {left}")
+    if time.monotonic() - started > 1:
+        print(f"waited {time.monotonic() - started:.0f}s for earlier bench namespaces to go")
 
 
 def main() -> None:
@@ -450,6 +509,7 @@ def main() -> None:
     configuration = kubernetes.client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = 64
     custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(configuration))
+    settle_previous_runs()
     suffix = uuid.uuid4().hex[:6]
     namespace, floor_namespace = f"bench-sf-{suffix}", f"bench-floor-{suffix}"
     subprocess.run(["kubectl", "apply", "-f", str(ROOT / "crds")], check=True, capture_output=True)
@@ -462,6 +522,7 @@ def main() -> None:
     operator_root = Path(args.operator_root).resolve()
     redis_url = None if args.no_redis else redis.url
     setup = Setup(args, workdir, operator_root, namespace, floor_namespace, redis_url, custom)
+    setup.redis_pid = redis.process.pid if redis_url and redis.process else None
     try:
         report(asyncio.run(measure(setup)), operator_root, workdir)
     finally:

@@ -20,8 +20,12 @@ def utcnow() -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with a `Z` suffix and microseconds (Kubernetes' MicroTime)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with a `Z` suffix and microseconds (Kubernetes' MicroTime).
+    isoformat, not strftime: every status and record write formats each task's times,
+    and strftime was 2.5% of the operator's CPU under load."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]

@@ -12,8 +12,10 @@ never in the run's way:
   writes a dozen Events, not 1,000.
 
 Which Events (reason, type): `Started` or `Resumed` (Normal) when this operator
-starts the run; `TaskFailed` (Warning, with the task's message); `RetryScheduled`
-(Normal, with the attempt's failure and the delay); `EventsSuppressed` (Normal, once);
+starts the run (Started is held for the status flush interval: a run that ends
+within it gets only its end Event, which says when it started); `TaskFailed`
+(Warning, with the task's message); `RetryScheduled` (Normal, with the attempt's
+failure and the delay); `EventsSuppressed` (Normal, once);
 the run's end with reason = its phase (`Succeeded` Normal, `Failed`/`Cancelled` Warning).
 """
 
@@ -101,9 +103,16 @@ class EventRecorder:
         return self._queue.qsize()
 
     def emit(
-        self, about: InvolvedObject, *, reason: str, message: str, warning: bool = False
+        self,
+        about: InvolvedObject,
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        at: datetime | None = None,
     ) -> None:
-        body = event_body(about, reason=reason, message=message, warning=warning, now=now())
+        """Queue an Event; `at` is when it happened, if earlier than now."""
+        body = event_body(about, reason=reason, message=message, warning=warning, now=at or now())
         try:
             self._queue.put_nowait((about["namespace"], body))
         except asyncio.QueueFull:
@@ -162,11 +171,14 @@ class RunEvents:
         *,
         initial: RunStatus,
         budget: int,
+        hold_start_seconds: float = 0.0,
     ) -> None:
         self._recorder = recorder
         self._about = about
         self._budget = budget
         self._spent = 0
+        self._hold = hold_start_seconds
+        self._held: tuple[str, datetime, asyncio.TimerHandle] | None = None  # a Started Event
         self._phase = initial.phase
         self._told = {task_id: _seen(task) for task_id, task in initial.tasks.items()}
         if initial.phase is RunPhase.RUNNING:
@@ -174,7 +186,7 @@ class RunEvents:
 
     def published(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         if status.phase is RunPhase.RUNNING and self._phase is RunPhase.PENDING:
-            self._emit("Started", f"{len(status.tasks)} tasks")
+            self._start(f"{len(status.tasks)} tasks")
         for task_id in sorted(changed):
             task = status.tasks.get(task_id)
             if task is None:
@@ -190,10 +202,33 @@ class RunEvents:
         if final and status.phase.finished and self._phase is not status.phase:
             warning = status.phase is not RunPhase.SUCCEEDED
             detail = status.message or f"{status.progress} tasks finished"
+            if self._held is not None:  # ended within the hold: one Event tells both
+                _, started, timer = self._held
+                timer.cancel()
+                self._held = None
+                detail += f" (started {started:%H:%M:%S}, {_since(started)} ago)"
             self._emit(status.phase.value, detail, warning=warning)
         self._phase = status.phase
 
+    def _start(self, message: str) -> None:
+        """Started is held for `hold_start_seconds`: a run that ends within it gets one
+        Event, not two (as it gets one status patch). Each Event is an apiserver write
+        and an etcd object: for short runs, half of them said nothing the end does not."""
+        if self._hold <= 0:
+            self._emit("Started", message)
+            return
+        timer = asyncio.get_running_loop().call_later(self._hold, self._release)
+        self._held = (message, now(), timer)
+
+    def _release(self) -> None:
+        if self._held is not None:
+            message, started, timer = self._held
+            timer.cancel()
+            self._held = None
+            self._emit("Started", message, at=started)
+
     def _task_event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        self._release()  # told before what happened after it
         self._spent += 1
         if self._spent <= self._budget:
             self._emit(reason, message, warning=warning)
@@ -206,5 +241,11 @@ class RunEvents:
                 "the status only (kubectl get wfr -o yaml)",
             )
 
-    def _emit(self, reason: str, message: str, *, warning: bool = False) -> None:
-        self._recorder.emit(self._about, reason=reason, message=message, warning=warning)
+    def _emit(
+        self, reason: str, message: str, *, warning: bool = False, at: datetime | None = None
+    ) -> None:
+        self._recorder.emit(self._about, reason=reason, message=message, warning=warning, at=at)
+
+
+def _since(started: datetime) -> str:
+    return f"{(now() - started).total_seconds():.2f}s"

@@ -111,13 +111,13 @@ async def _observe(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     if ctx.mirror is not None:
         if deleted:
             metadata = obj["metadata"]
-            await ctx.mirror.forget(
+            ctx.mirror.forget(
                 metadata["name"],
                 namespace=metadata["namespace"],
                 version=metadata.get("resourceVersion"),
             )
         else:
-            await ctx.mirror.observe(obj)
+            ctx.mirror.observe(obj)
 
 
 async def _observe_job(*, event: kopf.RawEvent, memo: Any, **_: Any) -> None:

@@ -6,10 +6,15 @@ resourceVersion and Redis applies it only if it is newer than what it holds (one
 script, store/redis_store.py), so no interleaving of watch events, retried writes and
 resyncs can make the mirror go backwards.
 
+- Batched: an observation is kept, newest per run, and a flusher writes what was kept
+  every `batch_seconds` (50 ms) in one pipelined round trip. Under load that is one
+  Redis call for dozens of runs instead of one per watch event, and a run whose
+  creation and end fall in one window is written once; the record is parsed from the
+  WorkflowRun only then (the parse was a tenth of the operator's CPU per event).
 - A write that fails (Redis down, or no pooled connection within the pool's timeout)
-  is kept, newest observation per run, and retried every `retry_seconds`; one log line
-  per outage, not per write. A failed write never starts a resync. Until a retry tick
-  finds Redis answering, further writes are kept without being tried.
+  stays kept and is retried every `retry_seconds`; one log line per outage, not per
+  write. A failed write never starts a resync. Until a retry tick finds Redis
+  answering, further observations are kept without being tried.
 - A resync lists every WorkflowRun and writes them (pipelined, still conditional). It
   drops only runs the list proves gone: absent from it, and stored at a version no
   newer than the list's own. It runs at start-up, when Redis is a different server
@@ -44,7 +49,7 @@ RunKey = tuple[str, str]  # (namespace, name)
 
 @dataclass(frozen=True)
 class _Write:
-    record: RunRecord
+    obj: dict[str, Any]  # the WorkflowRun as observed; parsed into a record when written
     version: str | None
 
 
@@ -74,15 +79,20 @@ class RedisMirror:
         retry_seconds: float,
         list_runs: Callable[[], Awaitable[RunListing]],
         namespace: str | None,
+        batch_seconds: float = 0.05,
     ) -> None:
         """`list_runs` lists what the operator watches: `namespace`, or all (None)."""
         self._store = store
         self._retry_seconds = retry_seconds
+        self._batch_seconds = batch_seconds
+        self._kick = asyncio.Event()  # something is kept: the flusher has work
+        self._flushing: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self._list_runs = list_runs
         self._namespaces = None if namespace is None else [namespace]
         self._scope = namespace or "*"
         self._seen: dict[RunKey, dict[str, str]] = {}  # what was written, to publish changes
-        self._pending: dict[RunKey, _Write | _Delete] = {}  # failed writes, newest only
+        self._pending: dict[RunKey, _Write | _Delete] = {}  # not yet written, newest only
         self._resync_needed = True
         self._resync_lock = asyncio.Lock()
         self._down = False
@@ -97,17 +107,81 @@ class RedisMirror:
     def pending(self) -> int:
         return len(self._pending)
 
-    async def observe(self, obj: dict[str, Any]) -> None:
-        if not _mirrored(obj["metadata"]["name"]):
-            return
-        record = record_from_object(obj)
-        key = (record.namespace or "", record.run_id)
-        await self._apply(key, _Write(record, _version(obj)))
+    def observe(self, obj: dict[str, Any]) -> None:
+        """A WorkflowRun as observed: kept, and written with the next batch."""
+        metadata = obj["metadata"]
+        if _mirrored(metadata["name"]):
+            key = (metadata.get("namespace", ""), metadata["name"])
+            self._keep(key, _Write(obj, _version(obj)))
 
-    async def forget(self, name: str, *, namespace: str, version: str | None = None) -> None:
-        """The WorkflowRun is deleted (at `version`, if known): drop it from the mirror."""
+    def forget(self, name: str, *, namespace: str, version: str | None = None) -> None:
+        """The WorkflowRun is deleted (at `version`, if known): dropped with the next batch."""
         if _mirrored(name):
-            await self._apply((namespace, name), _Delete(version))
+            self._keep((namespace, name), _Delete(version))
+
+    def _keep(self, key: RunKey, change: _Write | _Delete) -> None:
+        self._pending[key] = change
+        MIRROR_PENDING.set(len(self._pending))
+        if not self._down:
+            self._kick.set()
+
+    async def flush(self) -> bool:
+        """Write everything kept, now; False if Redis could not take it (it stays kept)."""
+        async with self._flush_lock:
+            batch = dict(self._pending)
+            if not batch:
+                return True
+            try:
+                await self._write_batch(batch)
+            except StoreUnavailableError as error:
+                MIRROR_WRITES.labels(result="error").inc(len(batch))
+                self._went_down(error)
+                return False
+            MIRROR_WRITES.labels(result="ok").inc(len(batch))
+            for key, change in batch.items():
+                if self._pending.get(key) is change:  # not replaced by a newer one meanwhile
+                    del self._pending[key]
+            MIRROR_PENDING.set(len(self._pending))
+            return True
+
+    async def _write_batch(self, batch: dict[RunKey, _Write | _Delete]) -> None:
+        writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
+        for key, change in batch.items():
+            if isinstance(change, _Delete):
+                self._seen.pop(key, None)
+                await self._store.delete_mirrored(
+                    namespace=key[0], run_id=key[1], version=change.version
+                )
+                continue
+            try:
+                record = record_from_object(change.obj)
+            except ValueError as error:  # pydantic's ValidationError is one
+                logger.warning("WorkflowRun %s/%s not mirrored: %s", *key, error)
+                continue
+            writes.append((key, record, change.version, _entries(record)))
+        changes = [self._changed(key, entries) for key, _, _, entries in writes]
+        written = await self._store.mirror_many(
+            [
+                (record, changed, version)
+                for (_, record, version, _), changed in zip(writes, changes, strict=True)
+            ]
+        )
+        for (key, record, _, entries), changed, done in zip(writes, changes, written, strict=True):
+            if done:
+                if key in self._seen:  # a first sight (a resync, a restart): no lag to tell
+                    _observe_lag(record, changed)
+                self._seen[key] = entries
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._kick.wait()
+            await asyncio.sleep(self._batch_seconds)  # the window: what comes in it joins
+            self._kick.clear()
+            if not self._down:
+                try:
+                    await self.flush()
+                except Exception:
+                    logger.exception("mirror flush failed; what it kept is tried again")
 
     async def resync(self) -> None:
         """Write every WorkflowRun; drop the runs the list proves gone. Never raises: a
@@ -167,48 +241,20 @@ class RedisMirror:
 
     def start(self) -> None:
         self._retrying = asyncio.create_task(self._retry_forever(), name="stageflow mirror retries")
+        self._flushing = asyncio.create_task(self._flush_forever(), name="stageflow mirror")
 
     async def stop(self) -> None:
-        if self._retrying is not None:
-            self._retrying.cancel()
-            await asyncio.gather(self._retrying, return_exceptions=True)
+        tasks = [task for task in (self._retrying, self._flushing) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not self._down:
+            await self.flush()  # what the last window kept
         await self._store.close()
 
     def _changed(self, key: RunKey, entries: dict[str, str]) -> frozenset[str]:
         before = self._seen.get(key, {})
         return frozenset(task for task, entry in entries.items() if before.get(task) != entry)
-
-    async def _apply(self, key: RunKey, change: _Write | _Delete) -> bool:
-        """Write one change; keep it for a retry if Redis cannot take it now (or is known
-        to be down: then the watch handler does not wait out the client's retries)."""
-        if self._down:
-            self._pending[key] = change
-            MIRROR_PENDING.set(len(self._pending))
-            return False
-        try:
-            if isinstance(change, _Write):
-                entries = _entries(change.record)
-                changed = self._changed(key, entries)
-                first_sight = key not in self._seen
-                if await self._store.mirror(change.record, changed, version=change.version):
-                    self._seen[key] = entries
-                    if not first_sight:  # a first sight (a resync, a restart): no lag to tell
-                        _observe_lag(change.record, changed)
-            else:
-                self._seen.pop(key, None)
-                await self._store.delete_mirrored(
-                    namespace=key[0], run_id=key[1], version=change.version
-                )
-        except StoreUnavailableError as error:
-            MIRROR_WRITES.labels(result="error").inc()
-            self._pending[key] = change
-            MIRROR_PENDING.set(len(self._pending))
-            self._went_down(error)
-            return False
-        MIRROR_WRITES.labels(result="ok").inc()
-        self._pending.pop(key, None)
-        MIRROR_PENDING.set(len(self._pending))
-        return True
 
     def _went_down(self, error: StoreUnavailableError) -> None:
         if not self._down:
@@ -236,9 +282,8 @@ class RedisMirror:
             logger.info("Redis answers again: %d mirror writes to retry", len(self._pending))
         if server != synced:
             self._resync_needed = True
-        for key, change in list(self._pending.items()):
-            if self._pending.get(key) is change and not await self._apply(key, change):
-                return  # down again: the rest waits for the next tick
+        if not await self.flush():
+            return  # down again: the rest waits for the next tick
         if self._resync_needed:
             await self.resync()
 

@@ -103,6 +103,7 @@ class StatusWriter:
         self._events = events
         self._status: RunStatus | None = None
         self._pending: set[str] = set()
+        self._logs_pending: dict[str, str] = {}  # task ID -> its latest log, not yet saved
         self._published = 0  # publishes so far; the run-level fields change with each
         self._written = 0  # the publishes that the last successful write covered
         self._dirty = asyncio.Event()
@@ -128,20 +129,24 @@ class StatusWriter:
             self._phase, self._since = status.phase, utcnow()
         if final:
             self._final.set()
-        self._dirty.set()
-        if self._loop is None:
-            self._loop = asyncio.create_task(self._write_forever(), name=f"status {self._name}")
+        self._wake()
         if final:
             await self._done.wait()
 
+    def _wake(self) -> None:
+        self._dirty.set()
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._write_forever(), name=f"status {self._name}")
+
     async def record_log(self, task_id: str, text: str) -> None:
-        """In-process tasks' output goes to Redis (not the WorkflowRun: etcd is no log store)."""
-        if self._logs is None:
+        """In-process tasks' output goes to Redis (not the WorkflowRun: etcd is no log store),
+        gathered like status changes and written just before the status patch of the same
+        flush: one Redis write per flush, not one per task, and a task's log is in Redis
+        before the status that says it ended."""
+        if self._logs is None or self._done.is_set():
             return
-        try:
-            await self._logs.save_log(self._name, task_id, text)
-        except StoreUnavailableError as error:
-            logger.warning("log of %s/%s not kept: %s", self._name, task_id, error)
+        self._logs_pending[task_id] = text
+        self._wake()
 
     def gone(self) -> None:
         """The WorkflowRun was deleted: write nothing more."""
@@ -157,7 +162,7 @@ class StatusWriter:
         self.close()
         if self._loop is not None:
             await asyncio.gather(self._loop, return_exceptions=True)
-        if self._written < self._published and not self._done.is_set():
+        if not self._done.is_set():
             try:
                 await self._write()
             except KubeError as error:
@@ -193,8 +198,12 @@ class StatusWriter:
                 self._done.set()
                 return
 
-    async def _write(self) -> dict[str, Any] | None:
-        assert self._status is not None
+    async def _write(self) -> dict[str, Any] | bool | None:
+        """Save gathered logs, then patch the status if it changed since the last write:
+        the patched WorkflowRun (None if it is gone), or True when only logs were due."""
+        await self._save_logs()
+        if self._status is None or self._written == self._published:
+            return True
         changed, self._pending = frozenset(self._pending), set()
         covered = self._published
         patch = status_patch(
@@ -214,3 +223,12 @@ class StatusWriter:
         self.patches += 1
         self._written = covered
         return written
+
+    async def _save_logs(self) -> None:
+        if not self._logs_pending or self._logs is None:
+            return
+        logs, self._logs_pending = self._logs_pending, {}
+        try:
+            await self._logs.save_logs(self._name, logs)
+        except StoreUnavailableError as error:
+            logger.warning("logs of %s/%s not kept: %s", self._namespace, self._name, error)

@@ -88,7 +88,11 @@ def _writer(
     if ctx.events is not None:
         about = involved(control.namespace, control.name, obj.get("metadata", {}).get("uid", ""))
         events = RunEvents(
-            ctx.events, about, initial=record.status, budget=ctx.settings.events_per_run
+            ctx.events,
+            about,
+            initial=record.status,
+            budget=ctx.settings.events_per_run,
+            hold_start_seconds=ctx.settings.status_flush_seconds,
         )
     writer = StatusWriter(
         ctx.kube,

@@ -7,7 +7,7 @@ replicas, and the read mirror of the Kubernetes backend).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, Protocol
 
@@ -60,8 +60,9 @@ class RunStore(Protocol):
 
     async def mark_cancel_requested(self, run_id: str) -> bool: ...
 
-    async def save_log(self, run_id: str, task_id: str, text: str) -> None:
-        """Keep a task's latest output (kept as long as the run; deleted with it)."""
+    async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:
+        """Keep tasks' latest output, task ID -> text (kept as long as the run; deleted with
+        it). Several tasks at once: the operator writes what a status flush gathered."""
         ...
 
     async def get_log(self, run_id: str, task_id: str) -> str | None: ...

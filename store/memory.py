@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -77,9 +77,9 @@ class MemoryStore:
         record.cancel_requested = True
         return True
 
-    async def save_log(self, run_id: str, task_id: str, text: str) -> None:
+    async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:
         if self._live(run_id) is not None:
-            self._logs[run_id][task_id] = text
+            self._logs[run_id].update(logs)
 
     async def get_log(self, run_id: str, task_id: str) -> str | None:
         if self._live(run_id) is None:

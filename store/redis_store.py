@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from stageflow.engine import RunPhase, RunStatus, WorkflowRequest
 from stageflow.engine.status import format_timestamp
@@ -622,11 +623,12 @@ class RedisStore:
         )
 
     @_translated
-    async def save_log(self, run_id: str, task_id: str, text: str) -> None:
-        logs = logs_key(self._namespace, run_id)
+    async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:
+        key = logs_key(self._namespace, run_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(logs, task_id, text)
-            pipe.expire(logs, self._finished_ttl)
+            fields: dict[FieldT, EncodableT] = {task: text for task, text in logs.items()}
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self._finished_ttl)
             await pipe.execute()
 
     @_translated

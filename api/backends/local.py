@@ -51,7 +51,7 @@ class _StoreSink:
             self.runner.cancel("Cancelled: the run was deleted")
 
     async def record_log(self, task_id: str, text: str) -> None:
-        await self._store.save_log(self._run_id, task_id, text)
+        await self._store.save_logs(self._run_id, {task_id: text})
 
 
 class LocalBackend:

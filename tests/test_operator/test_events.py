@@ -62,10 +62,10 @@ async def test_start_retry_failure_and_end_are_events_on_the_run(
     assert {e["source"]["component"] for e in events} == {"stageflow-operator"}
 
 
-async def test_a_succeeded_run_gets_two_events(
+async def test_a_run_that_ends_within_the_hold_gets_one_event_saying_when_it_started(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    await start_operator()
+    await start_operator(status_flush_seconds=5)  # Started is held as long as a flush
     name = await cluster.create({"workflow": [{"type": "parallel", "tasks": ["task_a", "task_b"]}]})
     await cluster.wait_for_phase(name, "Succeeded")
 
@@ -73,8 +73,27 @@ async def test_a_succeeded_run_gets_two_events(
         return "Succeeded" in reasons(cluster, name)
 
     await eventually(ended)
-    assert reasons(cluster, name) == ["Started", "Succeeded"]
-    assert posted(cluster, name)[1]["type"] == "Normal"
+    [event] = posted(cluster, name)
+    assert (event["reason"], event["type"]) == ("Succeeded", "Normal")
+    assert event["message"].startswith("2/2 tasks finished (started ")
+
+
+async def test_a_run_longer_than_the_hold_gets_started_then_its_end(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    await start_operator(status_flush_seconds=0.05)
+    sleeps = {"name": "nap", "task": "sleep", "params": {"seconds": 0.5}}
+    name = await cluster.create({"workflow": [{"type": "sequential", "tasks": [sleeps]}]})
+    await cluster.wait_for_phase(name, "Succeeded")
+
+    async def ended() -> bool:
+        return "Succeeded" in reasons(cluster, name)
+
+    await eventually(ended)
+    started, succeeded = posted(cluster, name)
+    assert [started["reason"], succeeded["reason"]] == ["Started", "Succeeded"]
+    assert started["firstTimestamp"] <= succeeded["firstTimestamp"]
+    assert "(started" not in succeeded["message"]
 
 
 async def test_many_failing_tasks_write_a_bounded_number_of_events(

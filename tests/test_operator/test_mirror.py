@@ -87,8 +87,9 @@ async def test_a_resync_racing_newer_events_never_goes_backwards(store: RedisSto
     lister.version = "10"
 
     async def newer_events() -> None:  # after the list was taken, before it is written
-        await mirror.observe(wfr("r1", 12, "Succeeded"))
-        await mirror.forget(rid("r2"), namespace=NS, version="13")
+        mirror.observe(wfr("r1", 12, "Succeeded"))
+        mirror.forget(rid("r2"), namespace=NS, version="13")
+        assert await mirror.flush()
 
     lister.during = newer_events
     await mirror.resync()
@@ -101,12 +102,14 @@ async def test_a_resync_racing_newer_events_never_goes_backwards(store: RedisSto
 async def test_runs_created_after_the_list_are_not_dropped(store: RedisStore) -> None:
     lister = Lister()
     mirror = make_mirror(store, lister)
-    await mirror.observe(wfr("gone", 3))  # deleted while the operator was away
+    mirror.observe(wfr("gone", 3))  # deleted while the operator was away
+    assert await mirror.flush()
     lister.objects = {"old": wfr("old", 4)}
     lister.version = "10"
 
     async def created_meanwhile() -> None:
-        await mirror.observe(wfr("new", 11))
+        mirror.observe(wfr("new", 11))
+        assert await mirror.flush()
 
     lister.during = created_meanwhile
     await mirror.resync()
@@ -119,7 +122,8 @@ async def test_runs_created_after_the_list_are_not_dropped(store: RedisStore) ->
 async def test_without_a_listing_version_nothing_is_dropped(store: RedisStore) -> None:
     lister = Lister()
     mirror = make_mirror(store, lister)
-    await mirror.observe(wfr("unlisted", 3))
+    mirror.observe(wfr("unlisted", 3))
+    assert await mirror.flush()
     lister.version = None
     await mirror.resync()
     assert await store.get(rid("unlisted")) is not None
@@ -138,7 +142,8 @@ async def test_a_write_that_fails_is_retried_without_a_resync(redis_url: str) ->
     await mirror.resync()
     held = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
     try:
-        await mirror.observe(wfr("r1", 7, "Succeeded"))
+        mirror.observe(wfr("r1", 7, "Succeeded"))
+        assert not await mirror.flush()  # no connection within the pool's timeout
         assert mirror.pending == 1
     finally:
         await client.connection_pool.release(held)
@@ -176,7 +181,7 @@ async def test_after_redis_restarts_empty_the_mirror_equals_the_workflow_runs(
         # Redis is away: watch events keep coming, and every write fails.
         for i in range(20, 40):
             lister.objects[f"r{i}"] = wfr(f"r{i}", 10 + i, "Running")
-            await mirror.observe(lister.objects[f"r{i}"])
+            mirror.observe(lister.objects[f"r{i}"])
         lister.version = "60"
         assert mirror.pending == 20
         own_redis.start()  # same port, empty
@@ -216,9 +221,48 @@ async def test_a_run_named_by_kubectl_is_run_but_not_mirrored(store: RedisStore)
     mirror.start()
     try:
         await mirror.resync()
-        await mirror.observe(named)
-        await mirror.forget("nightly", namespace=NS, version="5")
+        mirror.observe(named)
+        mirror.forget("nightly", namespace=NS, version="5")
         assert await store.run_ids([NS]) == {(NS, rid("r1"))}
         assert mirror.pending == 0
+    finally:
+        await mirror.stop()
+
+
+async def test_observations_of_one_window_are_one_round_trip_newest_per_run(
+    store: RedisStore,
+) -> None:
+    """Batched: 30 runs created and 10 of them finished within one window are one
+    pipelined write, and a run seen twice in it is written once, as last seen."""
+    lister = Lister()
+    mirror = RedisMirror(
+        store, retry_seconds=60, list_runs=lister, namespace=None, batch_seconds=0.2
+    )
+    batches: list[int] = []
+    mirror_many = store.mirror_many
+
+    async def counted(writes: Any) -> list[bool]:
+        batches.append(len(writes))
+        return await mirror_many(writes)
+
+    store.mirror_many = counted  # type: ignore[method-assign]
+    mirror.start()
+    try:
+        for i in range(30):
+            mirror.observe(wfr(f"r{i}", 100 + i, "Running"))
+        for i in range(10):
+            mirror.observe(wfr(f"r{i}", 200 + i, "Succeeded"))
+
+        async def drained() -> bool:
+            return mirror.pending == 0
+
+        await eventually(drained)
+        assert batches == [30]
+        assert [await phase_of(store, f"r{i}") for i in (0, 9, 10, 29)] == [
+            RunPhase.SUCCEEDED,
+            RunPhase.SUCCEEDED,
+            RunPhase.RUNNING,
+            RunPhase.RUNNING,
+        ]
     finally:
         await mirror.stop()

@@ -17,15 +17,17 @@ import pytest
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus
 from stageflow.kube import KubeClient, KubeUnavailableError
 from stageflow.operator.status import Outage, StatusWriter
+from stageflow.store import RunStore
 from tests.polling import eventually
 
 
 class FakeKube:
     """Records status patches with the loop time they were made at; fails the first few."""
 
-    def __init__(self, *, failures: int = 0) -> None:
+    def __init__(self, *, failures: int = 0, order: list[str] | None = None) -> None:
         self.failures = failures
         self.patches: list[tuple[float, dict[str, Any]]] = []
+        self.order = order if order is not None else []
 
     async def patch_run_status(
         self, namespace: str, name: str, patch: dict[str, Any]
@@ -35,10 +37,29 @@ class FakeKube:
             self.failures -= 1
             raise KubeUnavailableError("apiserver unreachable: connection refused")
         self.patches.append((asyncio.get_running_loop().time(), patch))
+        self.order.append("status")
         return {}
 
 
-def writer(kube: FakeKube, *, interval: float = 0.5, outage: Outage | None = None) -> StatusWriter:
+class FakeLogs:
+    """Records log saves, in the same timeline as FakeKube's patches (`order`)."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.saves: list[dict[str, str]] = []
+        self.order = order
+
+    async def save_logs(self, run_id: str, logs: dict[str, str]) -> None:
+        self.saves.append(dict(logs))
+        self.order.append("logs")
+
+
+def writer(
+    kube: FakeKube,
+    *,
+    interval: float = 0.5,
+    outage: Outage | None = None,
+    logs: FakeLogs | None = None,
+) -> StatusWriter:
     return StatusWriter(
         cast(KubeClient, kube),
         "default",
@@ -46,6 +67,7 @@ def writer(kube: FakeKube, *, interval: float = 0.5, outage: Outage | None = Non
         interval=interval,
         generation=lambda: 1,
         outage=outage or Outage(),
+        logs=cast(RunStore, logs),
     )
 
 
@@ -72,6 +94,43 @@ async def test_changes_in_one_window_go_out_together_once_it_has_passed() -> Non
     assert at - start >= 0.3, "written before its window passed"
     assert set(patch["status"]["tasks"]) == {"a", "b"}
     assert len(kube.patches) == 1
+    sink.close()
+
+
+async def test_logs_of_one_window_are_one_write_made_before_the_status_patch() -> None:
+    order: list[str] = []
+    kube, logs = FakeKube(order=order), FakeLogs(order)
+    sink = writer(kube, interval=0.3, logs=logs)
+    ended: dict[str, TaskPhase] = {}
+    for task in ("a", "b", "c"):  # three tasks end in one window, each with its log
+        await sink.record_log(task, f"--- attempt 1 ---\n{task} says hi\n")
+        ended[task] = TaskPhase.SUCCEEDED
+        await sink.publish(status(**ended), frozenset({task}), final=False)
+    await sink.record_log("a", "--- attempt 1 ---\na says more\n")  # the latest text wins
+    final = status(**ended)
+    final.phase = RunPhase.SUCCEEDED
+    await sink.publish(final, frozenset(), final=True)
+    assert logs.saves == [
+        {
+            "a": "--- attempt 1 ---\na says more\n",
+            "b": "--- attempt 1 ---\nb says hi\n",
+            "c": "--- attempt 1 ---\nc says hi\n",
+        }
+    ]
+    assert order == ["logs", "status"]  # a reader who sees the run ended finds its logs
+
+
+async def test_a_live_log_alone_is_saved_without_a_status_patch() -> None:
+    kube, logs = FakeKube(), FakeLogs([])
+    sink = writer(kube, interval=0.05, logs=logs)
+    await sink.record_log("a", "still running\n")
+
+    async def saved() -> bool:
+        return bool(logs.saves)
+
+    await eventually(saved)
+    assert logs.saves == [{"a": "still running\n"}]
+    assert kube.patches == []
     sink.close()
 
 

@@ -132,7 +132,7 @@ async def test_a_namespace_view_shares_the_pool_and_keeps_to_its_namespace(
     that namespace's API replicas read it."""
     run = in_namespace(record(), "team-b")
     await store.mirror(run, frozenset(), version="1")
-    await store.in_namespace("team-b").save_log(run.run_id, "a", "hello\n")
+    await store.in_namespace("team-b").save_logs(run.run_id, {"a": "hello\n"})
     api = RedisStore.from_url(redis_url, namespace="team-b")
     try:
         assert await api.get_log(run.run_id, "a") == "hello\n"

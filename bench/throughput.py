@@ -379,7 +379,9 @@ async def measure(setup: Setup) -> list[Phase]:
                         raise RuntimeError("the API did not start")
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(2)  # the operator's first listing
-                await stageflow_phase(api, watcher, runs=8, concurrency=4)  # warm-up
+                # Warm-up: the first hundred runs of fresh processes cost more (lazy imports,
+                # pools and caches filling); the phases measure the steady state.
+                await stageflow_phase(api, watcher, runs=WARM_UP_RUNS, concurrency=8)
                 for concurrency in args.concurrency:
                     before = workflowrun_writes()
                     seconds = await asyncio.to_thread(
@@ -466,6 +468,9 @@ def report(phases: list[Phase], operator_root: Path, workdir: Path) -> None:
                 f"  task end->visible             p50 {ms(statistics.median(phase.lags))}"
                 f"  p99 {ms(percentile(phase.lags, 0.99))}"
             )
+
+
+WARM_UP_RUNS = 200
 
 
 def settle_previous_runs(within: float = 600) -> None:

@@ -58,11 +58,13 @@ def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Confi
     return configuration
 
 
-# The apiserver's metadata-only list: names and versions, not whole objects (a cheap list,
-# for checking that a watch keeps up).
-_METADATA_ONLY: dict[str, Any] = {
-    "_headers": {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
-}
+def _metadata_only() -> dict[str, Any]:
+    """The apiserver's metadata-only list: names and versions, not whole objects (a cheap
+    list, for checking that a watch keeps up). A new dict per call: the client adds its
+    own headers to the one it is given."""
+    return {
+        "_headers": {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+    }
 
 
 class _ObjectMetadata(TypedDict, total=False):
@@ -198,7 +200,7 @@ class KubeClient:
         """(namespace, name) -> resourceVersion of every WorkflowRun, as metadata only."""
         if namespace is None:
             listing = await self._call(
-                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **_METADATA_ONLY
+                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **_metadata_only()
             )
         else:
             listing = await self._call(
@@ -207,7 +209,7 @@ class KubeClient:
                 VERSION,
                 namespace,
                 PLURAL,
-                **_METADATA_ONLY,
+                **_metadata_only(),
             )
         return _versions_of(listing)
 
@@ -215,22 +217,21 @@ class KubeClient:
         self, namespace: str | None, selector: str
     ) -> dict[tuple[str, str], str]:
         """(namespace, name) -> resourceVersion of every Job `selector` picks, metadata only."""
-        if namespace is None:
-            response = await self._call(
-                self._batch.list_job_for_all_namespaces,
-                label_selector=selector,
-                _preload_content=False,
-                **_METADATA_ONLY,
-            )
-        else:
-            response = await self._call(
-                self._batch.list_namespaced_job,
-                namespace,
-                label_selector=selector,
-                _preload_content=False,
-                **_METADATA_ONLY,
-            )
-        return _versions_of(json.loads(response.data))
+
+        # The typed client cannot read a metadata-only list into V1JobList: the raw body is
+        # read and parsed in the client's thread (a read that fails there is a KubeError).
+        def list_job_metadata(*args: Any, **kwargs: Any) -> Any:
+            response: Any  # the raw urllib3 response, with _preload_content=False
+            if namespace is None:
+                response = self._batch.list_job_for_all_namespaces(*args, **kwargs)
+            else:
+                response = self._batch.list_namespaced_job(namespace, *args, **kwargs)
+            return json.loads(response.data)
+
+        listing = await self._call(
+            list_job_metadata, label_selector=selector, _preload_content=False, **_metadata_only()
+        )
+        return _versions_of(listing)
 
     async def patch_run(
         self, namespace: str, name: str, patch: dict[str, Any]

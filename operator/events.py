@@ -220,6 +220,15 @@ class RunEvents:
         timer = asyncio.get_running_loop().call_later(self._hold, self._release)
         self._held = (message, now(), timer)
 
+    def settle(self, *, post: bool) -> None:
+        """The run stops here: post a held Started (the operator is stopping, the run did
+        start), or drop it (the WorkflowRun is gone: no Event about a deleted object)."""
+        if post:
+            self._release()
+        elif self._held is not None:
+            self._held[2].cancel()
+            self._held = None
+
     def _release(self) -> None:
         if self._held is not None:
             message, started, timer = self._held

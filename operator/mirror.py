@@ -110,13 +110,13 @@ class RedisMirror:
     def observe(self, obj: dict[str, Any]) -> None:
         """A WorkflowRun as observed: kept, and written with the next batch."""
         metadata = obj["metadata"]
-        if _mirrored(metadata["name"]):
+        if mirrored(metadata["name"]):
             key = (metadata.get("namespace", ""), metadata["name"])
             self._keep(key, _Write(obj, _version(obj)))
 
     def forget(self, name: str, *, namespace: str, version: str | None = None) -> None:
         """The WorkflowRun is deleted (at `version`, if known): dropped with the next batch."""
-        if _mirrored(name):
+        if mirrored(name):
             self._keep((namespace, name), _Delete(version))
 
     def _keep(self, key: RunKey, change: _Write | _Delete) -> None:
@@ -209,7 +209,7 @@ class RedisMirror:
         listed: set[RunKey] = set()
         writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
         for obj in listing.items:
-            if not _mirrored(obj["metadata"]["name"]):
+            if not mirrored(obj["metadata"]["name"]):
                 continue
             record = record_from_object(obj)
             key = (record.namespace or "", record.run_id)
@@ -288,7 +288,7 @@ class RedisMirror:
             await self.resync()
 
 
-def _mirrored(name: str) -> bool:
+def mirrored(name: str) -> bool:
     """Only runs with a run ID (a UUID, what the API gives every run) are mirrored: the API
     serves no other name, and Redis keys are built only from checked IDs. A WorkflowRun made
     with kubectl under another name still runs, and kubectl shows its status."""

@@ -33,7 +33,7 @@ from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, KubeError, status_patch
 from stageflow.operator.events import RunEvents
 from stageflow.operator.metrics import STATUS_PATCH_SECONDS, STATUS_PATCHES, RunMetrics
-from stageflow.store import RunStore, StoreUnavailableError
+from stageflow.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,8 @@ class StatusWriter:
     def gone(self) -> None:
         """The WorkflowRun was deleted: write nothing more."""
         self._done.set()
+        if self._events is not None:
+            self._events.settle(post=False)
         self.close()
 
     def close(self) -> None:
@@ -160,6 +162,8 @@ class StatusWriter:
     async def flush(self) -> None:
         """One write of what is pending, now (the operator is stopping; errors are logged)."""
         self.close()
+        if self._events is not None and not self._done.is_set():
+            self._events.settle(post=True)
         if self._loop is not None:
             await asyncio.gather(self._loop, return_exceptions=True)
         if not self._done.is_set():
@@ -195,14 +199,20 @@ class StatusWriter:
                 self._done.set()
                 return
             if self._final.is_set() and self._written == self._published:
+                if self._logs_pending:
+                    continue  # recorded while the last write was out: one more
                 self._done.set()
                 return
 
     async def _write(self) -> dict[str, Any] | bool | None:
         """Save gathered logs, then patch the status if it changed since the last write:
-        the patched WorkflowRun (None if it is gone), or True when only logs were due."""
-        await self._save_logs()
+        the patched WorkflowRun (None if it is gone), or True when only logs were due.
+        Both are taken together, before the first await: a task records its log before
+        its end is published, so the logs taken cover every task the patch ends, and
+        whatever comes in while the logs are saved goes out with the next write."""
+        logs, self._logs_pending = self._logs_pending, {}
         if self._status is None or self._written == self._published:
+            await self._save_logs(logs)
             return True
         changed, self._pending = frozenset(self._pending), set()
         covered = self._published
@@ -212,6 +222,7 @@ class StatusWriter:
             observed_generation=self._generation(),
             condition_since=self._since,
         )
+        await self._save_logs(logs)
         try:
             with STATUS_PATCH_SECONDS.time():
                 written = await self._kube.patch_run_status(self._namespace, self._name, patch)
@@ -224,11 +235,12 @@ class StatusWriter:
         self._written = covered
         return written
 
-    async def _save_logs(self) -> None:
-        if not self._logs_pending or self._logs is None:
+    async def _save_logs(self, logs: dict[str, str]) -> None:
+        """Logs are a courtesy, like Events: whatever keeps them from Redis (away, read-only,
+        out of memory) is logged and the run goes on; it never holds the status up."""
+        if not logs or self._logs is None:
             return
-        logs, self._logs_pending = self._logs_pending, {}
         try:
             await self._logs.save_logs(self._name, logs)
-        except StoreUnavailableError as error:
+        except Exception as error:
             logger.warning("logs of %s/%s not kept: %s", self._namespace, self._name, error)

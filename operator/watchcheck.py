@@ -103,6 +103,8 @@ class WatchCheck:
                 self.stuck = str(stuck)
             except KubeError as error:
                 logger.debug("the %s watch check could not list: %s", self.what, error)
+            except Exception:  # a bug here must not freeze the verdict for good
+                logger.exception("the %s watch check failed; checking again", self.what)
             else:
                 if self.stuck is not None:
                     logger.info("the %s watch keeps up again", self.what)

@@ -40,6 +40,7 @@ from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
 from stageflow.operator.metrics import RunMetrics
+from stageflow.operator.mirror import mirrored
 from stageflow.operator.status import StatusWriter, retry_delay
 from stageflow.store import RunRecord
 
@@ -101,7 +102,10 @@ def _writer(
         interval=ctx.settings.status_flush_seconds,
         generation=lambda: control.generation,
         outage=ctx.outage,
-        logs=ctx.mirror.store.in_namespace(control.namespace) if ctx.mirror is not None else None,
+        # Logs are kept where the mirror keeps the run: for runs with a run ID only.
+        logs=ctx.mirror.store.in_namespace(control.namespace)
+        if ctx.mirror is not None and mirrored(control.name)
+        else None,
         events=events,
     )
     control.writer = writer

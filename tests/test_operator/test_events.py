@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import kmock
+import pytest
 
 from stageflow.operator.events import EventRecorder, involved
 from tests.polling import eventually
@@ -29,10 +30,12 @@ def reasons(cluster: Cluster, run: str) -> list[str]:
     return [event["reason"] for event in posted(cluster, run)]
 
 
+@pytest.mark.parametrize("hold", [0.01, 30], ids=["short-hold", "held-start"])
 async def test_start_retry_failure_and_end_are_events_on_the_run(
-    cluster: Cluster, start_operator: StartOperator
+    cluster: Cluster, start_operator: StartOperator, hold: float
 ) -> None:
-    await start_operator()
+    # With a long hold, the retry's Event releases the held Started first.
+    await start_operator(status_flush_seconds=hold)
     name = await cluster.create(
         {"workflow": [{"type": "sequential", "tasks": [failing("boom", "boom broke", retries=1)]}]}
     )

@@ -120,6 +120,54 @@ async def test_logs_of_one_window_are_one_write_made_before_the_status_patch() -
     assert order == ["logs", "status"]  # a reader who sees the run ended finds its logs
 
 
+async def test_a_log_recorded_while_logs_are_being_saved_is_saved_before_its_status() -> None:
+    order: list[str] = []
+    kube, logs = FakeKube(order=order), FakeLogs(order)
+    release = asyncio.Event()
+    save = logs.save_logs
+
+    async def slow_save(run_id: str, logs: dict[str, str]) -> None:
+        await release.wait()  # the first save is out while task b ends
+        await save(run_id, logs)
+
+    logs.save_logs = slow_save  # type: ignore[method-assign]
+    sink = writer(kube, interval=0.01, logs=logs)
+    await sink.record_log("a", "a's log\n")
+    running = status(a=TaskPhase.SUCCEEDED, b=TaskPhase.RUNNING)
+    await sink.publish(running, frozenset("a"), final=False)
+
+    async def saving() -> bool:
+        return not sink._logs_pending  # taken by the write that is now saving them
+
+    await eventually(saving)
+    await sink.record_log("b", "b's log\n")
+    final = status(a=TaskPhase.SUCCEEDED, b=TaskPhase.SUCCEEDED)
+    final.phase = RunPhase.SUCCEEDED
+    release.set()
+    await sink.publish(final, frozenset("b"), final=True)
+    assert logs.saves == [{"a": "a's log\n"}, {"b": "b's log\n"}]
+    assert order == ["logs", "status", "logs", "status"]
+
+
+async def test_a_store_that_refuses_logs_never_holds_the_status_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube, logs = FakeKube(), FakeLogs([])
+
+    async def refuse(run_id: str, logs: dict[str, str]) -> None:
+        raise RuntimeError("READONLY You can't write against a read only replica.")
+
+    logs.save_logs = refuse  # type: ignore[method-assign]
+    sink = writer(kube, interval=0.01, logs=logs)
+    await sink.record_log("a", "hello\n")
+    final = status(a=TaskPhase.SUCCEEDED)
+    final.phase = RunPhase.SUCCEEDED
+    async with asyncio.timeout(5):
+        await sink.publish(final, frozenset("a"), final=True)
+    assert len(kube.patches) == 1
+    assert "logs of default/run not kept: READONLY" in caplog.text
+
+
 async def test_a_live_log_alone_is_saved_without_a_status_patch() -> None:
     kube, logs = FakeKube(), FakeLogs([])
     sink = writer(kube, interval=0.05, logs=logs)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from stageflow.kube import KubeUnavailableError
 from stageflow.operator.watchcheck import ObjectKey, WatchCheck, WatchStuckError
 
 A: ObjectKey = ("default", "a")
@@ -102,3 +105,39 @@ async def test_a_noted_object_deleted_on_the_apiserver_is_forgotten(apiserver: A
     await advance(apiserver, 30)
     del apiserver.objects[A]  # and gone again (a missed deletion blocks no run)
     await advance(apiserver, 300)
+
+
+async def test_the_background_check_survives_errors_and_keeps_its_verdict() -> None:
+    """A list that fails (apiserver away: KubeError) keeps the last verdict; any other
+    error is logged and checking goes on, so the verdict is never frozen by a bug."""
+    answers: list[object] = [
+        {A: "1"},  # noted: never delivered
+        {A: "1"},  # still not, 100 s later: stuck
+        KubeUnavailableError("apiserver unreachable"),
+        ValueError("not JSON"),
+        {},  # A deleted: nothing behind
+    ]
+    now = [0.0]
+
+    async def listed() -> dict[ObjectKey, str]:
+        answer = answers.pop(0) if answers else {}
+        now[0] += 100  # every list is long after the last: A is stale at the second check
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, dict)
+        return answer
+
+    check = WatchCheck("Job", listed, stale_seconds=60, every_seconds=0, clock=lambda: now[0])
+    verdicts: list[str | None] = [None]  # each change of the verdict, in order
+    running = asyncio.create_task(check.run_forever())
+    try:
+        async with asyncio.timeout(5):
+            while answers or verdicts[-1] is not None:
+                if check.stuck != verdicts[-1]:
+                    verdicts.append(check.stuck)
+                await asyncio.sleep(0)
+    finally:
+        running.cancel()
+    assert len(verdicts) == 3  # healthy, stuck (through both failed lists), healthy again
+    assert verdicts[1] is not None
+    assert "the Job watch is stuck: default/a" in verdicts[1]

@@ -383,7 +383,7 @@ async def measure(setup: Setup) -> list[Phase]:
                 # pools and caches filling); the phases measure the steady state.
                 await stageflow_phase(api, watcher, runs=WARM_UP_RUNS, concurrency=8)
                 for concurrency in args.concurrency:
-                    before = workflowrun_writes()
+                    before, cpu_before = workflowrun_writes(), cpu_of(pids)
                     seconds = await asyncio.to_thread(
                         floor_phase,
                         custom,
@@ -391,12 +391,14 @@ async def measure(setup: Setup) -> list[Phase]:
                         runs=args.runs,
                         concurrency=concurrency,
                     )
+                    cpu_after = cpu_of(pids)
                     phases.append(
                         Phase(
                             f"floor, concurrency {concurrency}",
                             args.runs,
                             seconds,
                             workflowrun_writes() - before,
+                            cpu={name: cpu_after[name] - cpu_before[name] for name in cpu_after},
                         )
                     )
                     phases.append(
@@ -442,7 +444,8 @@ def report(phases: list[Phase], operator_root: Path, workdir: Path) -> None:
         print(f"  writes/run on workflowruns    {writes_per_run(phase.writes, phase.runs)}")
         if phase.cpu:
             per_run = {name: seconds / phase.runs * 1000 for name, seconds in phase.cpu.items()}
-            print(f"  operator CPU per run          {per_run['operator']:.1f} ms")
+            if not phase.title.startswith("floor"):
+                print(f"  operator CPU per run          {per_run['operator']:.1f} ms")
             busy = phase.cpu["machine"] / (phase.seconds * (os.cpu_count() or 1))
             print(
                 f"  machine CPU per run           {per_run['machine']:.1f} ms"

@@ -81,6 +81,18 @@ class _MetadataList(TypedDict, total=False):
     items: list[_MetadataItem]
 
 
+def _unread(function: Callable[..., Any]) -> Callable[..., bytes]:
+    """`function` answering its raw body, read in the client's thread (which returns the
+    connection to the pool), for calls whose answer is not needed as a typed object.
+    Non-2xx answers still raise ApiException."""
+
+    def call(*args: Any, **kwargs: Any) -> bytes:
+        return bytes(function(*args, _preload_content=False, **kwargs).data)
+
+    call.__name__ = function.__name__  # the verb of the apiserver request metrics
+    return call
+
+
 def _versions_of(listing: Any) -> dict[tuple[str, str], str]:
     items = cast(_MetadataList, listing).get("items") or []
     return {
@@ -241,13 +253,19 @@ class KubeClient:
             self._custom.patch_namespaced_custom_object, namespace, name, patch
         )
 
-    async def patch_run_status(
-        self, namespace: str, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """A merge patch of the status subresource; None if the run is gone."""
-        return await self._patch(
-            self._custom.patch_namespaced_custom_object_status, namespace, name, patch
+    async def patch_run_status(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
+        """A merge patch of the status subresource; False if the run is gone. The patched
+        object is not parsed: the operator holds the status it wrote."""
+        patched = await self._maybe(
+            _unread(self._custom.patch_namespaced_custom_object_status),
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
         )
+        return patched is not None
 
     async def _patch(
         self, method: Callable[..., Any], namespace: str, name: str, patch: dict[str, Any]
@@ -327,7 +345,8 @@ class KubeClient:
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         """Post a core/v1 Event (what `kubectl describe` shows of an object)."""
-        await self._call(self._core.create_namespaced_event, namespace, body)
+        # Not read into a V1Event: building the typed model cost more than the request.
+        await self._call(_unread(self._core.create_namespaced_event), namespace, body)
 
     # -- Leases (leader election) -------------------------------------------------------------
 

@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.engine.status import utcnow
@@ -194,7 +193,7 @@ class StatusWriter:
                 continue
             failures = 0
             self._outage.succeeded()
-            if written is None:
+            if not written:
                 logger.info("WorkflowRun %s/%s is gone; status not written", *self._key())
                 self._done.set()
                 return
@@ -204,9 +203,9 @@ class StatusWriter:
                 self._done.set()
                 return
 
-    async def _write(self) -> dict[str, Any] | bool | None:
-        """Save gathered logs, then patch the status if it changed since the last write:
-        the patched WorkflowRun (None if it is gone), or True when only logs were due.
+    async def _write(self) -> bool:
+        """Save gathered logs, then patch the status if it changed since the last write;
+        False if the WorkflowRun is gone.
         Both are taken together, before the first await: a task records its log before
         its end is published, so the logs taken cover every task the patch ends, and
         whatever comes in while the logs are saved goes out with the next write."""
@@ -225,7 +224,7 @@ class StatusWriter:
         await self._save_logs(logs)
         try:
             with STATUS_PATCH_SECONDS.time():
-                written = await self._kube.patch_run_status(self._namespace, self._name, patch)
+                patched = await self._kube.patch_run_status(self._namespace, self._name, patch)
         except BaseException:
             self._pending |= changed  # written again, from the newest status, next time
             STATUS_PATCHES.labels(result="error").inc()
@@ -233,7 +232,7 @@ class StatusWriter:
         STATUS_PATCHES.labels(result="ok").inc()
         self.patches += 1
         self._written = covered
-        return written
+        return patched
 
     async def _save_logs(self, logs: dict[str, str]) -> None:
         """Logs are a courtesy, like Events: whatever keeps them from Redis (away, read-only,

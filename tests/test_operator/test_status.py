@@ -29,16 +29,14 @@ class FakeKube:
         self.patches: list[tuple[float, dict[str, Any]]] = []
         self.order = order if order is not None else []
 
-    async def patch_run_status(
-        self, namespace: str, name: str, patch: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def patch_run_status(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
         await asyncio.sleep(0.01)  # a write takes a moment
         if self.failures:
             self.failures -= 1
             raise KubeUnavailableError("apiserver unreachable: connection refused")
         self.patches.append((asyncio.get_running_loop().time(), patch))
         self.order.append("status")
-        return {}
+        return True
 
 
 class FakeLogs:

@@ -77,6 +77,25 @@ class Outage:
             self._since, self._failures = None, 0
 
 
+class _LogsOutage:
+    """Failed log saves of every run of the process, logged once per outage (Redis away
+    fails every run's saves at once: a line each would flood the log)."""
+
+    failing = False
+
+    @classmethod
+    def failed(cls, error: Exception) -> None:
+        if not cls.failing:
+            logger.warning("task logs are not kept while the store fails: %s", error)
+        cls.failing = True
+
+    @classmethod
+    def succeeded(cls) -> None:
+        if cls.failing:
+            logger.info("task logs are kept again")
+        cls.failing = False
+
+
 class StatusWriter:
     """The StatusSink of one run in the operator."""
 
@@ -242,4 +261,6 @@ class StatusWriter:
         try:
             await self._logs.save_logs(self._name, logs)
         except Exception as error:
-            logger.warning("logs of %s/%s not kept: %s", self._namespace, self._name, error)
+            _LogsOutage.failed(error)
+        else:
+            _LogsOutage.succeeded()

@@ -16,7 +16,7 @@ import pytest
 
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus
 from stageflow.kube import KubeClient, KubeUnavailableError
-from stageflow.operator.status import Outage, StatusWriter
+from stageflow.operator.status import Outage, StatusWriter, _LogsOutage
 from stageflow.store import RunStore
 from tests.polling import eventually
 
@@ -148,8 +148,9 @@ async def test_a_log_recorded_while_logs_are_being_saved_is_saved_before_its_sta
 
 
 async def test_a_store_that_refuses_logs_never_holds_the_status_up(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_LogsOutage, "failing", False)  # an outage starts here: one line
     kube, logs = FakeKube(), FakeLogs([])
 
     async def refuse(run_id: str, logs: dict[str, str]) -> None:
@@ -163,7 +164,7 @@ async def test_a_store_that_refuses_logs_never_holds_the_status_up(
     async with asyncio.timeout(5):
         await sink.publish(final, frozenset("a"), final=True)
     assert len(kube.patches) == 1
-    assert "logs of default/run not kept: READONLY" in caplog.text
+    assert "task logs are not kept while the store fails: READONLY" in caplog.text
 
 
 async def test_a_live_log_alone_is_saved_without_a_status_patch() -> None:

@@ -230,19 +230,21 @@ class KubeClient:
     ) -> dict[tuple[str, str], str]:
         """(namespace, name) -> resourceVersion of every Job `selector` picks, metadata only."""
 
-        # The typed client cannot read a metadata-only list into V1JobList: the raw body is
-        # read and parsed in the client's thread (a read that fails there is a KubeError).
-        def list_job_metadata(*args: Any, **kwargs: Any) -> Any:
-            response: Any  # the raw urllib3 response, with _preload_content=False
-            if namespace is None:
-                response = self._batch.list_job_for_all_namespaces(*args, **kwargs)
-            else:
-                response = self._batch.list_namespaced_job(namespace, *args, **kwargs)
-            return json.loads(response.data)
-
-        listing = await self._call(
-            list_job_metadata, label_selector=selector, _preload_content=False, **_metadata_only()
-        )
+        # Not read into a V1JobList: the typed client cannot read a metadata-only list.
+        if namespace is None:
+            body = await self._call(
+                _unread(self._batch.list_job_for_all_namespaces),
+                label_selector=selector,
+                **_metadata_only(),
+            )
+        else:
+            body = await self._call(
+                _unread(self._batch.list_namespaced_job),
+                namespace,
+                label_selector=selector,
+                **_metadata_only(),
+            )
+        listing = json.loads(body)
         return _versions_of(listing)
 
     async def patch_run(

@@ -46,9 +46,18 @@ def retry_delay(failures: int) -> float:
 
 
 class Outage:
-    """Failed status writes of all runs of one operator, logged once per outage."""
+    """Failures of one kind of write, across every run of an operator, logged once when
+    they start and once when they end (not once per attempt or per run). `failing` and
+    `recovered` say what fails; the first gets the error, the second how long it lasted
+    and how many attempts failed."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        failing: str = "status writes to the apiserver fail (%s); retrying from memory "
+        f"with backoff (up to {RETRY_MAX_SECONDS:g}s) until it answers",
+        recovered: str = "status writes succeed again after %.1fs (%d failed attempts)",
+    ) -> None:
+        self._failing, self._recovered = failing, recovered
         self._since: float | None = None
         self._failures = 0
 
@@ -60,40 +69,19 @@ class Outage:
         self._failures += 1
         if self._since is None:
             self._since = time.monotonic()
-            logger.warning(
-                "status writes to the apiserver fail (%s); retrying from memory with backoff "
-                "(up to %gs) until it answers",
-                error,
-                RETRY_MAX_SECONDS,
-            )
+            logger.warning(self._failing, error)
 
     def succeeded(self) -> None:
         if self._since is not None:
-            logger.info(
-                "status writes succeed again after %.1fs (%d failed attempts)",
-                time.monotonic() - self._since,
-                self._failures,
-            )
+            logger.info(self._recovered, time.monotonic() - self._since, self._failures)
             self._since, self._failures = None, 0
 
 
-class _LogsOutage:
-    """Failed log saves of every run of the process, logged once per outage (Redis away
-    fails every run's saves at once: a line each would flood the log)."""
-
-    failing = False
-
-    @classmethod
-    def failed(cls, error: Exception) -> None:
-        if not cls.failing:
-            logger.warning("task logs are not kept while the store fails: %s", error)
-        cls.failing = True
-
-    @classmethod
-    def succeeded(cls) -> None:
-        if cls.failing:
-            logger.info("task logs are kept again")
-        cls.failing = False
+# Log saves of every run of the process: Redis away fails them all at once.
+LOG_SAVES = Outage(
+    "task logs are not kept while the store fails: %s",
+    "task logs are kept again after %.1fs (%d failed saves)",
+)
 
 
 class StatusWriter:
@@ -261,6 +249,6 @@ class StatusWriter:
         try:
             await self._logs.save_logs(self._name, logs)
         except Exception as error:
-            _LogsOutage.failed(error)
+            LOG_SAVES.failed(error)
         else:
-            _LogsOutage.succeeded()
+            LOG_SAVES.succeeded()

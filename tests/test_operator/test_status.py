@@ -16,7 +16,7 @@ import pytest
 
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus
 from stageflow.kube import KubeClient, KubeUnavailableError
-from stageflow.operator.status import Outage, StatusWriter, _LogsOutage
+from stageflow.operator.status import LOG_SAVES, Outage, StatusWriter
 from stageflow.store import RunStore
 from tests.polling import eventually
 
@@ -150,7 +150,7 @@ async def test_a_log_recorded_while_logs_are_being_saved_is_saved_before_its_sta
 async def test_a_store_that_refuses_logs_never_holds_the_status_up(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_LogsOutage, "failing", False)  # an outage starts here: one line
+    monkeypatch.setattr(LOG_SAVES, "_since", None)  # an outage starts here: one line
     kube, logs = FakeKube(), FakeLogs([])
 
     async def refuse(run_id: str, logs: dict[str, str]) -> None:

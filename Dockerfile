@@ -2,10 +2,16 @@
 # One image, two commands: `stageflow api` (the default) and `stageflow operator`.
 # It is also the default image of Job tasks (`stageflow task run NAME --params JSON`).
 
-# --- build: wheels for stageflow and everything it depends on --------------------------
+# --- build: the locked wheels (hashes checked) and stageflow's own wheel -----------------
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN python -m pip install --no-cache-dir --upgrade pip
+# The lock first: this layer and the next are rebuilt only when the lock changes.
+COPY requirements/runtime.txt requirements/build.txt ./requirements/
+# Exactly the pinned files of the runtime lock, each checked against its hash, as wheels (no
+# sdist is built here, so what is installed below is byte for byte what was locked).
+RUN python -m pip download --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
+        --dest /wheels -r requirements/runtime.txt \
+ && python -m pip install --no-cache-dir --require-hashes --no-deps -r requirements/build.txt
 COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY api ./api
@@ -13,16 +19,22 @@ COPY operator ./operator
 COPY store ./store
 COPY kube ./kube
 COPY stageflow ./stageflow
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+# Built with the locked setuptools (no isolated build environment resolving its own).
+RUN python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /dist .
 
 # --- runtime: no compilers, no build tools, a numeric non-root user ----------------------
 FROM python:3.11-slim
 ARG UID=10001
 RUN groupadd --system --gid "${UID}" stageflow \
  && useradd --system --uid "${UID}" --gid "${UID}" --no-create-home --shell /usr/sbin/nologin stageflow
+COPY requirements/runtime.txt /tmp/runtime.txt
 COPY --from=build /wheels /wheels
-RUN python -m pip install --no-cache-dir --no-index --find-links=/wheels stageflow \
- && rm -rf /wheels
+COPY --from=build /dist /dist
+# Offline, hashes checked again: the image holds the runtime lock and nothing else.
+RUN python -m pip install --no-cache-dir --no-index --find-links=/wheels --require-hashes \
+        --no-deps -r /tmp/runtime.txt \
+ && python -m pip install --no-cache-dir --no-index --no-deps /dist/stageflow-*.whl \
+ && rm -rf /wheels /dist /tmp/runtime.txt
 # The image listens on every interface, so it must name an auth mode (the API refuses to
 # serve a non-loopback address without one): `kubernetes`, like its backend. A container
 # started with no further settings then lets in only callers with a Kubernetes token that

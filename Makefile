@@ -8,23 +8,45 @@ PORT   ?= 8080
 K8S    ?= ../shared/k8s
 NODE_RUN ?= /tmp/stageflow-node
 
-.PHONY: venv run test lint typecheck unit bench e2e node node-up node-down clean
+LOCKS  := requirements/dev.txt requirements/runtime.txt requirements/build.txt
+# `make lock` re-resolves everything to today's newest versions; `make lock UPGRADE=` keeps
+# every pin that pyproject.toml still allows (after adding a dependency), and
+# `make lock UPGRADE="--upgrade-package redis"` moves one package (README: Development).
+UPGRADE ?= --upgrade
+COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+          --custom-compile-command "make lock"
 
-## venv: create .venv with the project and its dev tools
+.PHONY: venv lock lockcheck run test lint typecheck unit bench e2e node node-up node-down clean
+
+## venv: create .venv with exactly the locked versions (requirements/dev.txt, hashes checked),
+## then the project itself, editable, built with the locked setuptools (requirements/build.txt)
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/build.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## lock: re-resolve requirements/*.txt (uv pip compile, universal, with hashes) from pyproject.toml
+lock: $(STAMP)
+	$(COMPILE) $(UPGRADE) pyproject.toml --extra dev -o requirements/dev.txt
+	$(COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
+	$(BIN)/python requirements/check.py --print-build-requires \
+	  | $(COMPILE) - -c requirements/dev.txt -o requirements/build.txt
+	$(BIN)/python requirements/check.py
+
+## lockcheck: pyproject.toml and requirements/*.txt agree (each names what the other needs)
+lockcheck: $(STAMP)
+	$(BIN)/python requirements/check.py
 
 ## run: serve the API with the local backend (no cluster needed) on $(HOST):$(PORT)
 run: $(STAMP)
 	$(BIN)/stageflow api --host $(HOST) --port $(PORT)
 
-## test: lint, type-check, layering contract, then every test tier
-test: lint typecheck unit
+## test: the lock agrees with pyproject.toml, lint, type-check, layering contract, every test tier
+test: lockcheck lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,7 +55,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p stageflow
-	$(BIN)/mypy tests bench examples
+	$(BIN)/mypy tests bench examples requirements
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

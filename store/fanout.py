@@ -113,10 +113,10 @@ class PubSubFanout:
             await pubsub.subscribe(self._keep)
             confirmation = await pubsub.get_message(timeout=CONFIRM_SECONDS)
         except _REDIS_ERRORS as error:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise StoreUnavailableError(f"Redis: {error}") from error
         if confirmation is None or confirmation["type"] != "subscribe":
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise StoreUnavailableError(f"Redis did not confirm the subscription to {self._keep}")
         self._confirmed[self._keep] = asyncio.Event()
         self._confirmed[self._keep].set()
@@ -157,7 +157,7 @@ class PubSubFanout:
             self._queues.clear()
             self._confirmed.clear()
         with contextlib.suppress(Exception):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def close(self) -> None:
         """Stop reading; listeners still iterating get StoreUnavailableError."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import operator
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def stageflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,15 +82,42 @@ def test_task_run_does_not_load_the_user_commands_client() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_stdlib_operator_is_not_shadowed_from_the_repo_root() -> None:
+def _operator_imported_from(root: Path) -> Path:
+    """Which `operator` a Python started in `root` imports, as `python -m pytest` there would.
+
+    It runs with `-S`: with site (and the venv's .pth files) CPython has `operator` in
+    sys.modules before the current directory is on sys.path, so a shadowing package would go
+    unnoticed (the flaw of the guard this replaces).
+    """
+    probe = (
+        "import sys; assert 'operator' not in sys.modules, 'imported at start-up';"
+        "import operator; print(operator.__file__)"
+    )
     done = subprocess.run(
-        [sys.executable, "-c", "import collections, operator; print(operator.__file__)"],
+        [sys.executable, "-S", "-c", probe],
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
-    assert "site-packages" not in done.stdout
-    assert "/lib/python3" in done.stdout
+    return Path(done.stdout.strip())
+
+
+STDLIB = Path(operator.__file__).parent
+
+
+def test_stdlib_operator_is_not_shadowed_from_the_repo_root() -> None:
+    assert not (ROOT / "operator" / "__init__.py").exists(), "it shadows the stdlib's operator"
+    assert _operator_imported_from(ROOT).parent == STDLIB
+
+
+def test_the_guard_fails_with_an_operator_package_at_the_root(tmp_path: Path) -> None:
+    """Both checks of the guard above fire on a copy of the layout that has the file."""
+    (tmp_path / "operator").mkdir()
+    (tmp_path / "operator" / "__init__.py").write_text("")
+    assert _operator_imported_from(tmp_path) == tmp_path / "operator" / "__init__.py"
+    assert _operator_imported_from(tmp_path).parent != STDLIB
 
 
 def test_outputs_go_to_the_file_a_job_reads_back(tmp_path: Path) -> None:

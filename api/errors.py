@@ -6,13 +6,11 @@ into responses, so no route catches anything and bad input never becomes a 500.
 
 from __future__ import annotations
 
-import re
-
 from fastapi import FastAPI, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import compile_path
+from starlette.routing import Match, Mount
 
 from stageflow.engine import SpecError
 from stageflow.kube import KubeError, KubeUnavailableError
@@ -80,12 +78,12 @@ async def _kube_error(_: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> Response:
     """Starlette answers a method a path does not take with the methods of the first route
     that matched the path alone (`OPTIONS /workflow/{id}` left DELETE out). Here `Allow`
-    lists every method the OpenAPI document gives that path, and OPTIONS is answered
+    lists every method a route serves at that path, and OPTIONS is answered
     with it (204)."""
     assert isinstance(error, HTTPException)
     if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
         return await http_exception_handler(request, error)
-    allow = ", ".join(_allowed_methods(request.app, request.url.path))
+    allow = ", ".join(_allowed_methods(request))
     if request.method == "OPTIONS":
         return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"Allow": allow})
     return JSONResponse(
@@ -95,24 +93,21 @@ async def _http_error(request: Request, error: Exception) -> Response:
     )
 
 
-def _allowed_methods(app: FastAPI, path: str) -> list[str]:
-    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allow", None)
-    if table is None:
-        table = []
-        for template, item in app.openapi()["paths"].items():
-            documented = {method.upper() for method in item} & _HTTP_METHODS
-            if "GET" in documented:
-                documented.add("HEAD")  # Starlette serves HEAD wherever it serves GET
-            table.append((compile_path(template)[0], documented | {"OPTIONS"}))
-        app.state.allow = table
-    methods: set[str] = set()
-    for pattern, allowed in table:
-        if pattern.match(path):
-            methods |= allowed
-    return sorted(methods)
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route serves at the request's path, asked of the routes themselves
+    (Starlette's `matches`, pages left out of the OpenAPI document included), so `Allow`
+    never names a method that would 405. Mounts (static files) are left out: they match
+    every method and refuse all but GET and HEAD themselves."""
+    allowed = {"OPTIONS"}
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    for method in _HTTP_METHODS - allowed:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.add(method)
+    return sorted(allowed)
 
 
-_HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"}
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"})
 
 
 def install(app: FastAPI) -> None:

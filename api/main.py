@@ -14,6 +14,7 @@ from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import streams, system, ui, workflows
 from stageflow.api.streams import StreamSlots
+from stageflow.api.ui.headers import SecurityHeaders
 from stageflow.engine import TaskRegistry, registry
 from stageflow.kube import KubeClient, load_configuration
 
@@ -78,4 +79,5 @@ def create_app(
     app.include_router(system.router)
     app.include_router(ui.router)
     app.mount("/ui/static", ui.static_files(), name="ui-static")
+    app.add_middleware(SecurityHeaders)
     return app

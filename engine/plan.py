@@ -21,7 +21,7 @@ import dataclasses
 import graphlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -294,11 +294,26 @@ def _is_task_id(text: str) -> bool:
     )
 
 
-def dependencies(spec: WorkflowRequest) -> dict[str, tuple[str, ...]]:
-    """What each task of a normalised spec waits for by its position or `dependsOn` (not
-    counting the tasks its references read): the edges a drawing of the run shows."""
+EdgeKind = Literal["order", "data"]
+
+
+def dependencies(spec: WorkflowRequest) -> dict[str, dict[str, EdgeKind]]:
+    """Every task each task of a normalised spec waits for, and why: `order` (its stage's
+    position or `dependsOn`) or `data` (only because it reads that task's outputs). These
+    are the edges a drawing of the run shows: every edge the engine waits for, plus in the
+    stages form the data a task reads from an earlier stage (which it waits for anyway)."""
     planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
-    return {node.id: node.depends_on for node in planned}
+    edges: dict[str, dict[str, EdgeKind]] = {}
+    for node in planned:
+        waits: dict[str, EdgeKind] = dict.fromkeys(node.depends_on, "order")
+        task = node.spec
+        read = [task.params, task.when, task.until]
+        read += [task.for_each] if isinstance(task.for_each, str) else []
+        for ref in references(read):
+            if ref.kind == "task" and ref.task is not None and ref.task != node.id:
+                waits.setdefault(ref.task, "data")
+        edges[node.id] = waits
+    return edges
 
 
 def _all_entries(request: WorkflowRequest) -> list[str | TaskSpec]:

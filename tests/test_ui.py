@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 
 from tests.test_api.conftest import submit, wait_for_run, wait_for_task
 from tests.test_api.live import running_api
@@ -32,6 +33,7 @@ FLAGS = [
     "--no-first-run",
 ]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "workflows"
 TIMEOUT_MS = 20_000
 
 if not CHROMIUM.exists():
@@ -58,13 +60,21 @@ def page(browser: Any, api: httpx.Client) -> Iterator[Any]:
     """A page whose every request is checked to stay on the API's origin."""
     origin = urlsplit(str(api.base_url))
     seen: list[str] = []
+    refused: list[str] = []
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(TIMEOUT_MS)
     opened.on("request", lambda request: seen.append(request.url))
     opened.on("websocket", lambda socket: seen.append(socket.url))
+    opened.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield opened
     context.close()
+    assert not refused, f"the page broke its own Content-Security-Policy: {refused}"
     assert seen, "the page made no request"
     for url in seen:
         parts = urlsplit(url)
@@ -174,6 +184,47 @@ def test_a_failed_run_and_delete(page: Any, api: httpx.Client) -> None:
     page.get_by_role("button", name="Delete run").click()
     sync_api.expect(page).to_have_url(f"{api.base_url}/ui/")
     assert api.get(f"/workflow/{run_id}").status_code == 404
+
+
+def test_the_nightly_example_draws_the_edge_its_reference_makes(
+    page: Any, api: httpx.Client
+) -> None:
+    """`check` reads `extract`'s outputs: the engine waits for it, and so does the picture
+    (a dashed edge, which the legend names), beside the solid `dependsOn` edges."""
+    body = yaml.safe_load((EXAMPLES / "nightly.yaml").read_text())
+    body["dag"][1]["params"]["seconds"] = 0
+    run_id = submit(api, body)
+    wait_for_run(api, run_id)
+    page.goto(f"{api.base_url}/ui/runs/{run_id}")
+    reference = page.locator('path.edge[data-from="extract"][data-to="check"]')
+    sync_api.expect(reference).to_have_count(1)
+    sync_api.expect(reference).to_have_attribute("data-kind", "data")
+    assert reference.evaluate("e => getComputedStyle(e).strokeDasharray") not in ("", "none")
+    order = page.locator('path.edge[data-from="wait"][data-to="check"]')
+    sync_api.expect(order).to_have_attribute("data-kind", "order")
+    assert order.evaluate("e => getComputedStyle(e).strokeDasharray") == "none"
+    sync_api.expect(page.locator("path.edge")).to_have_count(3)
+    sync_api.expect(page.locator("#graph-legend")).to_contain_text("reads its outputs")
+    sync_api.expect(node(page, "check")).to_contain_text("✓ Succeeded")
+
+
+def test_another_site_cannot_frame_the_run_page(browser: Any, api: httpx.Client) -> None:
+    """Clickjacking: the run page's buttons inside another site's frame. The answer's
+    `frame-ancestors 'none'` makes the browser refuse to draw it."""
+    run_id = submit(api, {"dag": [{"name": "one", "task": "task_a"}]})
+    context = browser.new_context()
+    try:
+        framing = context.new_page()
+        framing.set_default_timeout(TIMEOUT_MS)
+        with framing.expect_console_message(
+            predicate=lambda message: "frame-ancestors" in message.text
+        ) as refusal:
+            framing.set_content(f'<iframe src="{api.base_url}/ui/runs/{run_id}"></iframe>')
+        assert "frame-ancestors 'none'" in refusal.value.text
+        (frame,) = [f for f in framing.frames if f is not framing.main_frame]
+        assert frame.locator("#cancel").count() == 0
+    finally:
+        context.close()
 
 
 def test_docs_work_offline(page: Any, api: httpx.Client) -> None:

@@ -28,17 +28,21 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC)
 
 
-@router.get("")
+# GET and HEAD: a HEAD (a link checker's, a monitor's) gets the page's headers, not a 405.
+PAGE = ["GET", "HEAD"]
+
+
+@router.api_route("", methods=PAGE)
 async def ui_root() -> RedirectResponse:
     return RedirectResponse("/ui/")
 
 
-@router.get("/")
+@router.api_route("/", methods=PAGE)
 async def run_list_page() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
-@router.get("/runs/{run_id}")
+@router.api_route("/runs/{run_id}", methods=PAGE)
 async def run_page(run_id: str) -> FileResponse:
     return FileResponse(STATIC / "run.html")
 

@@ -10,6 +10,7 @@ phase is written in words as well as coloured.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from html import escape
 
 from stageflow.engine import TaskPhase
@@ -22,7 +23,7 @@ COLUMN_GAP, ROW_GAP, MARGIN = 72, 18, 12
 MAX_LABEL = 24
 
 
-def columns(edges: dict[str, tuple[str, ...]]) -> list[list[str]]:
+def columns(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
     """Tasks by the length of their longest chain of dependencies, in declaration order."""
     depth: dict[str, int] = {}
     for task_id in edges:  # declaration order lists a dependency first, except in a DAG
@@ -34,7 +35,7 @@ def columns(edges: dict[str, tuple[str, ...]]) -> list[list[str]]:
 
 
 def _depth(
-    task_id: str, edges: dict[str, tuple[str, ...]], depth: dict[str, int], seen: frozenset[str]
+    task_id: str, edges: Mapping[str, Iterable[str]], depth: dict[str, int], seen: frozenset[str]
 ) -> int:
     if task_id not in depth:
         parents = [p for p in edges.get(task_id, ()) if p in edges and p not in seen]
@@ -49,7 +50,10 @@ def _label(text: str) -> str:
 
 
 def run_graph_svg(record: RunRecord) -> str:
-    """The SVG of `record`'s tasks and the edges between them, each node in its phase."""
+    """The SVG of `record`'s tasks and the edges between them, each node in its phase.
+
+    An edge is solid for order (a stage's position, `dependsOn`) and dashed for data only
+    (the task reads the other's outputs through a reference); the page's legend says so."""
     edges = dependencies(record.spec)
     layout = columns(edges)
     place: dict[str, tuple[int, int]] = {}
@@ -71,14 +75,15 @@ def run_graph_svg(record: RunRecord) -> str:
     ]
     for task_id, parents in edges.items():
         x2, y2 = place[task_id]
-        for parent in parents:
+        for parent, kind in parents.items():
             if parent not in place:
                 continue
             x1, y1 = place[parent]
             start, end = (x1 + WIDTH, y1 + HEIGHT // 2), (x2, y2 + HEIGHT // 2)
             bend = (end[0] - start[0]) // 2
             parts.append(
-                f'<path class="edge" data-from="{escape(parent)}" data-to="{escape(task_id)}" '
+                f'<path class="edge edge-{kind}" data-kind="{kind}" data-from="{escape(parent)}" '
+                f'data-to="{escape(task_id)}" '
                 f'd="M {start[0]} {start[1]} C {start[0] + bend} {start[1]}, '
                 f'{end[0] - bend} {end[1]}, {end[0]} {end[1]}" marker-end="url(#arrow)"/>'
             )

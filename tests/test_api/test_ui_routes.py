@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from stageflow.api import create_app
@@ -15,6 +16,8 @@ from stageflow.api.ui.graph import columns
 from stageflow.engine import TaskRegistry, WorkflowRequest
 from stageflow.engine.plan import dependencies, normalise
 from tests.test_api.conftest import SEED, submit, wait_for_run
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
 
 @pytest.fixture
@@ -36,12 +39,49 @@ def test_stages_become_columns_and_edges() -> None:
     )
     edges = dependencies(spec)
     assert edges == {
-        "task_a": (),
-        "task_b": (),
-        "task_c": ("task_a", "task_b"),
-        "task_d": ("task_c",),
+        "task_a": {},
+        "task_b": {},
+        "task_c": {"task_a": "order", "task_b": "order"},
+        "task_d": {"task_c": "order"},
     }
     assert columns(edges) == [["task_a", "task_b"], ["task_c"], ["task_d"]]
+
+
+def test_a_reference_is_an_edge_of_its_own_kind() -> None:
+    """The nightly example: `check` reads `extract`'s outputs and depends only on `wait`."""
+    body = yaml.safe_load((EXAMPLES / "nightly.yaml").read_text())
+    spec = normalise(WorkflowRequest.model_validate(body))
+    assert dependencies(spec) == {
+        "extract": {},
+        "wait": {},
+        "check": {"wait": "order", "extract": "data"},
+        "report": {"check": "order"},
+    }
+
+
+def test_a_reference_that_is_also_a_dependency_is_drawn_once_as_order() -> None:
+    spec = normalise(
+        WorkflowRequest.model_validate(
+            {
+                "dag": [
+                    {"name": "a", "task": "echo", "params": {"x": 1}},
+                    {"name": "b", "task": "echo", "params": {"y": "{{ tasks.a.outputs.x }}"}},
+                    {
+                        "name": "c",
+                        "task": "echo",
+                        "dependsOn": ["a"],
+                        "forEach": "{{ tasks.b.outputs.y }}",
+                        "when": "{{ tasks.a.outputs.x }} > 0",
+                    },
+                ]
+            }
+        )
+    )
+    assert dependencies(spec) == {
+        "a": {},
+        "b": {"a": "data"},
+        "c": {"a": "order", "b": "data"},
+    }
 
 
 def test_a_dag_declared_out_of_order_is_laid_out_by_depth() -> None:
@@ -69,7 +109,7 @@ def test_the_graph_draws_every_task_in_its_phase(app_client: TestClient) -> None
     assert svg.headers["content-type"] == "image/svg+xml"
     for task in ("task_a", "task_b", "task_c"):
         assert re.search(rf'id="node-{task}" class="node phase-Succeeded"', svg.text)
-    assert svg.text.count('class="edge"') == 2
+    assert svg.text.count('class="edge edge-order"') == 2
     assert svg.text.count("✓ Succeeded") == 3
     assert app_client.get("/ui/runs/nope/graph.svg").status_code == 404
 
@@ -83,3 +123,52 @@ def test_the_graph_needs_the_get_permission(tasks: TaskRegistry, tmp_path: Path)
         assert client.get("/ui/").status_code == 200  # the page asks for the token itself
         viewer = {"Authorization": "Bearer viewer-token"}
         assert client.get("/ui/runs/x/graph.svg", headers=viewer).status_code == 404
+
+
+def test_every_answer_carries_the_security_headers(app_client: TestClient) -> None:
+    """No other site may frame the page (its Cancel and Delete buttons) or run inline code
+    in it; no answer may be sniffed as another type."""
+    answers = {
+        "/ui/": app_client.get("/ui/"),
+        "/ui/runs/x": app_client.get("/ui/runs/x"),
+        "/ui/static/run.js": app_client.get("/ui/static/run.js"),
+        "/workflow/nope": app_client.get("/workflow/nope"),
+        "/docs": app_client.get("/docs"),
+        "/healthz": app_client.get("/healthz"),
+    }
+    for path, answer in answers.items():
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+    page_policy = answers["/ui/runs/x"].headers["content-security-policy"]
+    assert "script-src 'self';" in page_policy
+    assert "unsafe-inline" not in page_policy
+    assert (
+        answers["/workflow/nope"]
+        .headers["content-security-policy"]
+        .startswith("default-src 'none'")
+    )
+
+
+def test_head_on_a_page_answers_like_get_without_a_body(app_client: TestClient) -> None:
+    for path in ("/ui/", "/ui/runs/some-id"):
+        head, get = app_client.head(path), app_client.get(path)
+        assert head.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == str(len(get.content))
+
+
+def test_allow_names_only_methods_that_are_served(app_client: TestClient) -> None:
+    refused = app_client.put("/ui/")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, HEAD, OPTIONS"
+    healthz = app_client.head("/healthz")
+    assert healthz.status_code == 405
+    assert "HEAD" not in healthz.headers["allow"].split(", ")
+    options = app_client.options("/workflow/x")
+    assert options.status_code == 204
+    assert options.headers["allow"] == "DELETE, GET, OPTIONS"
+    for method in options.headers["allow"].split(", "):
+        if method != "OPTIONS":
+            assert app_client.request(method, "/workflow/x").status_code != 405, method

@@ -108,7 +108,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "cancelWorkflow": {"202": {"run_id": RUN_ID, "status": "Running"}},
     "getWorkflowStatus": {"200": {"task_a": "Succeeded", "task_b": "Running", "task_c": "Pending"}},
     "streamWorkflowEvents": {"200": EVENTS},
-    "getTaskLogs": {"200": "--- attempt 1 ---\ntask_a running\n"},
+    "getTaskLogs": {"200": "--- attempt 1 ---\nRunning task A\n"},
     "listTasks": {
         "200": [
             {

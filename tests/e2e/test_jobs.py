@@ -160,7 +160,7 @@ def test_a_job_task_without_a_started_pod_has_no_logs_yet(
     assert response.json() == {"detail": "No logs yet for task in_pod: its pod has not started"}
     assert (
         api.get(f"/workflow/{run_id}/tasks/task_a/logs").text
-        == "--- attempt 1 ---\ntask_a running\n"
+        == "--- attempt 1 ---\nRunning task A\n"
     )
 
 

@@ -208,7 +208,7 @@ def test_the_logs_of_a_job_task(release: PortForward) -> None:
     assert run["status"]["phase"] == "Succeeded"
     logs = api(release).get(f"/workflow/{run['run_id']}/tasks/hello/logs")
     assert logs.status_code == 200, logs.text
-    assert "task_a running" in logs.text
+    assert "Running task A" in logs.text
 
 
 def test_helm_test_passes(node: Node, release: PortForward) -> None:

@@ -96,7 +96,7 @@ def test_following_a_finished_task_gives_its_log_and_ends(live_api: httpx.Client
     wait_for_run(live_api, run_id)
     followed = live_api.get(f"/workflow/{run_id}/tasks/task_c/logs", params={"follow": "true"})
     assert followed.text == live_api.get(f"/workflow/{run_id}/tasks/task_c/logs").text
-    assert "task_c running" in followed.text
+    assert "Running task C" in followed.text
 
 
 # -- the WebSocket ----------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_follow_and_websocket_on_every_backend(client: TestClient) -> None:
     wait_for_run(client, run_id)
     followed = client.get(f"/workflow/{run_id}/tasks/task_a/logs", params={"follow": "true"})
     assert followed.status_code == 200
-    assert "task_a running" in followed.text
+    assert "Running task A" in followed.text
     assert followed.text == client.get(f"/workflow/{run_id}/tasks/task_a/logs").text
     with client.websocket_connect(f"/workflow/{run_id}/ws") as ws:
         received = messages_until_closed(ws)

@@ -370,8 +370,8 @@ def test_task_logs_show_what_the_task_printed(client: TestClient) -> None:
         assert response.headers["content-type"].startswith("text/plain")
         return response.text
 
-    assert log_of("task_a") == "--- attempt 1 ---\ntask_a running\n"
-    assert log_of("task_c") == "--- attempt 1 ---\ntask_c running\n"
+    assert log_of("task_a") == "--- attempt 1 ---\nRunning task A\n"
+    assert log_of("task_c") == "--- attempt 1 ---\nRunning task C\n"
     missing = client.get(f"/workflow/{run_id}/tasks/nope/logs")
     assert missing.status_code == 404
     assert missing.json() == {"detail": "Task not found: nope"}

@@ -111,7 +111,7 @@ def main() -> None:
     subprocess.run(["kubectl", "create", "namespace", namespace], check=True, capture_output=True)
     redis = RedisServer(binary=binary, port=free_port())
     redis.start()
-    base = {**os.environ, "STAGEFLOW_REDIS_URL": redis.url}
+    base = {**os.environ, "STAGEFLOW_REDIS_URL": redis.url, "STAGEFLOW_LEADER_ELECTION": "false"}
     k8s_args, k8s_env, k8s = api(
         base | {"STAGEFLOW_BACKEND": "kubernetes", "STAGEFLOW_NAMESPACE": namespace}, workdir
     )

@@ -347,7 +347,7 @@ async def measure(setup: Setup) -> list[Phase]:
     base = {**os.environ, "STAGEFLOW_NAMESPACE": namespace}
     if setup.redis_url:
         base["STAGEFLOW_REDIS_URL"] = setup.redis_url
-    operator_env = base | {"PYTHONPATH": str(operator_root)}
+    operator_env = base | {"PYTHONPATH": str(operator_root), "STAGEFLOW_LEADER_ELECTION": "false"}
     port = free_port()
     api_env = base | {"STAGEFLOW_BACKEND": "kubernetes", "STAGEFLOW_LOG_LEVEL": "warning"}
     phases: list[Phase] = []

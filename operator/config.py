@@ -56,8 +56,10 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
         "Event says the rest are in the status (a run's start and end always get one).",
     )
     leader_election: bool = Field(
-        default=False,
-        description="Run only while holding a coordination.k8s.io Lease (for 2+ replicas).",
+        default=True,
+        description="Run only while holding a coordination.k8s.io Lease, so a second "
+        "operator started by hand stands by instead of running every task again (Argo's "
+        "controller elects too unless told not to). false: one operator, no Lease.",
     )
     lease_name: str = Field(default="stageflow-operator", description="The Lease's name.")
     lease_namespace: str | None = Field(

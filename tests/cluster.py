@@ -165,6 +165,8 @@ def e2e_cluster() -> Iterator[Cluster]:
         "STAGEFLOW_REDIS_URL": redis.url,
         "STAGEFLOW_MIRROR_RESYNC_SECONDS": "0.5",
         "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
+        # The suite's one operator, killed and restarted by tests: no Lease to wait out.
+        "STAGEFLOW_LEADER_ELECTION": "false",
     }
     env.pop("STAGEFLOW_NAMESPACE", None)
     operator = OperatorProcess(env=env, log_path=workdir / "operator.log")

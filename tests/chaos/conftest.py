@@ -224,6 +224,8 @@ def chaos(control_plane: ControlPlane) -> Iterator[Chaos]:
         "STAGEFLOW_TASK_MODULES": TASKS,
         "STAGEFLOW_CHAOS_DIR": str(log_dir),
         "STAGEFLOW_MIRROR_RESYNC_SECONDS": "0.5",
+        # One operator, SIGKILLed and restarted at once: no Lease to wait out after a kill.
+        "STAGEFLOW_LEADER_ELECTION": "false",
     }
     operator = OperatorProcess(env=env, log_path=workdir / "operator.log")
     operator.start()

@@ -150,6 +150,56 @@ def test_the_standby_takes_over_a_killed_leader_and_then_a_graceful_stop(
     assert after["leaseTransitions"] == before["leaseTransitions"] + 1
 
 
+def test_two_operators_started_with_no_settings_never_run_a_task_twice(
+    e2e_cluster: Cluster, k8s_namespace: str, workdir: Path
+) -> None:
+    """`stageflow operator` twice, as a user scaling up by hand would: no election setting
+    at all (only the namespace, to keep the test to its own, and a name each for its log).
+    Election is the default, so
+    one leads, the other stands by, and every task runs exactly once, on the leader."""
+    e2e_cluster.operator.stop()
+    group = candidates(
+        namespace=k8s_namespace,
+        workdir=workdir,
+        kubeconfig=e2e_cluster.kubeconfig,
+        lease_seconds=LEASE,
+        renew_seconds=RENEW,
+        retry_seconds=RETRY,
+        execution_log=workdir / "executions.log",
+    )
+    for candidate in group:
+        for name in list(candidate.env):
+            if name.startswith(("STAGEFLOW_LEADER", "STAGEFLOW_LEASE")):
+                del candidate.env[name]
+    try:
+        for candidate in group:
+            candidate.start()
+        leader = wait_for_leader(group)
+        api = e2e_cluster.start_api(k8s_namespace, task_modules="tests.fixtures.logged_tasks")
+        tags = [f"r{number}" for number in range(6)]
+        run_ids = [submit(api, steps(tag)) for tag in tags]
+        for run_id in run_ids:
+            run = wait_for_run(api, run_id, timeout=60)
+            assert run["status"]["phase"] == "Succeeded", json.dumps(run["status"])
+        starts: dict[tuple[str, str], list[int]] = {}
+        for execution in executions(workdir / "executions.log"):
+            if execution.event == "start":
+                starts.setdefault((execution.run, execution.label), []).append(execution.pid)
+        expected = {(tag, label) for tag in tags for label in ("first", "slow", "left", "right")}
+        assert set(starts) == expected
+        assert all(pids == [leader.pid] for pids in starts.values()), starts
+        (standby,) = [candidate for candidate in group if candidate is not leader]
+        assert standby.process is not None
+        assert standby.process.poll() is None
+        assert not standby.leading
+        assert "standing by" in standby.log()
+        assert lease(k8s_namespace)["spec"]["holderIdentity"] == leader.name
+    finally:
+        for candidate in group:
+            candidate.stop()
+        e2e_cluster.operator.start()
+
+
 def wait_until_standing_by(candidate: Candidate) -> None:
     deadline = time.monotonic() + 30
     while "standing by" not in candidate.log():

@@ -275,7 +275,12 @@ async def start_operator(cluster: Cluster) -> AsyncIterator[StartOperator]:
         return kopf.ConnectionInfo(server=url, insecure=True)
 
     async def start(**overrides: Any) -> RunningOperator:
-        options = {"status_flush_seconds": 0.01, "mirror_resync_seconds": 0.1, **overrides}
+        options = {
+            "status_flush_seconds": 0.01,
+            "mirror_resync_seconds": 0.1,
+            "leader_election": False,  # one operator per test; kmock serves no Lease
+            **overrides,
+        }
         settings = OperatorSettings(**options)
         operator_settings = kopf_settings()
         operator_settings.posting.enabled = False

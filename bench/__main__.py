@@ -4,6 +4,11 @@ Each scenario runs the workflow through the real runner (plan compiled, status
 kept, transitions coalesced into a sink) and a baseline that awaits the same
 task functions with `asyncio.gather` and nothing else. Ratios, not absolute
 times, are what to compare across machines.
+
+A request holds at most 1,000 entries in a list (a stage's tasks, a `forEach`), so a
+parallel stage of more tasks is built as it would be by a user: tasks that each fan out
+over up to 1,000 items. `--quick` runs every scenario at a tiny size, once: `make test`
+does, so the benchmark keeps running as the request schema changes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from stageflow.engine import (
     compile_workflow,
     registry,
 )
+from stageflow.engine.models import MAX_LIST_ITEMS
 
 
 class CountingSink:
@@ -45,7 +51,7 @@ async def run_engine(body: dict[str, Any]) -> tuple[float, int]:
     sink = CountingSink()
     started = time.perf_counter()
     plan = compile_workflow(
-        WorkflowRequest.model_validate(body), registry=registry, max_tasks=10_000
+        WorkflowRequest.model_validate(body), registry=registry, max_instances=1_000_000
     )
     runner = WorkflowRunner(
         plan,
@@ -60,7 +66,18 @@ async def run_engine(body: dict[str, Any]) -> tuple[float, int]:
 
 
 def parallel(count: int, task: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    tasks = [{"name": f"t{i}", "task": task, "params": params or {}} for i in range(count)]
+    """One parallel stage of `count` task instances: plain tasks up to MAX_LIST_ITEMS, else
+    tasks that each fan out (`forEach`) over up to MAX_LIST_ITEMS items."""
+    tasks: list[dict[str, Any]]
+    if count <= MAX_LIST_ITEMS:
+        tasks = [{"name": f"t{i}", "task": task, "params": params or {}} for i in range(count)]
+    else:
+        sizes = [MAX_LIST_ITEMS] * (count // MAX_LIST_ITEMS)
+        sizes += [count % MAX_LIST_ITEMS] if count % MAX_LIST_ITEMS else []
+        tasks = [
+            {"name": f"t{i}", "task": task, "params": params or {}, "forEach": list(range(size))}
+            for i, size in enumerate(sizes)
+        ]
     return {"workflow": [{"type": "parallel", "tasks": tasks}]}
 
 
@@ -106,19 +123,27 @@ def report(name: str, engine: float, baseline: float, count: int, extra: str = "
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help="every scenario at a tiny size, once (a smoke run)"
+    )
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    sizes = (10, MAX_LIST_ITEMS + 5) if args.quick else (1000, 5000)
+    chain = 5 if args.quick else 500
+    nap = 0.01 if args.quick else 1.0
+    memory_size = 10 if args.quick else 1000
     registry.load()
     noop = registry.get("noop")
     sleep = registry.get("sleep")
     assert noop is not None
     assert sleep is not None
 
-    for count in (1000, 5000):
-        runs = median_of(args.repeats, lambda count=count: run_engine(parallel(count, "noop")))  # type: ignore[misc]
-        base = median_of(args.repeats, lambda count=count: baseline_parallel(count, noop.function))  # type: ignore[misc]
+    for count in sizes:
+        runs = median_of(repeats, lambda count=count: run_engine(parallel(count, "noop")))  # type: ignore[misc]
+        base = median_of(repeats, lambda count=count: baseline_parallel(count, noop.function))  # type: ignore[misc]
         engine = statistics.median(elapsed for elapsed, _ in runs)
         writes = max(w for _, w in runs)
         report(
@@ -129,25 +154,26 @@ def main() -> None:
             f"  ({writes} coalesced status writes)",
         )
 
-    runs = median_of(args.repeats, lambda: run_engine(sequential(500, "noop")))
-    base = median_of(args.repeats, lambda: baseline_sequential(500, noop.function))
+    runs = median_of(repeats, lambda: run_engine(sequential(chain, "noop")))
+    base = median_of(repeats, lambda: baseline_sequential(chain, noop.function))
     report(
-        "500 no-op tasks, one sequential stage",
+        f"{chain} no-op tasks, one sequential stage",
         statistics.median(r for r, _ in runs),
         statistics.median(base),
-        500,
+        chain,
     )
 
-    runs = median_of(1, lambda: run_engine(parallel(4, "sleep", {"seconds": 1})))
-    base = median_of(1, lambda: baseline_parallel(4, lambda: sleep.function(seconds=1)))
-    report("4 parallel sleep(1s) tasks", runs[0][0], base[0], 4)
+    runs = median_of(1, lambda: run_engine(parallel(4, "sleep", {"seconds": nap})))
+    base = median_of(1, lambda: baseline_parallel(4, lambda: sleep.function(seconds=nap)))
+    report(f"4 parallel sleep({nap:g}s) tasks", runs[0][0], base[0], 4)
 
-    engine_peak = peak_memory(lambda: run_engine(parallel(1000, "noop")))
-    base_peak = peak_memory(lambda: baseline_parallel(1000, noop.function))
+    engine_peak = peak_memory(lambda: run_engine(parallel(memory_size, "noop")))
+    base_peak = peak_memory(lambda: baseline_parallel(memory_size, noop.function))
     print(
-        f"{'peak memory, 1000 parallel no-op tasks':44} engine {engine_peak / 1e6:7.2f} MB"
-        f"   baseline {base_peak / 1e6:7.2f} MB   ratio {engine_peak / base_peak:7.2f}"
-        f"   {(engine_peak - base_peak) / 1000 / 1024:5.2f} KiB/task"
+        f"{f'peak memory, {memory_size} parallel no-op tasks':44} engine "
+        f"{engine_peak / 1e6:7.2f} MB   baseline {base_peak / 1e6:7.2f} MB   ratio "
+        f"{engine_peak / base_peak:7.2f}   {(engine_peak - base_peak) / memory_size / 1024:5.2f} "
+        "KiB/task"
     )
 
 

@@ -149,7 +149,7 @@ def test_list_logs_tasks_and_delete(api: str) -> None:
     assert row.split()[1:5] == ["listed", "✓", "Succeeded", "3/3"]
     assert len(stageflow("list", "--limit", "1", url=api).stdout.splitlines()) == 2
     assert run_id not in stageflow("list", "--phase", "Failed", url=api).stdout
-    assert "task_a" in stageflow("logs", run_id, "task_a", url=api).stdout
+    assert "Running task A" in stageflow("logs", run_id, "task_a", url=api).stdout
     tasks = stageflow("tasks", url=api).stdout
     assert ["sleep", "seconds"] in [line.split()[:2] for line in tasks.splitlines()]
     assert stageflow("delete", run_id, url=api).returncode == 0

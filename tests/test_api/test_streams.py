@@ -137,7 +137,8 @@ def test_the_websocket_sends_events_and_logs_then_closes(app_client: TestClient)
     assert final["phase"] == "Succeeded"
     logs = {m["task"]: m["data"] for m in received if m["event"] == "log"}
     assert logs == {
-        task: f"--- attempt 1 ---\n{task} running\n" for task in ("task_a", "task_b", "task_c")
+        task: f"--- attempt 1 ---\nRunning task {task[-1].upper()}\n"
+        for task in ("task_a", "task_b", "task_c")
     }
 
 

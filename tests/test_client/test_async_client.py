@@ -82,7 +82,7 @@ async def test_cancel_delete_logs_and_errors(client: AsyncClient) -> None:
     assert unknown.value.detail == "Unknown task: task_x"
     seed = (await client.submit(SEED)).run_id
     await client.wait(seed, timeout=60)
-    assert "task_b" in await client.logs(seed, "task_b")
+    assert "Running task B" in await client.logs(seed, "task_b")
     assert "sleep" in {task.name for task in await client.tasks()}
 
 

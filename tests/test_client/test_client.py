@@ -109,7 +109,7 @@ def test_cancel_then_delete(client: Client) -> None:
 def test_logs_of_a_task(client: Client) -> None:
     run_id = client.submit(SEED).run_id
     client.wait(run_id, timeout=60)
-    assert "task_a" in client.logs(run_id, "task_a")
+    assert "Running task A" in client.logs(run_id, "task_a")
 
 
 def test_errors_carry_the_status_and_the_detail(client: Client) -> None:

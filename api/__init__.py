@@ -1,6 +1,6 @@
 """stageflow's HTTP API (FastAPI): submit, read, list, cancel, delete and stream runs.
 
-`create_app` is imported on first use, so `stageflow.api.schemas` (the response models
+`create_app` is imported on first use, so `stageflow.models.api` (the response models
 `stageflow.client` shares) can be imported without FastAPI and the Kubernetes client.
 """
 

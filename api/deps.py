@@ -13,7 +13,7 @@ from fastapi import Depends, Path, Request
 from stageflow.api.backends import Backend
 from stageflow.api.errors import RunNotFoundError
 from stageflow.engine import TaskRegistry
-from stageflow.store import InvalidRunIdError, checked_run_id
+from stageflow.models.records import InvalidRunIdError, checked_run_id
 
 
 async def get_backend(request: Request) -> Backend:

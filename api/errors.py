@@ -14,7 +14,8 @@ from starlette.routing import Match, Mount
 
 from stageflow.engine import SpecError
 from stageflow.kube import KubeError, KubeUnavailableError
-from stageflow.store import InvalidRunIdError, StoreUnavailableError
+from stageflow.models.records import InvalidRunIdError
+from stageflow.store import StoreUnavailableError
 
 
 class ApiError(Exception):

@@ -32,7 +32,7 @@ from stageflow.engine import (
     compile_workflow,
     registry,
 )
-from stageflow.engine.models import MAX_LIST_ITEMS
+from stageflow.models.request import MAX_LIST_ITEMS
 
 
 class CountingSink:

@@ -55,9 +55,9 @@ from stageflow.engine import (
     compile_workflow,
     registry,
 )
-from stageflow.engine.status import utcnow
+from stageflow.engine.records import new_record
 from stageflow.kube import GROUP, PLURAL, VERSION, new_object, status_patch
-from stageflow.store import RunRecord
+from stageflow.models.status import utcnow
 from tests.redis_server import RedisServer, free_port, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,7 +297,7 @@ def floor_phase(
             with lock:
                 if next(remaining, None) is None:
                     return
-            record = RunRecord.new(plan)  # the object the API creates, name and all
+            record = new_record(plan)  # the object the API creates, name and all
             try:
                 custom.create_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, new_object(record, namespace)

@@ -8,11 +8,11 @@ HTTP or Redis.
 from stageflow.engine.coalesce import CoalescingSink
 from stageflow.engine.inprocess import InProcessExecutor
 from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
-from stageflow.engine.models import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
 from stageflow.engine.plan import Plan, PlannedTask, SpecError, compile_workflow
 from stageflow.engine.registry import TaskDefinition, TaskRegistry, registry, task
 from stageflow.engine.runner import WorkflowRunner, initial_status
-from stageflow.engine.status import RunPhase, RunStatus, TaskPhase, TaskStatus
+from stageflow.models.request import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
+from stageflow.models.status import RunPhase, RunStatus, TaskPhase, TaskStatus
 
 __all__ = [
     "Attempt",

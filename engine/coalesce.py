@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from stageflow.engine.interfaces import StatusSink
-from stageflow.engine.status import RunStatus
+from stageflow.models.status import RunStatus
 
 logger = logging.getLogger(__name__)
 

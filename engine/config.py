@@ -67,9 +67,6 @@ class EngineSettings(BaseSettings):
     cel_max_seconds: float = Field(
         default=DEFAULT_MAX_SECONDS, gt=0, description="Seconds one condition may take."
     )
-    http_get_max_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1, description="The most the http_get task reads."
-    )
     max_threads: int = Field(default=64, ge=1, description="Threads for sync in-process tasks.")
     status_flush_seconds: float = Field(
         default=0.05, ge=0, description="How long status writes are coalesced."

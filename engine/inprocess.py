@@ -21,7 +21,7 @@ from stageflow.engine.interfaces import Attempt, TaskResult
 from stageflow.engine.output import TaskOutput, captured
 from stageflow.engine.plan import PlannedTask
 from stageflow.engine.registry import TaskDefinition, TaskRegistry
-from stageflow.engine.status import TaskStatus
+from stageflow.models.status import TaskStatus
 
 MAX_OUTPUT_BYTES = 8 * 1024
 LIVE_LOG_SECONDS = 0.5  # how often a running task's new output is published for followers

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stageflow.engine.plan import PlannedTask
-from stageflow.engine.status import RunStatus, TaskStatus
+from stageflow.models.status import RunStatus, TaskStatus
 
 
 @dataclass

@@ -26,7 +26,6 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from stageflow.engine.conditions import Condition, ConditionError, CostLimit
-from stageflow.engine.models import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
 from stageflow.engine.params import ParamsError, check_params
 from stageflow.engine.policy import TaskPolicy
 from stageflow.engine.registry import TaskRegistry
@@ -37,6 +36,7 @@ from stageflow.engine.templates import (
     is_single_reference,
     references,
 )
+from stageflow.models.request import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
 
 _TASK_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 

@@ -35,10 +35,10 @@ from typing import Any
 
 from stageflow.engine.conditions import ConditionError
 from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
-from stageflow.engine.models import Executor
 from stageflow.engine.plan import Plan, PlannedTask
-from stageflow.engine.status import RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
 from stageflow.engine.templates import Reference, Resolver, TemplateError, lookup, render
+from stageflow.models.request import Executor
+from stageflow.models.status import RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from stageflow.kube.client import (
     KubeClient,
+    KubeConfigError,
     KubeConflictError,
     KubeError,
     KubeUnavailableError,
@@ -27,6 +28,7 @@ __all__ = [
     "PLURAL",
     "VERSION",
     "KubeClient",
+    "KubeConfigError",
     "KubeConflictError",
     "KubeError",
     "KubeUnavailableError",

@@ -46,15 +46,23 @@ class KubeUnavailableError(KubeError):
     """The apiserver could not be reached or failed (network error or 5xx)."""
 
 
+class KubeConfigError(KubeError):
+    """Neither an in-cluster service account nor a kubeconfig to reach a cluster with."""
+
+
 def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Configuration:
-    """In-cluster service account if there is one, else the kubeconfig (KUBECONFIG)."""
+    """In-cluster service account if there is one, else the kubeconfig (KUBECONFIG); raises
+    KubeConfigError (not the client's own exception, which only this package knows)."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration
-        )
+        try:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        except kubernetes.config.ConfigException as error:
+            raise KubeConfigError(str(error)) from error
     return configuration
 
 

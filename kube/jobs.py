@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stageflow.engine import TaskResult, TaskSpec
-from stageflow.engine.models import EnvFrom
 from stageflow.kube.resource import API_VERSION, KIND, LABEL_PREFIX, RUN_LABEL, TASK_LABEL
+from stageflow.models.request import EnvFrom
 
 ATTEMPT_LABEL = f"{LABEL_PREFIX}attempt"
 TERMINATION_LOG = "/dev/termination-log"

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus, TaskSpec, TaskStatus, WorkflowRequest
-from stageflow.engine.status import format_timestamp, utcnow
-from stageflow.store import RunRecord
+from stageflow.models.records import RunRecord
+from stageflow.models.status import format_timestamp, utcnow
 
 GROUP = "stageflow.dev"
 VERSION = "v1alpha1"

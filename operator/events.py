@@ -31,8 +31,8 @@ from typing import Any, TypedDict
 from prometheus_client import Counter
 
 from stageflow.engine import RunPhase, RunStatus
-from stageflow.engine.status import TaskPhase, TaskStatus
 from stageflow.kube import GROUP, VERSION, KubeClient, KubeError
+from stageflow.models.status import TaskPhase, TaskStatus
 
 logger = logging.getLogger(__name__)
 

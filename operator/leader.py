@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stageflow.engine.status import format_timestamp, utcnow
 from stageflow.kube import KubeClient, KubeConflictError, KubeError
+from stageflow.models.status import format_timestamp, utcnow
 from stageflow.operator.metrics import LEADER
 
 logger = logging.getLogger(__name__)

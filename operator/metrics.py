@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from stageflow.engine import RunStatus
-from stageflow.engine.status import TaskStatus
+from stageflow.models.status import TaskStatus
 
 # Tasks and runs last from milliseconds to hours: the buckets span that.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)

@@ -31,16 +31,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stageflow.engine.status import utcnow
 from stageflow.kube import KubeError, RunListing, is_deleted, record_from_object
+from stageflow.models.records import InvalidRunIdError, RunRecord, checked_run_id
+from stageflow.models.status import utcnow
 from stageflow.operator.metrics import MIRROR_LAG_SECONDS, MIRROR_PENDING, MIRROR_WRITES
-from stageflow.store import (
-    InvalidRunIdError,
-    RedisStore,
-    RunRecord,
-    StoreUnavailableError,
-    checked_run_id,
-)
+from stageflow.store import RedisStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from stageflow.engine import RunPhase, RunStatus
-from stageflow.engine.status import utcnow
 from stageflow.kube import KubeClient, KubeError, status_patch
+from stageflow.models.status import utcnow
 from stageflow.operator.events import RunEvents
 from stageflow.operator.metrics import STATUS_PATCH_SECONDS, STATUS_PATCHES, RunMetrics
 from stageflow.store import RunStore

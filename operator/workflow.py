@@ -32,17 +32,17 @@ from stageflow.engine import (
     WorkflowRunner,
     compile_workflow,
 )
-from stageflow.engine.status import RunPhase, utcnow
 from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.jobs import Owner
 from stageflow.logs import bind
+from stageflow.models.records import RunRecord
+from stageflow.models.status import RunPhase, utcnow
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
 from stageflow.operator.metrics import RunMetrics
 from stageflow.operator.mirror import mirrored
 from stageflow.operator.status import StatusWriter, retry_delay
-from stageflow.store import RunRecord
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,7 @@ from stageflow.store.base import (
     StoreUnavailableError,
 )
 from stageflow.store.memory import MemoryStore
-from stageflow.store.records import (
-    Cursor,
-    InvalidRunIdError,
-    RunEvent,
-    RunPage,
-    RunRecord,
-    RunSummary,
-    checked_run_id,
-)
+from stageflow.store.pages import Cursor, RunPage
 from stageflow.store.redis_store import RedisStore
 
 __all__ = [
@@ -28,14 +20,9 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "Control",
     "Cursor",
-    "InvalidRunIdError",
     "MemoryStore",
     "RedisStore",
-    "RunEvent",
     "RunPage",
-    "RunRecord",
     "RunStore",
-    "RunSummary",
     "StoreUnavailableError",
-    "checked_run_id",
 ]

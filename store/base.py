@@ -14,7 +14,8 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from stageflow.engine import RunPhase, RunStatus
-from stageflow.store.records import Cursor, RunEvent, RunPage, RunRecord
+from stageflow.models.records import RunEvent, RunRecord
+from stageflow.store.pages import Cursor, RunPage
 
 DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_NAMESPACE = "default"  # the API's STAGEFLOW_NAMESPACE default: its runs' key space

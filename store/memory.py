@@ -10,15 +10,9 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from stageflow.engine import RunPhase, RunStatus
+from stageflow.models.records import RunEvent, RunRecord, checked_run_id
 from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, expiry_seconds
-from stageflow.store.records import (
-    Cursor,
-    RunEvent,
-    RunPage,
-    RunRecord,
-    checked_run_id,
-    paginate,
-)
+from stageflow.store.pages import Cursor, RunPage, paginate
 
 _QUEUE_SIZE = 1000
 _T = TypeVar("_T")

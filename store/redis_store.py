@@ -50,7 +50,8 @@ import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from stageflow.engine import RunPhase, RunStatus, WorkflowRequest
-from stageflow.engine.status import format_timestamp
+from stageflow.models.records import RunEvent, RunRecord, RunSummary, checked_run_id
+from stageflow.models.status import format_timestamp
 from stageflow.store.base import (
     DEFAULT_FINISHED_TTL_SECONDS,
     DEFAULT_NAMESPACE,
@@ -60,14 +61,7 @@ from stageflow.store.base import (
 )
 from stageflow.store.connection import RedisConnectionSettings, connect
 from stageflow.store.fanout import PubSubFanout
-from stageflow.store.records import (
-    Cursor,
-    RunEvent,
-    RunPage,
-    RunRecord,
-    RunSummary,
-    checked_run_id,
-)
+from stageflow.store.pages import Cursor, RunPage
 
 PREFIX = "stageflow:"
 NAMESPACES = f"{PREFIX}namespaces"

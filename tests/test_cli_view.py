@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from stageflow.cli.view import age, dag_levels, duration, sections, transitions
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskSpec, TaskStatus, WorkflowRequest
-from stageflow.store import RunRecord
+from stageflow.models.records import RunRecord
 
 T0 = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
 

@@ -46,7 +46,9 @@ def test_the_checkout_agrees() -> None:
 
 
 def test_a_dependency_added_to_pyproject_only_is_named(checkout: Path) -> None:
-    edit(checkout / "pyproject.toml", '"cachetools>=5.3",', '"cachetools>=5.3",\n    "tenacity>=8",')
+    edit(
+        checkout / "pyproject.toml", '"cachetools>=5.3",', '"cachetools>=5.3",\n    "tenacity>=8",'
+    )
     done = check(checkout)
     assert done.returncode == 1
     assert "needs tenacity>=8, which requirements/runtime.txt does not pin" in done.stderr

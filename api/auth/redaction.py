@@ -10,7 +10,7 @@ are shown as they are; that is also the way to keep a value out of the run for g
 from __future__ import annotations
 
 from stageflow.engine import Stage, TaskSpec, WorkflowRequest
-from stageflow.store import RunRecord
+from stageflow.models.records import RunRecord
 
 REDACTED = "<redacted>"
 

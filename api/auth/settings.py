@@ -74,14 +74,12 @@ def make_authorizer(settings: AuthSettings, *, host: str) -> Authorizer:
         except (OSError, TokenFileError) as error:
             raise AuthConfigError(f"STAGEFLOW_AUTH_TOKENS_FILE: {error}") from None
     if mode == "kubernetes":
-        import kubernetes.config
-
         from stageflow.api.auth.kubernetes import KubernetesAuth
-        from stageflow.kube import KubeClient, load_configuration
+        from stageflow.kube import KubeClient, KubeConfigError, load_configuration
 
         try:
             configuration = load_configuration()
-        except kubernetes.config.ConfigException as error:
+        except KubeConfigError as error:
             raise AuthConfigError(
                 f"STAGEFLOW_AUTH_MODE=kubernetes needs a cluster to ask (in-cluster service "
                 f"account or KUBECONFIG): {error}"

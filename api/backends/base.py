@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from stageflow.engine import RunPhase, WorkflowRequest
-from stageflow.store import Cursor, RunEvent, RunPage, RunRecord
+from stageflow.models.records import RunEvent, RunRecord
+from stageflow.store import Cursor, RunPage
 
 
 class Backend(Protocol):

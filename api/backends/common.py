@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from stageflow.api.errors import NoLogsError
 from stageflow.engine import Plan, TaskRegistry, TaskSpec, WorkflowRequest, compile_workflow
 from stageflow.engine.config import EngineSettings
-from stageflow.store import RunEvent, RunRecord, RunStore
+from stageflow.models.records import RunEvent, RunRecord
+from stageflow.store import RunStore
 
 
 async def compile_off_loop(

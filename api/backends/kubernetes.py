@@ -22,16 +22,11 @@ from stageflow.engine import (
 )
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.output import MAX_LOG_BYTES
+from stageflow.engine.records import new_record
 from stageflow.kube import KubeClient, is_deleted, new_object, record_from_object
-from stageflow.store import (
-    Cursor,
-    RunEvent,
-    RunPage,
-    RunRecord,
-    RunStore,
-    StoreUnavailableError,
-)
-from stageflow.store.records import paginate
+from stageflow.models.records import RunEvent, RunRecord
+from stageflow.store import Cursor, RunPage, RunStore, StoreUnavailableError
+from stageflow.store.pages import paginate
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +59,7 @@ class KubernetesBackend:
 
     async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
         plan = await compile_off_loop(request, registry=self._registry, settings=self._settings)
-        record = RunRecord.new(plan, submitted_by=submitted_by)
+        record = new_record(plan, submitted_by=submitted_by)
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)
 

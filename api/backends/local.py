@@ -30,7 +30,9 @@ from stageflow.engine import (
     WorkflowRunner,
 )
 from stageflow.engine.config import EngineSettings
-from stageflow.store import Control, Cursor, RunEvent, RunPage, RunRecord, RunStore
+from stageflow.engine.records import new_record
+from stageflow.models.records import RunEvent, RunRecord
+from stageflow.store import Control, Cursor, RunPage, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ class LocalBackend:
                 raise InvalidRequestError(
                     f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
                 )
-        record = RunRecord.new(plan, submitted_by=submitted_by)
+        record = new_record(plan, submitted_by=submitted_by)
         await self._store.create(record)
         sink = _StoreSink(self._store, record.run_id)
         runner = WorkflowRunner(

@@ -31,7 +31,7 @@ from stageflow.api.auth import ANONYMOUS, Authorizer, Principal, redact_env
 from stageflow.api.backends import Backend
 from stageflow.api.errors import NoLogsError, RunNotFoundError
 from stageflow.api.follow import POLL_SECONDS, RunLogs, follow_task_log
-from stageflow.store import InvalidRunIdError, RunRecord, checked_run_id
+from stageflow.models.records import InvalidRunIdError, RunRecord, checked_run_id
 
 router = APIRouter(tags=["workflows"])
 

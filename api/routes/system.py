@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from stageflow.api.auth import Authenticated
 from stageflow.api.deps import BackendDep, RegistryDep
 from stageflow.api.guards import GuardedRoute
-from stageflow.api.schemas import Health, TaskInfo
+from stageflow.models.api import Health, TaskInfo
 
 router = APIRouter(route_class=GuardedRoute)
 

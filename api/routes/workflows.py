@@ -31,10 +31,11 @@ from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
 from stageflow.api.metrics import RUNS_SUBMITTED
 from stageflow.api.routes.streams import followed_log, run_events
-from stageflow.api.schemas import ErrorBody, RunList, Submitted
 from stageflow.api.streams import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
-from stageflow.store import Cursor, RunRecord
+from stageflow.models.api import ErrorBody, RunList, Submitted
+from stageflow.models.records import RunRecord
+from stageflow.store import Cursor
 
 router = APIRouter(
     tags=["workflows"],

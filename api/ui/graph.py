@@ -15,8 +15,8 @@ from html import escape
 
 from stageflow.engine import TaskPhase
 from stageflow.engine.plan import dependencies
-from stageflow.engine.status import PHASE_MARKS
-from stageflow.store import RunRecord
+from stageflow.models.records import RunRecord
+from stageflow.models.status import PHASE_MARKS
 
 WIDTH, HEIGHT = 200, 58
 COLUMN_GAP, ROW_GAP, MARGIN = 72, 18, 12

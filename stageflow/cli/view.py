@@ -20,8 +20,8 @@ from rich.text import Text
 
 from stageflow.client import RunRecord, RunSummary, TaskPhase
 from stageflow.engine import RunPhase, TaskSpec
-from stageflow.engine.status import PHASE_MARKS, utcnow
 from stageflow.engine.templates import TemplateError, references
+from stageflow.models.status import PHASE_MARKS, utcnow
 
 STYLES = {
     "Pending": "dim",

@@ -12,7 +12,6 @@ an error answer raises `ApiError` with its `status_code` and `detail`:
 """
 
 from stageflow import DEFAULT_URL
-from stageflow.api.schemas import RunList, Submitted, TaskInfo
 from stageflow.client.aio import AsyncClient
 from stageflow.client.builder import Dag, Stages, Task, parallel, sequential
 from stageflow.client.calls import Event, apply
@@ -24,8 +23,9 @@ from stageflow.client.errors import (
     UnreachableError,
 )
 from stageflow.client.sync import Client
-from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
-from stageflow.store import RunEvent, RunRecord, RunSummary
+from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
+from stageflow.models.api import RunList, Submitted, TaskInfo
+from stageflow.models.records import RunEvent, RunRecord, RunSummary
 
 __all__ = [
     "DEFAULT_URL",

@@ -13,11 +13,11 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from stageflow import DEFAULT_URL
-from stageflow.api.schemas import Submitted, TaskInfo
 from stageflow.client import calls
 from stageflow.client.calls import Body, Call, Event
-from stageflow.engine import RunPhase, TaskPhase
-from stageflow.store import RunRecord, RunSummary
+from stageflow.models import RunPhase, TaskPhase
+from stageflow.models.api import Submitted, TaskInfo
+from stageflow.models.records import RunRecord, RunSummary
 
 T = TypeVar("T")
 

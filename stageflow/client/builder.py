@@ -19,7 +19,7 @@ from typing import Any, Literal, TypedDict, overload
 
 from typing_extensions import Unpack
 
-from stageflow.engine import Executor, Stage, TaskSpec, WorkflowRequest
+from stageflow.models import Executor, Stage, TaskSpec, WorkflowRequest
 
 
 class Task:

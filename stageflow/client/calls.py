@@ -17,10 +17,10 @@ import httpx
 from httpx_sse import ServerSentEvent
 from pydantic import TypeAdapter
 
-from stageflow.api.schemas import RunList, Submitted, TaskInfo
 from stageflow.client.errors import UnreachableError, error_for
-from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
-from stageflow.store import RunEvent, RunRecord, RunSummary
+from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
+from stageflow.models.api import RunList, Submitted, TaskInfo
+from stageflow.models.records import RunEvent, RunRecord, RunSummary
 
 T = TypeVar("T")
 

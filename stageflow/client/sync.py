@@ -12,12 +12,12 @@ import httpx
 from httpx_sse import connect_sse
 
 from stageflow import DEFAULT_URL
-from stageflow.api.schemas import Submitted, TaskInfo
 from stageflow.client import calls
 from stageflow.client.calls import Body, Call, Deadline, Event
 from stageflow.client.errors import UnreachableError
-from stageflow.engine import RunPhase, TaskPhase
-from stageflow.store import RunRecord, RunSummary
+from stageflow.models import RunPhase, TaskPhase
+from stageflow.models.api import Submitted, TaskInfo
+from stageflow.models.records import RunRecord, RunSummary
 
 T = TypeVar("T")
 

@@ -19,13 +19,13 @@ from stageflow.api.auth.settings import AuthSettings, is_loopback, resolve_mode
 from stageflow.api.config import ApiSettings
 from stageflow.cli import main
 from stageflow.engine import TaskRegistry, WorkflowRequest, compile_workflow
+from stageflow.engine.records import new_record
 from stageflow.kube import KubeClient
 from stageflow.kube.reviews import (
     SubjectAccessReviewSpec,
     SubjectAccessReviewStatus,
     TokenReviewStatus,
 )
-from stageflow.store import RunRecord
 from tests.test_api.conftest import SEED
 
 VIEWER, EDITOR = "v13w3r-token", "3d1t0r-token"
@@ -229,7 +229,7 @@ def test_a_viewer_never_sees_plain_env_values(
     """A Job task's plain env values are `<redacted>` for a caller who may only read (in the
     run and in the events' snapshot); a secretKeyRef only names a Secret and is shown."""
     plan = compile_workflow(WorkflowRequest.model_validate(JOB_WITH_ENV), registry=tasks)
-    record = RunRecord.new(plan, submitted_by="ed")  # stored as the operator's mirror would:
+    record = new_record(plan, submitted_by="ed")  # stored as the operator's mirror would:
     backend = token_client.app.state.backend  # type: ignore[attr-defined]
     assert token_client.portal is not None
     token_client.portal.call(backend._store.create, record)  # (the local backend runs no Jobs)

@@ -18,7 +18,7 @@ from stageflow.engine import (
     TaskRegistry,
     TaskStatus,
 )
-from stageflow.engine.status import utcnow
+from stageflow.models.status import utcnow
 from tests.conftest import all_overlap, intervals, never_overlap
 from tests.test_engine.conftest import RecordingSink, RunBody, make_runner
 

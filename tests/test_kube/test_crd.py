@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from stageflow.engine import RunOptions, RunPhase, RunStatus, TaskPhase, TaskSpec, TaskStatus
 from stageflow.kube import GROUP, KIND, PLURAL, VERSION, new_object, record_from_object
-from stageflow.store import RunRecord
+from stageflow.models.records import RunRecord
 
 CRD = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "crds" / "workflowrun.yaml").read_text()
@@ -65,7 +65,7 @@ def test_printer_columns(column: str) -> None:
 
 def test_a_record_survives_the_round_trip_through_an_object(tasks: Any) -> None:
     from stageflow.engine import WorkflowRequest, compile_workflow, initial_status
-    from stageflow.engine.status import utcnow
+    from stageflow.models.status import utcnow
 
     plan = compile_workflow(
         WorkflowRequest.model_validate(

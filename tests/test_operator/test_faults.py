@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from stageflow.engine import task
-from stageflow.engine.status import format_timestamp
+from stageflow.models.status import format_timestamp
 from tests.polling import eventually
 from tests.test_operator.conftest import STAMPING, Cluster, StartOperator
 

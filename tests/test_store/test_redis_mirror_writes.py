@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from stageflow.engine import RunPhase
-from stageflow.store import RedisStore, RunRecord
+from stageflow.models.records import RunRecord
+from stageflow.store import RedisStore
 from tests.test_store.test_stores import finished, record
 
 

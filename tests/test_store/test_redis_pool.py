@@ -14,9 +14,10 @@ import redis.asyncio as aioredis
 
 from stageflow.api.config import ApiSettings
 from stageflow.kube import KubeClient
+from stageflow.models.records import RunRecord
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.main import make_context
-from stageflow.store import RedisStore, RunRecord, StoreUnavailableError
+from stageflow.store import RedisStore, StoreUnavailableError
 from stageflow.store.connection import RedisConnectionSettings
 from tests.redis_server import RedisServer, running_redis
 from tests.test_store.test_stores import record

@@ -12,15 +12,8 @@ import pytest
 import redis
 
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus, WorkflowRequest
-from stageflow.store import (
-    Control,
-    Cursor,
-    InvalidRunIdError,
-    MemoryStore,
-    RedisStore,
-    RunRecord,
-    RunStore,
-)
+from stageflow.models.records import InvalidRunIdError, RunRecord
+from stageflow.store import Control, Cursor, MemoryStore, RedisStore, RunStore
 from stageflow.store.redis_store import run_key, runs_key, tasks_key
 from tests.polling import eventually
 

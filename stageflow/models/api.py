@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from stageflow.engine import RunPhase
-from stageflow.store import RunSummary
+from stageflow.models.records import RunSummary
+from stageflow.models.status import RunPhase
 
 
 class Submitted(BaseModel):

@@ -1,4 +1,4 @@
-"""http_get's egress policy (issue 11): what it refuses by default, what the settings
+"""http_get's egress policy: what it refuses by default, what the settings
 change, and that its errors never repeat a URL's credentials. Against a real HTTP
 server on loopback, so the refusal is of a connection that would have succeeded."""
 
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from stageflow.engine.builtins import http_get
-from stageflow.engine.egress import EgressPolicy, EgressSettings, redact_url
+from stageflow.tasks.egress import EgressPolicy, EgressSettings, redact_url
+from stageflow.tasks.http import http_get
 
 
 @pytest.fixture

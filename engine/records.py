@@ -1,0 +1,25 @@
+"""A new run's record, made from its validated plan (the record type itself is a wire model,
+stageflow.models.records, which knows nothing of plans)."""
+
+from __future__ import annotations
+
+import uuid
+
+from stageflow.engine.plan import Plan
+from stageflow.engine.runner import initial_status
+from stageflow.models.records import RunRecord
+from stageflow.models.status import utcnow
+
+
+def new_record(plan: Plan, *, submitted_by: str | None = None) -> RunRecord:
+    """The record of a run about to start: a fresh UUID4, every task Pending."""
+    options = plan.options
+    return RunRecord(
+        run_id=str(uuid.uuid4()),
+        name=options.name,
+        labels=options.labels,
+        created_at=utcnow(),
+        spec=plan.spec,
+        status=initial_status(plan),
+        submitted_by=submitted_by,
+    )

@@ -31,9 +31,11 @@ COPY requirements/runtime.txt /tmp/runtime.txt
 COPY --from=build /wheels /wheels
 COPY --from=build /dist /dist
 # Offline, hashes checked again: the image holds the runtime lock and nothing else.
+# `pip check` fails the build if the lock misses a dependency (everything is --no-deps).
 RUN python -m pip install --no-cache-dir --no-index --find-links=/wheels --require-hashes \
         --no-deps -r /tmp/runtime.txt \
  && python -m pip install --no-cache-dir --no-index --no-deps /dist/stageflow-*.whl \
+ && python -m pip check \
  && rm -rf /wheels /dist /tmp/runtime.txt
 # The image listens on every interface, so it must name an auth mode (the API refuses to
 # serve a non-loopback address without one): `kubernetes`, like its backend. A container

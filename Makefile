@@ -22,19 +22,22 @@ COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --gene
 ## then the project itself, editable, built with the locked setuptools (requirements/build.txt)
 venv: $(STAMP)
 
+# Made anew whenever the lock or pyproject.toml changes: pip never removes a package, so a
+# venv updated in place could keep one the lock dropped (and pass where a clean clone fails).
 $(STAMP): pyproject.toml $(LOCKS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/build.txt
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 ## lock: re-resolve requirements/*.txt (uv pip compile, universal, with hashes) from pyproject.toml
-lock: $(STAMP)
+lock: | $(STAMP)
 	$(COMPILE) $(UPGRADE) pyproject.toml --extra dev -o requirements/dev.txt
 	$(COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
 	$(BIN)/python requirements/check.py --print-build-requires \
-	  | $(COMPILE) - -c requirements/dev.txt -o requirements/build.txt
+	  | $(COMPILE) $(UPGRADE) - -c requirements/dev.txt -o requirements/build.txt
 	$(BIN)/python requirements/check.py
 
 ## lockcheck: pyproject.toml and requirements/*.txt agree (each names what the other needs)

@@ -11,6 +11,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 
 from stageflow.engine import SpecError
 from stageflow.kube import KubeError, KubeUnavailableError
@@ -97,14 +98,20 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def _allowed_methods(request: Request) -> list[str]:
     """The methods some route serves at the request's path, asked of the routes themselves
     (Starlette's `matches`, pages left out of the OpenAPI document included), so `Allow`
-    never names a method that would 405. Mounts (static files) are left out: they match
-    every method and refuse all but GET and HEAD themselves."""
+    never names a method that would 405. A mount of static files matches every method but
+    serves GET and HEAD alone, so that is what it adds."""
     allowed = {"OPTIONS"}
-    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    routes = request.app.router.routes
     for method in _HTTP_METHODS - allowed:
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] is Match.FULL for route in routes):
-            allowed.add(method)
+        # From the app's root: a mounted app's error carries the mount's own root_path.
+        scope = {**request.scope, "method": method, "root_path": "", "path": request.url.path}
+        for route in routes:
+            if route.matches(scope)[0] is not Match.FULL:
+                continue
+            if not isinstance(route, Mount) or (
+                isinstance(route.app, StaticFiles) and method in ("GET", "HEAD")
+            ):
+                allowed.add(method)
     return sorted(allowed)
 
 

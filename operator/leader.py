@@ -61,6 +61,12 @@ class LeaseElector:
         self._released = False
         self._lock = asyncio.Lock()  # one read-modify-write of the Lease at a time
         self.leading = False
+        self._warned: str | None = None
+
+    def _warn_once(self, message: str) -> None:
+        if message != self._warned:
+            self._warned = message
+            logger.warning("%s", message)
 
     async def acquire(self) -> None:
         """Wait (as a standby) until this candidate holds the Lease."""
@@ -189,5 +195,15 @@ class LeaseElector:
         except KubeConflictError:
             return False
         except KubeError as error:
-            logger.debug("lease %s/%s: %s", self.namespace, self.name, error)
+            if error.status in (401, 403):
+                # Not a passing fault: without the right to the Lease this operator would
+                # stand by for ever, silently (election is on by default). Said once per
+                # change of cause, so the log names the fix without repeating every try.
+                self._warn_once(
+                    f"cannot take lease {self.namespace}/{self.name}: {error}. Grant "
+                    "get/create/update on leases.coordination.k8s.io (the chart does), or "
+                    "set STAGEFLOW_LEADER_ELECTION=false for a single operator"
+                )
+            else:
+                logger.debug("lease %s/%s: %s", self.namespace, self.name, error)
             return False

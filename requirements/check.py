@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 FROM_PYPROJECT = "stageflow (pyproject.toml)"
 
 
@@ -39,7 +39,8 @@ class Lock:
     """One requirements file as uv writes it: the pins, and which came from pyproject."""
 
     path: Path
-    pins: dict[str, Version] = field(default_factory=dict)
+    # A universal lock may pin one name twice, at versions for different markers (a fork).
+    pins: dict[str, set[Version]] = field(default_factory=dict)
     direct: set[str] = field(default_factory=set)
 
     @classmethod
@@ -50,7 +51,11 @@ class Lock:
             match = PIN.match(line)
             if match:
                 current = canonicalize_name(match.group(1))
-                lock.pins[current] = Version(match.group(2))
+                lock.pins.setdefault(current, set()).add(Version(match.group(2)))
+            elif line and not line.startswith((" ", "#")):
+                # Any other requirement line (a URL, an editable): the `# via` lines after
+                # it are not the previous pin's.
+                current = None
             elif current and line.strip().lstrip("#").strip().removeprefix("via ") == (
                 FROM_PYPROJECT
             ):
@@ -69,18 +74,26 @@ def _requirements(specs: list[str]) -> list[Requirement]:
 def _pinned(requirement: Requirement, lock: Lock, where: str) -> list[str]:
     """What is wrong with `requirement` (from pyproject's `where`) against `lock`."""
     name = canonicalize_name(requirement.name)
-    version = lock.pins.get(name)
-    if version is None:
+    versions = lock.pins.get(name)
+    if versions is None:
         return [
             f"pyproject.toml {where} needs {requirement}, which {lock.name} does not pin: "
             "run `make lock UPGRADE=`"
         ]
-    if requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
-        return [
-            f"{lock.name} pins {name}=={version}, outside pyproject.toml {where} {requirement}: "
-            "run `make lock UPGRADE=`"
-        ]
-    return []
+    found = [
+        f"{lock.name} pins {name}=={version}, outside pyproject.toml {where} {requirement}: "
+        "run `make lock UPGRADE=`"
+        for version in sorted(versions)
+        if requirement.specifier and not requirement.specifier.contains(version, prereleases=True)
+    ]
+    if name not in lock.direct and lock.name != "requirements/build.txt":
+        # uv marks what it took from pyproject.toml; without the mark the lock was edited
+        # by hand or its format changed, and the "no longer required" check would be blind.
+        found.append(
+            f"{lock.name} pins {name} but does not say pyproject.toml requires it "
+            f"(`# via {FROM_PYPROJECT}`): run `make lock UPGRADE=`"
+        )
+    return found
 
 
 def _leftovers(lock: Lock, wanted: list[Requirement]) -> list[str]:
@@ -112,12 +125,19 @@ def problems(root: Path) -> list[str]:
     found += _leftovers(locks["runtime"], runtime)
     found += _leftovers(locks["dev"], runtime + dev)
     for lock in (locks["runtime"], locks["build"]):
-        for name, version in sorted(lock.pins.items()):
+        for name, versions in sorted(lock.pins.items()):
             tested = locks["dev"].pins.get(name)
-            if tested is not None and tested != version:
+            if tested is None and lock is locks["runtime"]:
                 found.append(
-                    f"{lock.name} pins {name}=={version} but requirements/dev.txt (what the "
-                    f"tests ran with) pins {tested}: run `make lock`"
+                    f"{lock.name} pins {name}, which requirements/dev.txt (what the tests ran "
+                    "with) does not: run `make lock`"
+                )
+            elif tested is not None and tested != versions:
+                shown = ", ".join(str(v) for v in sorted(versions))
+                found.append(
+                    f"{lock.name} pins {name}=={shown} but requirements/dev.txt (what the "
+                    f"tests ran with) pins {', '.join(str(v) for v in sorted(tested))}: "
+                    "run `make lock`"
                 )
     return found
 

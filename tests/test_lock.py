@@ -92,3 +92,37 @@ def test_a_build_requirement_missing_from_the_build_lock_is_named(checkout: Path
     done = check(checkout)
     assert done.returncode == 1
     assert "needs setuptools-scm>=8, which requirements/build.txt does not pin" in done.stderr
+
+
+def test_a_pin_the_lock_does_not_attribute_to_pyproject_is_named(checkout: Path) -> None:
+    """A lock edited by hand (or a changed uv format) loses the `# via` line the check
+    relies on: said, rather than the leftover check going blind."""
+    runtime = checkout / "requirements" / "runtime.txt"
+    text = runtime.read_text()
+    mark = text.index("stageflow (pyproject.toml)", text.index("\ncachetools=="))
+    runtime.write_text(
+        text[:mark] + "cel-python" + text[mark + len("stageflow (pyproject.toml)") :]
+    )
+    done = check(checkout)
+    assert done.returncode == 1
+    assert (
+        "requirements/runtime.txt pins cachetools but does not say pyproject.toml requires it"
+    ) in done.stderr
+
+
+def test_every_version_of_a_forked_pin_is_checked(checkout: Path) -> None:
+    """A universal lock may pin a name twice for different markers: a fork outside the
+    range is named even when the other fork is inside it."""
+    dev = checkout / "requirements" / "dev.txt"
+    pinned = re.search(r"^redis==(\S+) \\\n", dev.read_text(), re.M)
+    assert pinned is not None
+    edit(
+        dev,
+        pinned.group(0),
+        "redis==7.0.0 ; sys_platform == 'win32'\n    # via stageflow (pyproject.toml)\n"
+        + pinned.group(0),
+    )
+    done = check(checkout)
+    assert done.returncode == 1
+    assert "requirements/dev.txt pins redis==7.0.0, outside pyproject.toml" in done.stderr
+    assert "requirements/runtime.txt pins redis" in done.stderr  # differs from the tested set

@@ -163,6 +163,10 @@ def test_allow_names_only_methods_that_are_served(app_client: TestClient) -> Non
     refused = app_client.put("/ui/")
     assert refused.status_code == 405
     assert refused.headers["allow"] == "GET, HEAD, OPTIONS"
+    static = app_client.put("/ui/static/run.js")
+    assert static.status_code == 405
+    assert static.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert app_client.head("/ui/static/run.js").status_code == 200
     healthz = app_client.head("/healthz")
     assert healthz.status_code == 405
     assert "HEAD" not in healthz.headers["allow"].split(", ")

@@ -27,6 +27,19 @@ def test_no_compilers_in_the_final_image() -> None:
     assert "COPY --from=build /wheels" in final
 
 
+def test_the_image_installs_the_runtime_lock_with_hashes() -> None:
+    """What the image runs is what the tests ran with: the runtime lock, hashes checked,
+    offline in the final stage, and nothing resolved at build time."""
+    text = "\n".join(LINES)
+    assert "-r requirements/runtime.txt" in text
+    final = "\n".join(FINAL)
+    assert "--require-hashes" in final
+    assert "--no-index" in final
+    assert "-r /tmp/runtime.txt" in final
+    assert "pip check" in final
+    assert "--upgrade pip" not in text
+
+
 def test_runs_as_a_numeric_non_root_user() -> None:
     users = [line.split()[1] for line in FINAL if line.startswith("USER ")]
     assert users, "no USER in the final stage"
@@ -60,6 +73,7 @@ def test_the_wheel_the_image_installs_has_every_package(tmp_path: Path) -> None:
             "pip",
             "wheel",
             "--no-deps",
+            "--no-build-isolation",  # the locked setuptools of .venv, as the image builds it
             "--quiet",
             "-w",
             str(tmp_path),

@@ -2,7 +2,7 @@
 
 uvicorn starts its keep-alive timer only after a response, so a client that
 opens a connection and sends its headers a byte at a time holds it for as long
-as it likes (a thousand such connections were held for 40 s in issue 10). The
+as it likes (a thousand such connections were once held for 40 s). The
 protocol below closes a connection whose request headers have not all arrived
 within STAGEFLOW_HEADER_READ_TIMEOUT_SECONDS of its first byte (or of its
 opening); the body's own timeout is BodyGuard's (guards.py). uvicorn's

@@ -1,6 +1,6 @@
 """What a workflow may ask of the cluster: which container images, which service accounts.
 
-Issue 11: whoever may submit a run must not thereby run any image with any identity.
+Whoever may submit a run must not thereby run any image with any identity.
 The allowlists are checked by `compile_workflow`, the one place a workflow is
 validated, so the API (400 at submission) and the operator (a WorkflowRun made with
 kubectl ends `Failed`, and no Job is created) can never disagree.

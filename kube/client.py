@@ -147,10 +147,6 @@ class KubeClient:
         self._coordination = kubernetes.client.CoordinationV1Api(self._api)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stageflow-kube")
 
-    @property
-    def host(self) -> str:
-        return str(self._api.configuration.host)
-
     async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         verb, code, started = verb_of(getattr(function, "__name__", "")), "error", time.monotonic()
@@ -311,12 +307,6 @@ class KubeClient:
             self._batch.delete_namespaced_job, name, namespace, propagation_policy="Background"
         )
         return deleted is not None
-
-    async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        listing = await self._call(
-            self._batch.list_namespaced_job, namespace, label_selector=selector
-        )
-        return [self._plain(job) for job in listing.items]
 
     async def job_pod(self, namespace: str, job: str) -> dict[str, Any] | None:
         """The newest pod of a Job, as a plain dict; None when it has none."""

@@ -1,4 +1,5 @@
-"""A task attempt as a batch/v1 Job (design §4, §9): its name, its manifest, its outcome.
+"""A task attempt as a batch/v1 Job: its name, its manifest, its outcome (README, "Tasks as
+Kubernetes Jobs").
 
 Pure functions: the operator's Job executor decides when; this module decides what.
 - One Job per attempt, named from run, task and attempt, always a valid DNS label
@@ -10,7 +11,7 @@ Pure functions: the operator's Job executor decides when; this module decides wh
   every capability dropped, the runtime's default seccomp profile.
 - Task pods mount no service account token unless the task names a service account
   (which the operator's allowlist must permit, engine/policy.py): a task's container
-  gets no Kubernetes identity by default (issue 11).
+  gets no Kubernetes identity by default.
 - An `env` value may be a `secretKeyRef`: the pod reads the Secret, so the value is
   never in the WorkflowRun, Redis or an API answer.
 - Outputs come back in the container's termination message: `stageflow task run`

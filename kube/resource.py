@@ -1,4 +1,5 @@
-"""The WorkflowRun resource's shape (design §6), both ways: RunRecord <-> object and patches.
+"""The WorkflowRun resource's shape, both ways: RunRecord <-> object and patches (README,
+"Run on Kubernetes").
 
 The API builds objects from records; the operator and the API's readers turn
 objects back into records; the operator's status sink builds merge patches.
@@ -22,7 +23,7 @@ KIND = "WorkflowRun"
 API_VERSION = f"{GROUP}/{VERSION}"
 LABEL_PREFIX = f"{GROUP}/"
 CREATED_AT_ANNOTATION = f"{LABEL_PREFIX}created-at"  # creationTimestamp has 1 s precision
-SUBMITTED_BY_ANNOTATION = f"{LABEL_PREFIX}submitted-by"  # the authenticated caller (issue 11)
+SUBMITTED_BY_ANNOTATION = f"{LABEL_PREFIX}submitted-by"  # the authenticated caller
 RUN_LABEL = f"{LABEL_PREFIX}run"
 TASK_LABEL = f"{LABEL_PREFIX}task"
 SUCCEEDED_CONDITION = "Succeeded"

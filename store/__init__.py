@@ -1,4 +1,4 @@
-"""Where run state lives outside the engine: in memory, or in Redis (design §7).
+"""Where run state lives outside the engine: in memory, or in Redis.
 
 The API's local backend keeps its runs here; the Kubernetes backend reads the
 Redis mirror the operator writes. Nothing here knows of HTTP or Kubernetes.

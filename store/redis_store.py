@@ -1,4 +1,5 @@
-"""The Redis store: the key layout of design §7, shared by every API replica and the operator.
+"""The Redis store, shared by every API replica and the operator: the key layout the README
+lists under "Several API replicas".
 
 Keys (prefix `stageflow:`; `{ns}` is the run's namespace: the WorkflowRun's for the
 operator's mirror, STAGEFLOW_NAMESPACE for the API's local backend; two runs with the

@@ -1,4 +1,4 @@
-"""Who may do what through the API (issue 11): the auth modes and the routes' dependency.
+"""Who may do what through the API: the auth modes and the routes' dependency.
 
 `none` checks nothing (the default only on a loopback address), `token` reads bearer
 tokens from a file, `kubernetes` asks the apiserver: a TokenReview says who the

@@ -1,7 +1,7 @@
 """Plain `env` values of Job tasks, hidden from callers who may only read a run.
 
 An env value may be a credential a submitter put there; a viewer must not read it
-through the API (issue 11). `valueFrom.secretKeyRef` entries only name a Secret and
+through the API. `valueFrom.secretKeyRef` entries only name a Secret and
 are shown as they are; that is also the way to keep a value out of the run for good
 (the WorkflowRun itself holds plain values, readable with kubectl by whoever may
 `get` it).

@@ -2,7 +2,7 @@
 
 The same models are stored by the local backend, written into the WorkflowRun's
 status subresource by the operator, mirrored to Redis and returned by the API,
-so a phase or a timestamp reads the same wherever a user looks (design §5).
+so a phase or a timestamp reads the same wherever a user looks.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where `http_get` may connect: not to this pod, its loopback, or the cloud's metadata service.
 
-Issue 11: a submitter's `http_get` read the API's own `/openapi.json` through
+Why: a submitter's `http_get` read the API's own `/openapi.json` through
 127.0.0.1. A task that makes HTTP calls runs inside the API or the operator (or a
 Job's pod), so the addresses only that process can reach are refused by default:
 loopback, "this host" (0.0.0.0 reaches loopback on Linux), link-local (169.254.0.0/16

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import sys
 import threading
 import traceback
@@ -94,6 +95,7 @@ class Cluster:
 
     mock: Any
     kube: KubeClient
+    configuration: kubernetes.client.Configuration
 
     async def create(self, spec: dict[str, Any], *, status: dict[str, Any] | None = None) -> str:
         name = str(uuid.uuid4())
@@ -130,8 +132,18 @@ class Cluster:
         return obj
 
     async def jobs(self) -> dict[str, dict[str, Any]]:
-        """Job name -> Job, as stored by the mock apiserver."""
-        return {job["metadata"]["name"]: job for job in await self.kube.list_jobs(NAMESPACE, "")}
+        """Job name -> Job, as stored by the mock apiserver (read with the official client
+        directly: the operator itself never lists Jobs)."""
+
+        def read() -> list[dict[str, Any]]:
+            with kubernetes.client.ApiClient(self.configuration) as api:
+                listing = kubernetes.client.BatchV1Api(api).list_namespaced_job(
+                    NAMESPACE, _preload_content=False
+                )
+                items: list[dict[str, Any]] = json.loads(listing.data)["items"]
+                return items
+
+        return {job["metadata"]["name"]: job for job in await asyncio.to_thread(read)}
 
     def job_creations(self) -> list[str]:
         return [
@@ -209,7 +221,7 @@ async def cluster(kmock: Any) -> AsyncIterator[Cluster]:
     )
     configuration = kubernetes.client.Configuration(host=str(kmock.url).rstrip("/"))
     kube = KubeClient(configuration)
-    yield Cluster(mock=kmock, kube=kube)
+    yield Cluster(mock=kmock, kube=kube, configuration=configuration)
     kube.close()
     # 404s are expected (a deleted run's last writes); anything else is a fault.
     assert [e for e in kmock.errors if not isinstance(e, KubernetesNotFoundError)] == []

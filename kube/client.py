@@ -308,25 +308,30 @@ class KubeClient:
         )
         return deleted is not None
 
-    async def job_pod(self, namespace: str, job: str) -> dict[str, Any] | None:
-        """The newest pod of a Job, as a plain dict; None when it has none."""
+    async def _newest_pod(self, namespace: str, job: str) -> Any:
+        """The newest pod of a Job (a retried Job has several), as the client's model; None
+        when it has none."""
         pods = await self._call(
             self._core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
         )
         if not pods.items:
             return None
-        return self._plain(max(pods.items, key=lambda pod: pod.metadata.creation_timestamp))
+        return max(pods.items, key=lambda pod: pod.metadata.creation_timestamp)
+
+    async def job_pod(self, namespace: str, job: str) -> dict[str, Any] | None:
+        """The newest pod of a Job, as a plain dict; None when it has none."""
+        newest = await self._newest_pod(namespace, job)
+        return None if newest is None else self._plain(newest)
 
     async def job_log(self, namespace: str, job: str, *, limit_bytes: int) -> str | None:
         """The log of the newest pod of a Job; None while there is none, or it has not started
         (an unscheduled pod's log reads as empty, not as an error)."""
-        pods = await self._call(
-            self._core.list_namespaced_pod, namespace, label_selector=f"job-name={job}"
-        )
-        if not pods.items:
-            return None
-        newest = max(pods.items, key=lambda pod: pod.metadata.creation_timestamp)
-        if newest.status is None or newest.status.phase in (None, "Pending", "Unknown"):
+        newest = await self._newest_pod(namespace, job)
+        if (
+            newest is None
+            or newest.status is None
+            or newest.status.phase in (None, "Pending", "Unknown")
+        ):
             return None
         try:
             text = await self._call(

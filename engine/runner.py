@@ -43,8 +43,6 @@ from stageflow.models.status import RunPhase, RunStatus, TaskPhase, TaskStatus, 
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 3600.0
-
 
 class _Stop(enum.Enum):
     CANCELLED = "cancelled"
@@ -489,7 +487,7 @@ class WorkflowRunner:
                 await self._record_log(task_id, number, result.log)
             if result.ok or left == 0 or self._stop is not None:
                 return result, number
-            delay = min(node.spec.retry_backoff_seconds * 2 ** (number - 1), MAX_BACKOFF_SECONDS)
+            delay = node.spec.retry_policy().delay(number)
             status.message = f"attempt {number} failed: {result.message}; retrying in {delay:g}s"
             status.next_attempt_at = utcnow() + timedelta(seconds=delay)
             self._touch(task_id)

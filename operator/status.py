@@ -29,6 +29,7 @@ from datetime import datetime
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.kube import KubeClient, KubeError, status_patch
+from stageflow.models.retry import RetryPolicy
 from stageflow.models.status import utcnow
 from stageflow.operator.events import RunEvents
 from stageflow.operator.metrics import STATUS_PATCH_SECONDS, STATUS_PATCHES, RunMetrics
@@ -40,9 +41,8 @@ RETRY_FIRST_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
 
 
-def retry_delay(failures: int) -> float:
-    """Exponential backoff after `failures` failed writes in a row (1, 2, ...)."""
-    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (failures - 1)))
+# A status write that fails is tried again, without limit, with this backoff.
+WRITE_RETRY = RetryPolicy(initial_interval=RETRY_FIRST_SECONDS, maximum_interval=RETRY_MAX_SECONDS)
 
 
 class Outage:
@@ -192,7 +192,7 @@ class StatusWriter:
                 failures += 1
                 self._outage.failed(error)
                 self._dirty.set()
-                await asyncio.sleep(retry_delay(failures))
+                await asyncio.sleep(WRITE_RETRY.delay(failures))
                 continue
             failures = 0
             self._outage.succeeded()

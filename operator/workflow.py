@@ -42,7 +42,7 @@ from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
 from stageflow.operator.metrics import RunMetrics
 from stageflow.operator.mirror import mirrored
-from stageflow.operator.status import StatusWriter, retry_delay
+from stageflow.operator.status import WRITE_RETRY, StatusWriter
 
 logger = logging.getLogger(__name__)
 
@@ -189,4 +189,4 @@ async def _expire(ctx: OperatorContext, control: RunControl, record: RunRecord) 
             failures += 1
             if failures == 1:
                 logger.warning("deleting %s/%s failed (%s); retrying", *control.key, error)
-            await asyncio.sleep(retry_delay(failures))
+            await asyncio.sleep(WRITE_RETRY.delay(failures))

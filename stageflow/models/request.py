@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
+from stageflow.models.retry import RetryPolicy
+
 DEFAULT_MAX_ITERATIONS = 10
 # Bounds a request states in its schema, so the CRD can state them too (tests/test_kube
 # check that the two agree). Sizes that depend on settings are checked in plan.py.
@@ -30,6 +32,10 @@ TaskId = Annotated[
 TaskName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 Key = Annotated[str, StringConstraints(max_length=253)]
 Expression = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EXPRESSION_LENGTH)]
+
+
+# The longest wait between two attempts of a task, however many retries it has.
+MAX_BACKOFF_SECONDS = 3600.0
 
 
 class Executor(enum.StrEnum):
@@ -133,6 +139,14 @@ class TaskSpec(Model):
     @property
     def iteration_limit(self) -> int:
         return self.max_iterations or DEFAULT_MAX_ITERATIONS
+
+    def retry_policy(self) -> RetryPolicy:
+        """`retries` and `retryBackoffSeconds` as a policy: doubling, at most an hour."""
+        return RetryPolicy(
+            initial_interval=self.retry_backoff_seconds,
+            maximum_interval=MAX_BACKOFF_SECONDS,
+            maximum_attempts=self.retries + 1,
+        )
 
 
 TaskEntry = Annotated[

@@ -11,12 +11,12 @@ NODE_RUN ?= /tmp/stageflow-node
 LOCKS  := requirements/dev.txt requirements/runtime.txt requirements/build.txt
 # `make lock` re-resolves everything to today's newest versions; `make lock UPGRADE=` keeps
 # every pin that pyproject.toml still allows (after adding a dependency), and
-# `make lock UPGRADE="--upgrade-package redis"` moves one package (README: Development).
+# `make lock UPGRADE="--upgrade-package redis"` moves one package (docs/development.md).
 UPGRADE ?= --upgrade
 COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
           --custom-compile-command "make lock"
 
-.PHONY: venv lock lockcheck run test lint typecheck unit bench e2e node node-up node-down clean
+.PHONY: venv lock lockcheck run test lint typecheck docs docs-serve unit bench e2e node node-up node-down clean
 
 ## venv: create .venv with exactly the locked versions (requirements/dev.txt, hashes checked),
 ## then the project itself, editable, built with the locked setuptools (requirements/build.txt)
@@ -49,7 +49,7 @@ run: $(STAMP)
 	$(BIN)/stageflow api --host $(HOST) --port $(PORT)
 
 ## test: the lock agrees with pyproject.toml, lint, type-check, layering contract, every test tier
-test: lockcheck lint typecheck unit
+test: lockcheck lint typecheck docs unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -58,7 +58,15 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy -p stageflow
-	$(BIN)/mypy tests bench examples requirements
+	$(BIN)/mypy tests bench examples requirements docs/_hooks
+
+## docs: build the docs site into site/ (--strict: a broken link or anchor fails the build)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+## docs-serve: the docs site on http://127.0.0.1:8000, rebuilt as pages change
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -89,4 +97,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

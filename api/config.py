@@ -21,9 +21,12 @@ class ApiSettings(EngineSettings, StoreSettings, AuthSettings, KubeSettings):
         description="`local` runs workflows in this process; `kubernetes` creates WorkflowRuns.",
     )
     namespace: str = Field(default="default", description="Where WorkflowRuns are created.")
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
-    log_level: str = "info"
+    host: str = Field(
+        default="127.0.0.1",
+        description="Where `stageflow api` listens; a non-loopback address needs an auth mode.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="The port `stageflow api` serves.")
+    log_level: str = Field(default="info", description="uvicorn's log level.")
     max_body_bytes: int = Field(
         default=512 * 1024,
         ge=1024,

@@ -4,7 +4,7 @@ Async tasks run on the event loop; sync ones in a thread pool of our own, so a
 blocking task never stalls the loop and a burst of them is bounded by the
 pool's size rather than by asyncio's small default. A thread cannot be killed:
 a timed-out or cancelled sync task stops being waited for, but its thread runs
-to its end (documented in the README).
+to its end (documented in docs/limits.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ its own status entry. Finished tasks wake the scheduler through one event, and
 dependency counters with a ready queue keep a wake O(what changed), so a stage
 of a thousand tasks costs no more per task than a stage of three.
 
-Rules (README, "Semantics" and "Data between tasks"): a task starts when every task it
+Rules (docs/request.md, "Semantics" and "Data between tasks"): a task starts when every task it
 depends on succeeded
 (or was skipped by its `when`, which counts as done); a failed, cancelled or
 otherwise skipped dependency skips it. A task whose `when` is false is Skipped.

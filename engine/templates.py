@@ -1,4 +1,4 @@
-"""`{{ ... }}` references in task params and conditions (README, "Data between tasks").
+"""`{{ ... }}` references in task params and conditions (docs/request.md).
 
     {{ tasks.NAME.outputs.KEY }}   an upstream task's output (a path: KEY.sub.0 ...)
     {{ tasks.NAME.outputs }}       all of its outputs (for a forEach task: the list of its

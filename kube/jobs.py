@@ -1,5 +1,4 @@
-"""A task attempt as a batch/v1 Job: its name, its manifest, its outcome (README, "Tasks as
-Kubernetes Jobs").
+"""A task attempt as a batch/v1 Job: its name, its manifest, its outcome (docs/jobs.md).
 
 Pure functions: the operator's Job executor decides when; this module decides what.
 - One Job per attempt, named from run, task and attempt, always a valid DNS label

@@ -1,5 +1,5 @@
-"""The WorkflowRun resource's shape, both ways: RunRecord <-> object and patches (README,
-"Run on Kubernetes").
+"""The WorkflowRun resource's shape, both ways: RunRecord <-> object and patches
+(docs/kubernetes.md).
 
 The API builds objects from records; the operator and the API's readers turn
 objects back into records; the operator's status sink builds merge patches.

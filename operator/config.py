@@ -32,7 +32,9 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
         description="How often failed mirror writes are retried and Redis is checked for a "
         "restart or flush (which calls for a resync).",
     )
-    task_image_pull_policy: str = Field(default="IfNotPresent")
+    task_image_pull_policy: str = Field(
+        default="IfNotPresent", description="imagePullPolicy of task Jobs' containers."
+    )
     task_service_account: str | None = Field(
         default=None, description="Service account of task pods (default: the namespace's)."
     )

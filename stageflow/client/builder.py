@@ -127,7 +127,7 @@ def _stage(kind: Literal["parallel", "sequential"], tasks: Iterable[Task | str])
 
 class RunOptions(TypedDict, total=False):
     """The run's options, as keyword arguments of `Stages` and `Dag` (the request's fields
-    in snake_case; see the README's table)."""
+    in snake_case; see docs/use.md)."""
 
     name: str
     labels: dict[str, str]

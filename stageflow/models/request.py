@@ -1,6 +1,6 @@
 """The request a user submits, as pydantic models.
 
-These models are the one definition of the request format (README, "The request"): FastAPI
+These models are the one definition of the request format (docs/request.md): FastAPI
 validates bodies against them (a body that does not fit is a 422), the
 normaliser turns them into a plan, and the WorkflowRun's spec stores their
 normalised form. Aliases are camelCase because that is what users write (and

@@ -3,9 +3,9 @@
 Modelled on Temporal's `RetryPolicy`: an initial interval, a coefficient each failure
 multiplies it by, a cap, and a number of attempts. A task's retries
 (`retries`, `retryBackoffSeconds`) and the operator's status writes use it, so the
-delay after the n-th failure is computed in one place and documented once (README,
-"Semantics"). Fixed-interval loops (the mirror's retry tick, the Lease's renewals) are
-not backoffs and keep their own interval.
+delay after the n-th failure is computed in one place and documented once
+(docs/request.md, "Semantics"). Fixed-interval loops (the mirror's retry tick, the
+Lease's renewals) are not backoffs and keep their own interval.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from tests.redis_server import RedisServer, free_port, redis_binary
+from tests.support.redis_server import RedisServer, free_port, redis_binary
 
 SEED = {
     "workflow": [

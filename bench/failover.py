@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.e2e.failover import Candidate, candidates, wait_for_leader
+from tests.support.failover import Candidate, candidates, wait_for_leader
 
 
 def kubectl(*args: str) -> None:

@@ -58,7 +58,7 @@ from stageflow.engine import (
 from stageflow.engine.records import new_record
 from stageflow.kube import GROUP, PLURAL, VERSION, new_object, status_patch
 from stageflow.models.status import utcnow
-from tests.redis_server import RedisServer, free_port, redis_binary
+from tests.support.redis_server import RedisServer, free_port, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = {

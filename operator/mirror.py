@@ -3,7 +3,7 @@
 It mirrors every WorkflowRun event it sees (not only its own writes), so the mirror
 also follows changes made by others. Every write carries the WorkflowRun's
 resourceVersion and Redis applies it only if it is newer than what it holds (one Lua
-script, store/redis_store.py), so no interleaving of watch events, retried writes and
+script, store/redis_mirror.py), so no interleaving of watch events, retried writes and
 resyncs can make the mirror go backwards.
 
 - Batched: an observation is kept, newest per run, and a flusher writes what was kept
@@ -35,7 +35,7 @@ from stageflow.kube import KubeError, RunListing, is_deleted, record_from_object
 from stageflow.models.records import InvalidRunIdError, RunRecord, checked_run_id
 from stageflow.models.status import utcnow
 from stageflow.operator.metrics import MIRROR_LAG_SECONDS, MIRROR_PENDING, MIRROR_WRITES
-from stageflow.store import RedisStore, StoreUnavailableError
+from stageflow.store import RedisMirrorWriter, RedisStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,10 @@ class RedisMirror:
         namespace: str | None,
         batch_seconds: float = 0.05,
     ) -> None:
-        """`list_runs` lists what the operator watches: `namespace`, or all (None)."""
+        """`list_runs` lists what the operator watches: `namespace`, or all (None). The
+        mirror writes through a writer on `store`'s pool, and closes `store` when it stops."""
         self._store = store
+        self._writer = RedisMirrorWriter.beside(store)
         self._retry_seconds = retry_seconds
         self._batch_seconds = batch_seconds
         self._kick = asyncio.Event()  # something is kept: the flusher has work
@@ -96,7 +98,13 @@ class RedisMirror:
 
     @property
     def store(self) -> RedisStore:
+        """The namespace store the writer shares a pool with (in-process tasks' logs)."""
         return self._store
+
+    @property
+    def writer(self) -> RedisMirrorWriter:
+        """The Redis side: version-conditional writes and the resync's helpers."""
+        return self._writer
 
     @property
     def pending(self) -> int:
@@ -144,7 +152,7 @@ class RedisMirror:
         for key, change in batch.items():
             if isinstance(change, _Delete):
                 self._seen.pop(key, None)
-                await self._store.delete_mirrored(
+                await self._writer.delete_mirrored(
                     namespace=key[0], run_id=key[1], version=change.version
                 )
                 continue
@@ -155,7 +163,7 @@ class RedisMirror:
                 continue
             writes.append((key, record, change.version, _entries(record)))
         changes = [self._changed(key, entries) for key, _, _, entries in writes]
-        written = await self._store.mirror_many(
+        written = await self._writer.mirror_many(
             [
                 (record, changed, version)
                 for (_, record, version, _), changed in zip(writes, changes, strict=True)
@@ -200,7 +208,7 @@ class RedisMirror:
             self.resyncs += 1
 
     async def _resync(self, listing: RunListing) -> None:
-        server = await self._store.server_id()
+        server = await self._writer.server_id()
         listed: set[RunKey] = set()
         writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
         for obj in listing.items:
@@ -210,13 +218,13 @@ class RedisMirror:
             key = (record.namespace or "", record.run_id)
             listed.add(key)
             if is_deleted(obj):
-                await self._store.delete_mirrored(
+                await self._writer.delete_mirrored(
                     namespace=key[0], run_id=key[1], version=_version(obj)
                 )
                 self._seen.pop(key, None)
                 continue
             writes.append((key, record, _version(obj), _entries(record)))
-        written = await self._store.mirror_many(
+        written = await self._writer.mirror_many(
             [
                 (record, self._changed(key, entries), version)
                 for key, record, version, entries in writes
@@ -226,12 +234,12 @@ class RedisMirror:
             if done:
                 self._seen[key] = entries
         if listing.resource_version is not None:
-            for namespace, run_id in await self._store.run_ids(self._namespaces) - listed:
-                if await self._store.prune(
+            for namespace, run_id in await self._writer.run_ids(self._namespaces) - listed:
+                if await self._writer.prune(
                     namespace=namespace, run_id=run_id, listed_at=listing.resource_version
                 ):
                     self._seen.pop((namespace, run_id), None)
-        await self._store.mark_synced(self._scope, server)
+        await self._writer.mark_synced(self._scope, server)
         logger.info("mirror resynced: %d runs listed, %d written", len(listed), sum(written))
 
     def start(self) -> None:
@@ -268,7 +276,7 @@ class RedisMirror:
 
     async def _tick(self) -> None:
         try:
-            server, synced = await self._store.sync_state(self._scope)
+            server, synced = await self._writer.sync_state(self._scope)
         except StoreUnavailableError as error:
             self._went_down(error)
             return

@@ -2,6 +2,10 @@
 
 The API's local backend keeps its runs here; the Kubernetes backend reads the
 Redis mirror the operator writes. Nothing here knows of HTTP or Kubernetes.
+
+Redis: keys.py is the key layout, lua/ the scripts (scripts.py loads them),
+redis_store.py the store of one namespace, redis_mirror.py the operator's mirror
+writer, redis_runs.py what those two share.
 """
 
 from stageflow.store.base import (
@@ -13,6 +17,7 @@ from stageflow.store.base import (
 )
 from stageflow.store.memory import MemoryStore
 from stageflow.store.pages import Cursor, RunPage
+from stageflow.store.redis_mirror import RedisMirrorWriter
 from stageflow.store.redis_store import RedisStore
 
 __all__ = [
@@ -21,6 +26,7 @@ __all__ = [
     "Control",
     "Cursor",
     "MemoryStore",
+    "RedisMirrorWriter",
     "RedisStore",
     "RunPage",
     "RunStore",

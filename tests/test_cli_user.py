@@ -22,7 +22,7 @@ import pyte
 import pytest
 import yaml
 
-from tests.test_api.live import running_api
+from tests.support.live_api import running_api
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled")
 SEED = {

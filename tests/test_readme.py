@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from stageflow.api import create_app
 from stageflow.api.config import ApiSettings
-from tests.test_api.conftest import wait_for_run
+from tests.support.api import wait_for_run
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

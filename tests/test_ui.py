@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.test_api.conftest import submit, wait_for_run, wait_for_task
-from tests.test_api.live import running_api
+from tests.support.api import submit, wait_for_run, wait_for_task
+from tests.support.live_api import running_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chaos.conftest import Chaos, Poller, Watcher, body, workflow_runs
+from tests.support.chaos import Chaos, Poller, Watcher, body, workflow_runs
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 

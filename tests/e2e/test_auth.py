@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from stageflow.kube import GROUP, VERSION
-from tests.cluster import Cluster, kubectl
-from tests.e2e.test_cluster import wait_until
-from tests.test_api.conftest import SEED, wait_for_run
+from tests.support.api import wait_for_run
+from tests.support.cluster import Cluster, kubectl
+from tests.support.polling import wait_until
+from tests.support.workflows import SEED
 
 pytestmark = pytest.mark.e2e
 

@@ -9,23 +9,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from stageflow.store.redis_store import tasks_key
-from tests.cluster import Cluster, kubectl
-from tests.test_api.conftest import SEED, submit, wait_for_run, wait_for_task
+from stageflow.store.keys import tasks_key
+from tests.support.api import submit, wait_for_run, wait_for_task
+from tests.support.cluster import Cluster, kubectl, workflow_run
+from tests.support.polling import wait_until
+from tests.support.workflows import SEED
 
 pytestmark = pytest.mark.e2e
-
-
-def workflow_run(namespace: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(kubectl("get", "wfr", name, "-n", namespace, "-o", "json"))
-    return found
 
 
 def mirrored_phases(cluster: Cluster, namespace: str, run_id: str) -> dict[str, str]:
@@ -34,14 +30,6 @@ def mirrored_phases(cluster: Cluster, namespace: str, run_id: str) -> dict[str, 
         return dict(client.hgetall(tasks_key(namespace, run_id)))  # type: ignore[arg-type]
     finally:
         client.close()
-
-
-def wait_until(check: Any, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster, kubectl
-from tests.metrics import delta, parse
-from tests.test_api.conftest import submit, wait_for_run
-from tests.workflows import failing, sequential
+from tests.support.api import submit, wait_for_run
+from tests.support.cluster import Cluster, kubectl
+from tests.support.metrics import delta, parse
+from tests.support.workflows import failing, sequential
 
 pytestmark = pytest.mark.e2e
 

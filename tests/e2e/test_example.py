@@ -7,9 +7,10 @@ import json
 import httpx
 import pytest
 
-from tests.cluster import ROOT, Cluster
-from tests.e2e.test_cluster import wait_until, workflow_run
-from tests.test_api.conftest import submit, wait_for_run
+from tests.support.api import submit, wait_for_run
+from tests.support.cluster import Cluster, workflow_run
+from tests.support.paths import ROOT
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 PIPELINE = json.loads((ROOT / "examples" / "data_quality" / "pipeline.json").read_text())

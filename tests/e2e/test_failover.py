@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster, kubectl
-from tests.e2e.failover import Candidate, candidates, executions, wait_for_leader
-from tests.test_api.conftest import submit, wait_for_run
+from tests.support.api import submit, wait_for_run
+from tests.support.cluster import Cluster, kubectl
+from tests.support.failover import Candidate, candidates, executions, wait_for_leader
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import Cluster, kubectl
-from tests.rbac import Permission, api_needs, is_cluster_scoped, operator_needs
-from tests.test_chart.conftest import CHART, helm_binary
+from tests.support.chart import CHART, helm_binary
+from tests.support.cluster import Cluster, kubectl
+from tests.support.rbac import Permission, api_needs, is_cluster_scoped, operator_needs
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def test_install_without_the_bundled_redis(release: tuple[str, str]) -> None:
     assert ("Deployment", "sf-stageflow-operator") in created
 
 
-# What neither service account may ever do (what each must do comes from tests/rbac.py).
+# What neither service account may ever do (what each must do comes from tests/support/rbac.py).
 FORBIDDEN = [
     Permission("", "secrets", "get"),
     Permission("", "secrets", "list"),
@@ -145,7 +145,7 @@ def can_i(namespace: str, account: str, permission: Permission, *, where: str) -
 
 def test_service_accounts_can_do_exactly_what_they_need(release: tuple[str, str]) -> None:
     """The real apiserver's RBAC, asked about every permission the code needs (derived from
-    the code, tests/rbac.py): granted in the release's namespace, nowhere else."""
+    the code, tests/support/rbac.py): granted in the release's namespace, nowhere else."""
     name, namespace = release
     helm("install", name, str(CHART), "-n", namespace)
     wrong: list[tuple[str, str, str]] = []

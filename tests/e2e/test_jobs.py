@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from stageflow.kube.jobs import job_name
-from tests.cluster import Cluster, kubectl
-from tests.e2e.test_cluster import wait_until
-from tests.kubelet import finished_pod_status
-from tests.test_api.conftest import submit, wait_for_run, wait_for_task
+from tests.support.api import submit, wait_for_run, wait_for_task
+from tests.support.cluster import Cluster, kubectl
+from tests.support.kubelet import finished_pod_status
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 

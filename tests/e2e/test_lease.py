@@ -13,8 +13,8 @@ import pytest
 
 from stageflow.kube import KubeClient, KubeUnavailableError, load_configuration
 from stageflow.operator.leader import LeaseElector
-from tests.cluster import Cluster
-from tests.polling import eventually
+from tests.support.cluster import Cluster
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 

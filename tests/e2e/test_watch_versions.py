@@ -10,8 +10,8 @@ import pytest
 
 from stageflow.kube import GROUP, VERSION, KubeClient, load_configuration
 from stageflow.kube.resource import RUN_LABEL
-from tests.cluster import Cluster
-from tests.polling import eventually
+from tests.support.cluster import Cluster
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -67,10 +67,19 @@ async def test_run_and_job_versions_are_what_the_apiserver_holds(
     assert await kube.run_versions(k8s_namespace) == {(k8s_namespace, name): version}
     assert (await kube.run_versions(None))[k8s_namespace, name] == version
 
-    labelled = await kube.create_job(k8s_namespace, job("labelled", {RUN_LABEL: name}))
+    await kube.create_job(k8s_namespace, job("labelled", {RUN_LABEL: name}))
     await kube.create_job(k8s_namespace, job("unlabelled", {"app": "other"}))
-    expected = {(k8s_namespace, "labelled"): labelled["metadata"]["resourceVersion"]}
-    assert await kube.job_versions(k8s_namespace, RUN_LABEL) == expected
+
+    # This control plane runs the Job controller, which writes a new Job's status at once
+    # (v1.20 has no `suspend`), so the version moves on after the create: the listing must
+    # give the version a read gives, once the controller has had its say.
+    async def listed_as_read() -> bool:
+        read = await kube.get_job(k8s_namespace, "labelled")
+        assert read is not None
+        expected = {(k8s_namespace, "labelled"): read["metadata"]["resourceVersion"]}
+        return await kube.job_versions(k8s_namespace, RUN_LABEL) == expected
+
+    await eventually(listed_as_read, within=30)
     everywhere = await kube.job_versions(None, RUN_LABEL)
     assert (k8s_namespace, "labelled") in everywhere
     assert (k8s_namespace, "unlabelled") not in everywhere

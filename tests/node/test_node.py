@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.node.conftest import (
+from tests.support.chart import CHART
+from tests.support.node import (
     NAMESPACE,
     RELEASE,
     USER_RBAC,
@@ -25,7 +26,7 @@ from tests.node.conftest import (
     pods_ready_seconds,
     wait_for,
 )
-from tests.test_chart.conftest import CHART, ROOT
+from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(600)]
 

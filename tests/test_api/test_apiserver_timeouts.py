@@ -20,7 +20,7 @@ from stageflow.api import main as api_main
 from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
 from stageflow.kube import KubeClient, KubeUnavailableError
-from tests.test_api.conftest import SEED
+from tests.support.workflows import SEED
 
 
 @pytest.fixture

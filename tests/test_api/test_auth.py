@@ -26,7 +26,7 @@ from stageflow.kube.reviews import (
     SubjectAccessReviewStatus,
     TokenReviewStatus,
 )
-from tests.test_api.conftest import SEED
+from tests.support.workflows import SEED
 
 VIEWER, EDITOR = "v13w3r-token", "3d1t0r-token"
 

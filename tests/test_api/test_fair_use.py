@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.test_api.conftest import sleeps, submit
-from tests.test_api.live import running_api
+from tests.support.api import submit
+from tests.support.live_api import running_api
+from tests.support.workflows import sleeps
 
 
 @pytest.fixture(params=["memory", "redis"])

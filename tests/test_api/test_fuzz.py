@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.redis_server import RedisServer
-from tests.test_api.live import running_api
+from tests.support.live_api import running_api
+from tests.support.redis_server import RedisServer
 
 MAX_EXAMPLES = 40
 REQUEST_BOUND_SECONDS = 5.0  # a bound on a hang, not a measure of speed (bench/ measures)

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.redis_server import RedisServer
-from tests.test_api.live import running_api
+from tests.support.live_api import running_api
+from tests.support.redis_server import RedisServer
 
 RATIO = 50.0  # p95 under attack over p95 idle; before the fixes: thousands
 FLOOR_SECONDS = 0.25  # below this, scheduling noise on a shared 2-core machine, not a freeze

@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 
 from stageflow.api.guards import BodyGuard, _validation_error
-from tests.test_api.conftest import SEED, read_events, submit, wait_for_run
+from tests.support.api import read_events, submit, wait_for_run
+from tests.support.workflows import SEED
 
 
 def post_raw(client: TestClient, raw: str | bytes) -> Any:

@@ -24,9 +24,9 @@ from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
 from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient, record_from_object
 from stageflow.kube.config import KubeSettings
-from stageflow.store import RedisStore
-from tests.redis_server import free_port
-from tests.test_api.conftest import SEED
+from stageflow.store import RedisMirrorWriter, RedisStore
+from tests.support.redis_server import free_port
+from tests.support.workflows import SEED
 
 NAMESPACE = "team-a"
 TIMEOUT = KubeSettings().request_timeout()  # every call is bounded
@@ -278,9 +278,9 @@ def test_redis_first_when_it_has_the_run(
     record = record_from_object(workflow_run(run_id, phase="Succeeded"))
 
     async def seed() -> None:
-        store = RedisStore.from_url(redis_url, namespace=NAMESPACE)
-        await store.mirror(record, frozenset(record.status.tasks), version="7")
-        await store.close()
+        writer = RedisMirrorWriter.from_url(redis_url)  # the operator's
+        await writer.mirror(record, frozenset(record.status.tasks), version="7")
+        await writer.close()
 
     asyncio.run(seed())
     with make_client(tasks, RedisStore.from_url(redis_url, namespace=NAMESPACE)) as client:

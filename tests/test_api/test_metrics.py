@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from stageflow.api import create_app
 from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
-from tests.metrics import Samples, delta, label_values, parse
-from tests.test_api.conftest import SEED, submit, wait_for_run
+from tests.support.api import submit, wait_for_run
+from tests.support.metrics import Samples, delta, label_values, parse
+from tests.support.workflows import SEED
 
 REQUESTS = "stageflow_api_requests_total"
 LATENCY = "stageflow_api_request_duration_seconds_count"

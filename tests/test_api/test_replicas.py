@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.test_api.conftest import SEED, read_events, sleeps, submit, wait_for_run, wait_for_task
-from tests.test_api.live import start_api, stop_api
+from tests.support.api import read_events, submit, wait_for_run, wait_for_task
+from tests.support.live_api import start_api, stop_api
+from tests.support.workflows import SEED, sleeps
 
 
 @pytest.fixture

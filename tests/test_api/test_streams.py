@@ -27,9 +27,10 @@ from stageflow.api.follow import OVERLAP_CHARS, LogDiff
 from stageflow.api.routes.streams import PROTOCOL, TOKEN_PROTOCOL_PREFIX
 from stageflow.client import AsyncClient, Client
 from stageflow.engine import TaskRegistry
-from tests.orphans import die_with_parent
-from tests.test_api.conftest import SEED, submit, wait_for_run
-from tests.test_api.live import running_api
+from tests.support.api import submit, wait_for_run
+from tests.support.live_api import running_api
+from tests.support.orphans import die_with_parent
+from tests.support.workflows import SEED
 
 EXTRA_TASKS = "tests.fixtures.extra_tasks"
 

@@ -15,7 +15,8 @@ from stageflow.api.config import ApiSettings
 from stageflow.api.ui.graph import columns
 from stageflow.engine import TaskRegistry, WorkflowRequest
 from stageflow.engine.plan import dependencies, normalise
-from tests.test_api.conftest import SEED, submit, wait_for_run
+from tests.support.api import submit, wait_for_run
+from tests.support.workflows import SEED
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 

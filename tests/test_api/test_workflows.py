@@ -13,17 +13,9 @@ from fastapi.testclient import TestClient
 from stageflow.api import create_app
 from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
-from tests.redis_server import free_port
-from tests.test_api.conftest import (
-    FINISHED,
-    SEED,
-    backend_of,
-    read_events,
-    sleeps,
-    submit,
-    wait_for_run,
-    wait_for_task,
-)
+from tests.support.api import FINISHED, backend_of, read_events, submit, wait_for_run, wait_for_task
+from tests.support.redis_server import free_port
+from tests.support.workflows import SEED, sleeps
 
 
 def parse(stamp: str) -> datetime:

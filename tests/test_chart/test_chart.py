@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_chart.conftest import CHART, ROOT, Render, find, run_helm
+from tests.support.chart import CHART, Render, find, run_helm
+from tests.support.paths import ROOT
 
 POD_KINDS = {"Deployment", "Pod"}
 

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 import stageflow.api.metrics
 import stageflow.operator.events
 import stageflow.operator.metrics
-from tests.test_chart.conftest import CHART
+from tests.support.chart import CHART
 
 DASHBOARD = CHART / "dashboards" / "stageflow.json"
 

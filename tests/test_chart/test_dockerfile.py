@@ -85,6 +85,7 @@ def test_the_wheel_the_image_installs_has_every_package(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("stageflow-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert "stageflow/store/lua/write_run.lua" in names
     for module in (
         "stageflow/cli/__init__.py",
         "stageflow/client/sync.py",
@@ -93,6 +94,10 @@ def test_the_wheel_the_image_installs_has_every_package(tmp_path: Path) -> None:
         "stageflow/operator/main.py",
         "stageflow/kube/jobs.py",
         "stageflow/store/redis_store.py",
+        "stageflow/store/redis_mirror.py",
+        "stageflow/store/keys.py",
+        # Package data: the store's Lua scripts, every one (store/scripts.py reads them).
+        *sorted(f"stageflow/store/lua/{lua.name}" for lua in (ROOT / "store/lua").glob("*.lua")),
     ):
         assert module in names, module
     assert "stageflow/operator/__init__.py" not in names

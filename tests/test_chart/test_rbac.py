@@ -1,6 +1,6 @@
 """The chart's Roles against every Kubernetes call the operator and the API make.
 
-The permissions needed are derived from the code (tests/rbac.py): each one must be
+The permissions needed are derived from the code (tests/support/rbac.py): each one must be
 granted (no missing rule can ship again, issue 14) and each granted rule must be
 needed (least privilege).
 """
@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from stageflow.kube import GROUP, PLURAL
-from tests.rbac import (
+from tests.support.chart import Render, find
+from tests.support.rbac import (
     Permission,
     api_needs,
     kube_client_requests,
     operator_needs,
     permission_of,
 )
-from tests.test_chart.conftest import Render, find
 
 REVIEWS = "sf-stageflow-flows-api-reviews"
 

@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
-from tests.cluster import kubectl
-from tests.redis_server import RedisServer
-from tests.test_api.live import running_api
-
-SEED: dict[str, Any] = {
-    "workflow": [
-        {"type": "parallel", "tasks": ["task_a", "task_b"]},
-        {"type": "sequential", "tasks": ["task_c"]},
-    ]
-}
-
-
-def sleeping(seconds: float, name: str = "s0") -> dict[str, Any]:
-    return {"workflow": [{"type": "parallel", "tasks": [_sleep(name, seconds)]}]}
-
-
-def _sleep(name: str, seconds: float) -> dict[str, Any]:
-    return {"name": name, "task": "sleep", "params": {"seconds": seconds}}
+from tests.support.cluster import kubectl
+from tests.support.live_api import running_api
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(

@@ -23,7 +23,7 @@ from stageflow.client import (
     parallel,
     sequential,
 )
-from tests.test_client.conftest import SEED, sleeping
+from tests.support.workflows import SEED, sleeping
 
 
 @pytest.fixture

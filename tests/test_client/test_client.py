@@ -26,7 +26,7 @@ from stageflow.client import (
     UnreachableError,
     apply,
 )
-from tests.test_client.conftest import SEED, sleeping
+from tests.support.workflows import SEED, sleeping
 
 
 @pytest.fixture

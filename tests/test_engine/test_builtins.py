@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from stageflow.engine import RunPhase, TaskPhase
-from tests.test_engine.conftest import RunBody
+from tests.support.engine import RunBody
 
 HEALTH = "https://status.example.test/health"
 

@@ -17,8 +17,8 @@ from stageflow.engine import (
     WorkflowRequest,
     compile_workflow,
 )
-from tests.conftest import all_overlap, intervals
-from tests.test_engine.conftest import RunBody, make_runner
+from tests.support.engine import RunBody, make_runner
+from tests.support.overlap import all_overlap, intervals
 
 
 def phases(status: RunStatus) -> dict[str, str]:
@@ -461,7 +461,7 @@ async def test_a_run_s_outputs_are_bounded(tasks: TaskRegistry) -> None:
         WorkflowRequest.model_validate(body), registry=tasks, max_output_bytes=12_000
     )
     from stageflow.engine import Executor, InProcessExecutor, WorkflowRunner
-    from tests.test_engine.conftest import RecordingSink
+    from tests.support.engine import RecordingSink
 
     status = await WorkflowRunner(
         plan, executors={Executor.INPROCESS: InProcessExecutor(tasks)}, sink=RecordingSink()
@@ -527,7 +527,7 @@ async def test_an_until_loop_is_charged_only_for_the_outputs_it_keeps(tasks: Tas
         WorkflowRequest.model_validate(body), registry=tasks, max_output_bytes=4096
     )
     from stageflow.engine import Executor, InProcessExecutor, WorkflowRunner
-    from tests.test_engine.conftest import RecordingSink
+    from tests.support.engine import RecordingSink
 
     runner = WorkflowRunner(
         plan, executors={Executor.INPROCESS: InProcessExecutor(tasks)}, sink=RecordingSink()

@@ -16,7 +16,7 @@ import pytest
 from stageflow.engine import SpecError, TaskPhase, TaskRegistry, WorkflowRequest, compile_workflow
 from stageflow.engine.conditions import Condition, ConditionError, CostLimit
 from stageflow.engine.templates import TemplateError, _scan, references, render
-from tests.test_engine.conftest import RunBody
+from tests.support.engine import RunBody
 
 # The regex the parser replaced; kept here only as the reference semantics to compare with.
 OLD = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)*?)\s*\}\}")

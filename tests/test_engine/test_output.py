@@ -8,7 +8,7 @@ import time
 
 from stageflow.engine import TaskRegistry
 from stageflow.engine.output import TaskOutput
-from tests.test_engine.conftest import RecordingSink, RunBody
+from tests.support.engine import RecordingSink, RunBody
 
 
 def test_the_buffer_keeps_the_tail_and_says_what_it_dropped() -> None:

@@ -19,8 +19,8 @@ from stageflow.engine import (
     TaskStatus,
 )
 from stageflow.models.status import utcnow
-from tests.conftest import all_overlap, intervals, never_overlap
-from tests.test_engine.conftest import RecordingSink, RunBody, make_runner
+from tests.support.engine import RecordingSink, RunBody, make_runner
+from tests.support.overlap import all_overlap, intervals, never_overlap
 
 
 def phases(status: RunStatus) -> dict[str, str]:

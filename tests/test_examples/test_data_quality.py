@@ -10,7 +10,7 @@ import pytest
 from examples.data_quality import tasks as dq
 from stageflow.engine import RunPhase, TaskRegistry, WorkflowRequest, compile_workflow
 from stageflow.engine import registry as process_registry
-from tests.test_engine.conftest import RecordingSink, make_runner
+from tests.support.engine import RecordingSink, make_runner
 
 PIPELINE = json.loads((Path(dq.__file__).parent / "pipeline.json").read_text())
 

@@ -8,9 +8,9 @@ import kmock
 import pytest
 
 from stageflow.operator.events import EventRecorder, involved
-from tests.polling import eventually
-from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
-from tests.workflows import failing
+from tests.support.kmock_operator import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.support.polling import eventually
+from tests.support.workflows import failing
 
 pytestmark = STAMPING
 

@@ -14,8 +14,8 @@ import pytest
 
 from stageflow.engine import task
 from stageflow.models.status import format_timestamp
-from tests.polling import eventually
-from tests.test_operator.conftest import STAMPING, Cluster, StartOperator
+from tests.support.kmock_operator import STAMPING, Cluster, StartOperator
+from tests.support.polling import eventually
 
 pytestmark = STAMPING
 

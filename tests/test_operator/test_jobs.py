@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stageflow.kube.jobs import job_name
-from tests.polling import eventually
-from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.support.kmock_operator import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.support.polling import eventually
 
 pytestmark = STAMPING
 

@@ -12,8 +12,8 @@ import pytest
 
 from stageflow.engine import task
 from stageflow.logs import handler
-from tests.polling import eventually
-from tests.test_operator.conftest import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.support.kmock_operator import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.support.polling import eventually
 
 pytestmark = STAMPING
 

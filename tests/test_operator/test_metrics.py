@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.metrics import Samples, delta, label_values, scrape, value
-from tests.polling import eventually
-from tests.redis_server import free_port
-from tests.test_operator.conftest import STAMPING, Cluster, StartOperator
-from tests.workflows import failing, sequential
+from tests.support.kmock_operator import STAMPING, Cluster, StartOperator
+from tests.support.metrics import Samples, delta, label_values, scrape, value
+from tests.support.polling import eventually
+from tests.support.redis_server import free_port
+from tests.support.workflows import failing, sequential
 
 pytestmark = STAMPING
 

@@ -15,8 +15,8 @@ from stageflow.kube import GROUP, VERSION, RunListing
 from stageflow.operator.mirror import RedisMirror
 from stageflow.store import RedisStore
 from stageflow.store.connection import RedisConnectionSettings, connect
-from tests.polling import eventually
-from tests.redis_server import RedisServer, running_redis
+from tests.support.polling import eventually
+from tests.support.redis_server import RedisServer, running_redis
 
 NS = "team-a"
 Objects = dict[str, dict[str, Any]]
@@ -116,7 +116,7 @@ async def test_runs_created_after_the_list_are_not_dropped(store: RedisStore) ->
     assert await phase_of(store, "old") is RunPhase.RUNNING
     assert await phase_of(store, "new") is RunPhase.RUNNING
     assert await store.get(rid("gone")) is None  # proven gone: stored at 3, absent at 10
-    assert await store.run_ids() == {(NS, rid("old")), (NS, rid("new"))}
+    assert await mirror.writer.run_ids() == {(NS, rid("old")), (NS, rid("new"))}
 
 
 async def test_without_a_listing_version_nothing_is_dropped(store: RedisStore) -> None:
@@ -187,7 +187,7 @@ async def test_after_redis_restarts_empty_the_mirror_equals_the_workflow_runs(
         own_redis.start()  # same port, empty
 
         async def equal() -> bool:
-            names = {name for _, name in await store.run_ids([NS])}
+            names = {name for _, name in await mirror.writer.run_ids([NS])}
             if names != {rid(key) for key in lister.objects}:
                 return False
             phases = [await phase_of(store, key) for key in sorted(lister.objects)]
@@ -223,7 +223,7 @@ async def test_a_run_named_by_kubectl_is_run_but_not_mirrored(store: RedisStore)
         await mirror.resync()
         mirror.observe(named)
         mirror.forget("nightly", namespace=NS, version="5")
-        assert await store.run_ids([NS]) == {(NS, rid("r1"))}
+        assert await mirror.writer.run_ids([NS]) == {(NS, rid("r1"))}
         assert mirror.pending == 0
     finally:
         await mirror.stop()
@@ -239,13 +239,13 @@ async def test_observations_of_one_window_are_one_round_trip_newest_per_run(
         store, retry_seconds=60, list_runs=lister, namespace=None, batch_seconds=0.2
     )
     batches: list[int] = []
-    mirror_many = store.mirror_many
+    mirror_many = mirror.writer.mirror_many
 
     async def counted(writes: Any) -> list[bool]:
         batches.append(len(writes))
         return await mirror_many(writes)
 
-    store.mirror_many = counted  # type: ignore[method-assign]
+    mirror.writer.mirror_many = counted  # type: ignore[method-assign]
     mirror.start()
     try:
         for i in range(30):

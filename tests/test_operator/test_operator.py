@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from stageflow.engine import task
-from stageflow.store.redis_store import run_key, tasks_key
-from tests.polling import eventually
-from tests.test_operator.conftest import NAMESPACE, SEED, STAMPING, Cluster, StartOperator
+from stageflow.store.keys import run_key, tasks_key
+from tests.support.kmock_operator import NAMESPACE, SEED, STAMPING, Cluster, StartOperator
+from tests.support.polling import eventually
 
 pytestmark = STAMPING
 

@@ -11,15 +11,8 @@ import pytest
 
 from stageflow.kube import GROUP, VERSION
 from stageflow.operator.probes import StandbyProbe
-from tests.redis_server import free_port
-from tests.test_operator.conftest import (
-    NAMESPACE,
-    RESOURCE,
-    SEED,
-    STAMPING,
-    Cluster,
-    StartOperator,
-)
+from tests.support.kmock_operator import NAMESPACE, RESOURCE, SEED, STAMPING, Cluster, StartOperator
+from tests.support.redis_server import free_port
 
 pytestmark = STAMPING
 

@@ -18,7 +18,7 @@ from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus
 from stageflow.kube import KubeClient, KubeUnavailableError
 from stageflow.operator.status import LOG_SAVES, Outage, StatusWriter
 from stageflow.store import RunStore
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 class FakeKube:

@@ -17,9 +17,9 @@ from stageflow.kube import KubeClient
 from stageflow.models.records import RunRecord
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.main import make_context
-from stageflow.store import RedisStore, StoreUnavailableError
+from stageflow.store import RedisMirrorWriter, RedisStore, StoreUnavailableError
 from stageflow.store.connection import RedisConnectionSettings
-from tests.redis_server import RedisServer, running_redis
+from tests.support.redis_server import RedisServer, running_redis
 from tests.test_store.test_stores import record
 
 
@@ -44,24 +44,25 @@ async def test_many_concurrent_writes_wait_for_a_pooled_connection(
     """600 runs mirrored at once (an operator restarting with 600 runs) on an 8-connection
     pool: every write lands, and the server never sees more than 8 connections."""
     settings = RedisConnectionSettings(redis_max_connections=8)
-    store = RedisStore.from_url(own_redis.url, connection=settings, namespace="team-a")
+    writer = RedisMirrorWriter.from_url(own_redis.url, connection=settings)
     runs = [record().model_copy(update={"namespace": "team-a"}) for _ in range(600)]
 
     async def write(run: RunRecord) -> bool:
-        return await store.mirror(run, frozenset(run.status.tasks), version="1")
+        return await writer.mirror(run, frozenset(run.status.tasks), version="1")
 
     try:
         written = await asyncio.gather(*(write(run) for run in runs))
         assert all(written)
-        assert len(await store.run_ids(["team-a"])) == 600
+        assert len(await writer.run_ids(["team-a"])) == 600
         assert connected_clients(own_redis) <= 8
     finally:
-        await store.close()
+        await writer.close()
 
 
 async def test_the_first_commands_after_a_redis_restart_succeed(own_redis: RedisServer) -> None:
     """Pooled connections to a server that was SIGKILLed are stale; none may fail a caller."""
     store = RedisStore.from_url(own_redis.url, namespace="team-a")
+    writer = RedisMirrorWriter.beside(store)
     run = record().model_copy(update={"namespace": "team-a"})
     try:
         # Four commands at once leave four connections in the pool.
@@ -73,7 +74,7 @@ async def test_the_first_commands_after_a_redis_restart_succeed(own_redis: Redis
 
         # Every pooled connection is stale now; each of these uses one, on its first try.
         await asyncio.gather(*(store.get(str(uuid.uuid4())) for _ in range(4)))
-        assert await store.mirror(run, frozenset(run.status.tasks), version="1")
+        assert await writer.mirror(run, frozenset(run.status.tasks), version="1")
         assert await store.get(run.run_id) is not None
     finally:
         await store.close()
@@ -84,13 +85,14 @@ async def test_an_idle_subscription_outlives_the_read_timeout(redis_url: str) ->
     (redis-py 8.0.0 timed blocking pub/sub reads out: redis/redis-py#4098, fixed in 8.1)."""
     settings = RedisConnectionSettings(redis_socket_timeout_seconds=0.2)
     store = RedisStore.from_url(redis_url, connection=settings, namespace="team-a")
+    writer = RedisMirrorWriter.beside(store)
     run = record().model_copy(update={"namespace": "team-a"})
     try:
-        await store.mirror(run, frozenset(), version="1")
+        await writer.mirror(run, frozenset(), version="1")
         async with store.subscribe(run.run_id) as events:
             waiting = asyncio.ensure_future(anext(events))
             await asyncio.sleep(0.6)  # the condition under test: idle for three read timeouts
-            await store.mirror(run, frozenset({"a"}), version="2")
+            await writer.mirror(run, frozenset({"a"}), version="2")
             event = await asyncio.wait_for(waiting, 5)
         assert set(event.tasks) == {"a"}
     finally:

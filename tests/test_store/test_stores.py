@@ -14,8 +14,8 @@ import redis
 from stageflow.engine import RunPhase, RunStatus, TaskPhase, TaskStatus, WorkflowRequest
 from stageflow.models.records import InvalidRunIdError, RunRecord
 from stageflow.store import Control, Cursor, MemoryStore, RedisStore, RunStore
-from stageflow.store.redis_store import run_key, runs_key, tasks_key
-from tests.polling import eventually
+from stageflow.store.keys import CONTROL, run_key, runs_key, tasks_key
+from tests.support.polling import eventually
 
 SPEC = WorkflowRequest.model_validate(
     {
@@ -182,7 +182,7 @@ async def test_finished_runs_expire(store: RunStore) -> None:
 
 
 async def test_redis_key_layout(redis_url: str) -> None:
-    """Design §7's keys, as another program (or redis-cli) would read them."""
+    """The key layout (store/keys.py), as another program (or redis-cli) would read it."""
     store = RedisStore.from_url(redis_url)
     run = record()
     await store.create(run)
@@ -208,47 +208,6 @@ async def test_redis_key_layout(redis_url: str) -> None:
 def test_cursor_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="invalid cursor"):
         Cursor.decode("not-a-cursor")
-
-
-def mirrored(run: RunRecord, namespace: str = "team-a") -> RunRecord:
-    return run.model_copy(update={"namespace": namespace})
-
-
-async def test_mirror_writes_replace_and_a_deleted_run_stays_deleted(redis_url: str) -> None:
-    store = RedisStore.from_url(redis_url, namespace="team-a")
-    try:
-        run = mirrored(record())
-        assert await store.mirror(run, frozenset(run.status.tasks), version="10")
-        renamed = run.model_copy(update={"name": "renamed", "status": finished(run.status)})
-        assert await store.mirror(renamed, frozenset({"a"}), version="11")
-        stored = await store.get(run.run_id)
-        assert stored is not None
-        assert stored.name == "renamed"
-        assert await store.task_phases(run.run_id) == {"a": "Succeeded", "b": "Succeeded"}
-        assert await store.delete_mirrored(namespace="team-a", run_id=run.run_id, version="12")
-        # A late event of the deleted run (older than the delete) cannot bring it back...
-        assert not await store.mirror(run, frozenset(run.status.tasks), version="11")
-        assert await store.get(run.run_id) is None
-        assert ("team-a", run.run_id) not in await store.run_ids()
-        # ...but a WorkflowRun made again under the same name (a newer version) is mirrored.
-        assert await store.mirror(run, frozenset(run.status.tasks), version="13")
-        assert await store.get(run.run_id) is not None
-    finally:
-        await store.close()
-
-
-async def test_after_the_api_deletes_a_run_no_mirror_write_brings_it_back(
-    redis_url: str,
-) -> None:
-    store = RedisStore.from_url(redis_url, namespace="team-a")
-    try:
-        run = mirrored(record())
-        await store.mirror(run, frozenset(run.status.tasks), version="10")
-        assert await store.delete(run.run_id)  # the API's delete knows no version
-        assert not await store.mirror(run, frozenset(run.status.tasks), version="99")
-        assert await store.get(run.run_id) is None
-    finally:
-        await store.close()
 
 
 @pytest.mark.parametrize(
@@ -303,6 +262,6 @@ async def eventually_unsubscribed(client: redis.Redis) -> None:
     """Every run channel is given up once its last listener leaves (the control stays)."""
 
     async def only_control() -> bool:
-        return client.pubsub_channels() == [b"stageflow:control"]
+        return client.pubsub_channels() == [CONTROL.encode()]
 
     await eventually(only_control)

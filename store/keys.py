@@ -1,0 +1,70 @@
+"""The Redis key layout: every key and channel stageflow uses, named here and nowhere else.
+
+The API replicas, the operator's mirror and any other program reading Redis (redis-cli,
+a dashboard) must agree on these names, so they are built in this one module; the rest
+of the code base calls these functions (tests compare them with the literal layout).
+
+Keys (prefix `stageflow:`; `{ns}` is the run's namespace: the WorkflowRun's for the
+operator's mirror, STAGEFLOW_NAMESPACE for the API's local backend; two runs with the
+same name in two namespaces never share a key):
+- `run:{ns}/{id}` hash: runId, namespace, name, labels, createdAt, phase, progress,
+  startedAt, finishedAt, message, spec (JSON), detail (the status as JSON),
+  cancelRequested, submittedBy, ttl, and `version` (the WorkflowRun's resourceVersion;
+  mirror only);
+- `run:{ns}/{id}:tasks` hash: task id -> phase (the seed's shape: one HGETALL answers /status);
+- `run:{ns}/{id}:logs` hash: task id -> the output of its latest in-process attempt (bounded);
+- `run:{ns}/{id}:deleted`: a tombstone for ten minutes after a delete; it holds the
+  resourceVersion the run was deleted at (`*`: deleted by the API, any version);
+- `runs:{ns}` sorted set: the namespace's run ids scored by creation time in microseconds;
+- `namespaces` set: every namespace that has runs here (the operator's resync walks them);
+- `mirror:{scope}:synced`: the run id of the Redis server the operator's mirror of
+  `scope` (its namespace, or `*`) last resynced against (a restart or flush shows);
+- channel `run:{ns}/{id}:events`: every status update, as a RunEvent in JSON;
+- channel `control`: cancellation requests for whichever replica runs a run (local backend).
+
+Every per-run name is built from `run_key`, which takes only a checked run ID: a string
+such as `{id}:tasks` given as an ID cannot name another run's key.
+"""
+
+from __future__ import annotations
+
+from stageflow.models.records import checked_run_id
+
+PREFIX = "stageflow:"
+NAMESPACES = f"{PREFIX}namespaces"
+CONTROL = f"{PREFIX}control"
+
+
+def run_key(namespace: str, run_id: str) -> str:
+    """The run's hash; every per-run key below is this one plus a suffix."""
+    return f"{PREFIX}run:{namespace}/{checked_run_id(run_id)}"
+
+
+def tasks_key(namespace: str, run_id: str) -> str:
+    """Task id -> phase, apart from the run's hash so that /status is one HGETALL."""
+    return f"{run_key(namespace, run_id)}:tasks"
+
+
+def logs_key(namespace: str, run_id: str) -> str:
+    """Task id -> its latest output, apart so that reading a run never loads its logs."""
+    return f"{run_key(namespace, run_id)}:logs"
+
+
+def tombstone_key(namespace: str, run_id: str) -> str:
+    """Marks a deleted run for a while, so a late mirror write cannot bring it back."""
+    return f"{run_key(namespace, run_id)}:deleted"
+
+
+def events_channel(namespace: str, run_id: str) -> str:
+    """The run's status updates: what an event stream of any replica subscribes to."""
+    return f"{run_key(namespace, run_id)}:events"
+
+
+def runs_key(namespace: str) -> str:
+    """The namespace's runs, by creation time."""
+    return f"{PREFIX}runs:{namespace}"
+
+
+def synced_key(scope: str) -> str:
+    """The Redis server the operator's mirror of `scope` (a namespace, or `*`) last resynced."""
+    return f"{PREFIX}mirror:{scope}:synced"

@@ -7,8 +7,8 @@ editor highlights it, `redis-cli --eval` runs it), each file says what its KEYS 
 ARGV are, and the wheel carries them as package data (pyproject.toml's
 `[tool.setuptools.package-data]`; tests/test_chart/test_dockerfile.py checks it).
 
-`newer.lua` is a helper, not a script: the scripts that order resourceVersions are sent
-with it prepended (Redis scripts cannot import one another), so it is written once.
+`newer.lua` and `hset_from.lua` are helpers, not scripts: the scripts that need one are
+sent with it prepended (Redis scripts cannot import one another), so each is written once.
 """
 
 from __future__ import annotations
@@ -20,15 +20,21 @@ from importlib.resources import files
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-# The scripts whose text is prefixed with newer.lua's `newer(a, b)`.
-_ORDER_VERSIONS = frozenset({"write_run", "delete_run", "prune_run"})
+# The helpers each script's text is prefixed with: newer.lua's `newer(a, b)` for those that
+# order resourceVersions, hset_from.lua's `hset_from(key, first)` for those that write tasks.
+_HELPERS: dict[str, tuple[str, ...]] = {
+    "write_run": ("newer", "hset_from"),
+    "update_status": ("hset_from",),
+    "delete_run": ("newer",),
+    "prune_run": ("newer",),
+}
 
 
 @functools.cache
 def lua(name: str) -> str:
-    """The text of `lua/<name>.lua` (read once per process), with its helper if it needs one."""
+    """The text of `lua/<name>.lua` (read once per process), after the helpers it needs."""
     text = (files("stageflow.store") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
-    return lua("newer") + text if name in _ORDER_VERSIONS else text
+    return "".join(lua(helper) for helper in _HELPERS.get(name, ())) + text
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local pairs_in_run = tonumber(ARGV[3])
 local first_task = 4 + 2 * pairs_in_run
 redis.call('HSET', KEYS[1], unpack(ARGV, 4, first_task - 1))
-local i = first_task
-while i <= #ARGV do
-  local last = math.min(i + 999, #ARGV)
-  redis.call('HSET', KEYS[2], unpack(ARGV, i, last))
-  i = last + 1
-end
+hset_from(KEYS[2], first_task)
 if ARGV[1] == '1' then
   local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl'))
   redis.call('EXPIRE', KEYS[1], ttl)

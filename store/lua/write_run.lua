@@ -24,12 +24,7 @@ end
 local first_task = 9 + 2 * tonumber(ARGV[8])
 redis.call('HSET', KEYS[1], unpack(ARGV, 9, first_task - 1))
 if ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end
-local i = first_task
-while i <= #ARGV do
-  local last = math.min(i + 999, #ARGV)
-  redis.call('HSET', KEYS[2], unpack(ARGV, i, last))
-  i = last + 1
-end
+hset_from(KEYS[2], first_task)
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[7])
 local ttl = tonumber(ARGV[3])

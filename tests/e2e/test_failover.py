@@ -28,20 +28,27 @@ def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="stageflow-failover-"))
 
 
-@pytest.fixture
-def pair(e2e_cluster: Cluster, k8s_namespace: str, workdir: Path) -> Iterator[list[Candidate]]:
-    """Two candidates for this namespace; the suite's operator (all namespaces) is paused."""
-    e2e_cluster.operator.stop()
-    group = candidates(
-        namespace=k8s_namespace,
+def this_namespace(
+    e2e_cluster: Cluster, namespace: str, workdir: Path, *, count: int
+) -> list[Candidate]:
+    """`count` candidates for `namespace`, on this test's short Lease, logging executions."""
+    return candidates(
+        namespace=namespace,
         workdir=workdir,
         kubeconfig=e2e_cluster.kubeconfig,
         lease_seconds=LEASE,
         renew_seconds=RENEW,
         retry_seconds=RETRY,
         execution_log=workdir / "executions.log",
-        count=3,
+        count=count,
     )
+
+
+@pytest.fixture
+def pair(e2e_cluster: Cluster, k8s_namespace: str, workdir: Path) -> Iterator[list[Candidate]]:
+    """Two candidates for this namespace; the suite's operator (all namespaces) is paused."""
+    e2e_cluster.operator.stop()
+    group = this_namespace(e2e_cluster, k8s_namespace, workdir, count=3)
     try:
         yield group
     finally:
@@ -155,18 +162,10 @@ def test_two_operators_started_with_no_settings_never_run_a_task_twice(
 ) -> None:
     """`stageflow operator` twice, as a user scaling up by hand would: no election setting
     at all (only the namespace, to keep the test to its own, and a name each for its log).
-    Election is the default, so
-    one leads, the other stands by, and every task runs exactly once, on the leader."""
+    Election is the default, so one leads, the other stands by, and every task runs exactly
+    once, on the leader."""
     e2e_cluster.operator.stop()
-    group = candidates(
-        namespace=k8s_namespace,
-        workdir=workdir,
-        kubeconfig=e2e_cluster.kubeconfig,
-        lease_seconds=LEASE,
-        renew_seconds=RENEW,
-        retry_seconds=RETRY,
-        execution_log=workdir / "executions.log",
-    )
+    group = this_namespace(e2e_cluster, k8s_namespace, workdir, count=2)
     for candidate in group:
         for name in list(candidate.env):
             if name.startswith(("STAGEFLOW_LEADER", "STAGEFLOW_LEASE")):

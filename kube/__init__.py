@@ -9,6 +9,7 @@ from stageflow.kube.client import (
     RunListing,
     load_configuration,
 )
+from stageflow.kube.objects import ObjectKey
 from stageflow.kube.resource import (
     API_VERSION,
     GROUP,
@@ -32,6 +33,7 @@ __all__ = [
     "KubeConflictError",
     "KubeError",
     "KubeUnavailableError",
+    "ObjectKey",
     "RunListing",
     "is_deleted",
     "load_configuration",

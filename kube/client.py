@@ -24,6 +24,7 @@ from urllib3.exceptions import HTTPError
 
 from stageflow.kube.config import DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_READ_TIMEOUT_SECONDS
 from stageflow.kube.metrics import APISERVER_REQUEST_SECONDS, APISERVER_REQUESTS, verb_of
+from stageflow.kube.objects import ObjectKey
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
 from stageflow.kube.reviews import (
     SubjectAccessReviewSpec,
@@ -101,12 +102,10 @@ def _unread(function: Callable[..., Any]) -> Callable[..., bytes]:
     return call
 
 
-def _versions_of(listing: Any) -> dict[tuple[str, str], str]:
+def _versions_of(listing: Any) -> dict[ObjectKey, str]:
     items = cast(_MetadataList, listing).get("items") or []
     return {
-        (item["metadata"].get("namespace", ""), item["metadata"]["name"]): item["metadata"].get(
-            "resourceVersion", ""
-        )
+        ObjectKey.of(item["metadata"]): item["metadata"].get("resourceVersion", "")
         for item in items
     }
 
@@ -212,7 +211,7 @@ class KubeClient:
             resource_version=(listing.get("metadata") or {}).get("resourceVersion") or None,
         )
 
-    async def run_versions(self, namespace: str | None) -> dict[tuple[str, str], str]:
+    async def run_versions(self, namespace: str | None) -> dict[ObjectKey, str]:
         """(namespace, name) -> resourceVersion of every WorkflowRun, as metadata only."""
         if namespace is None:
             listing = await self._call(
@@ -229,9 +228,7 @@ class KubeClient:
             )
         return _versions_of(listing)
 
-    async def job_versions(
-        self, namespace: str | None, selector: str
-    ) -> dict[tuple[str, str], str]:
+    async def job_versions(self, namespace: str | None, selector: str) -> dict[ObjectKey, str]:
         """(namespace, name) -> resourceVersion of every Job `selector` picks, metadata only."""
 
         # Not read into a V1JobList: the typed client cannot read a metadata-only list.

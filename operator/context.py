@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
-from stageflow.kube import KubeClient
+from stageflow.kube import KubeClient, ObjectKey
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.events import EventRecorder
 from stageflow.operator.jobs import JobWatcher
@@ -36,8 +36,8 @@ class RunControl:
         self.deleted = asyncio.Event()
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.namespace, self.name
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.namespace, self.name)
 
     def attach(self, runner: WorkflowRunner) -> None:
         self.runner = runner

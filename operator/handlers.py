@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from stageflow.kube import GROUP, PLURAL, VERSION
+from stageflow.kube import GROUP, PLURAL, VERSION, ObjectKey
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.context import OperatorContext
 from stageflow.operator.watchcheck import WatchCheck
@@ -93,7 +93,7 @@ def _seen(check: WatchCheck | None, event: kopf.RawEvent) -> None:
     if check is not None:
         metadata = event["object"].get("metadata") or {}
         check.seen(
-            (metadata.get("namespace", ""), metadata.get("name", "")),
+            ObjectKey.of(metadata),
             metadata.get("resourceVersion"),
             deleted=event.get("type") == "DELETED",
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 from stageflow.engine import Attempt, PlannedTask, TaskResult, TaskStatus
 from stageflow.engine.inprocess import interpret
-from stageflow.kube import KubeClient, KubeConflictError
+from stageflow.kube import KubeClient, KubeConflictError, ObjectKey
 from stageflow.kube.jobs import (
     JobSettings,
     Owner,
@@ -48,11 +48,11 @@ class JobWatcher:
     """Job events from kopf's watch stream, handed to the attempts waiting for them."""
 
     def __init__(self) -> None:
-        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._watches: dict[ObjectKey, _Watch] = {}
 
     def observe(self, job: dict[str, Any], *, deleted: bool = False) -> None:
         metadata = job.get("metadata", {})
-        watch = self._watches.get((metadata.get("namespace", ""), metadata.get("name", "")))
+        watch = self._watches.get(ObjectKey.of(metadata))
         if watch is not None:
             watch.latest, watch.gone = job, deleted
             watch.changed.set()
@@ -60,11 +60,11 @@ class JobWatcher:
     @contextlib.contextmanager
     def watching(self, namespace: str, name: str) -> Iterator[_Watch]:
         watch = _Watch()
-        self._watches[(namespace, name)] = watch
+        self._watches[ObjectKey(namespace, name)] = watch
         try:
             yield watch
         finally:
-            self._watches.pop((namespace, name), None)
+            self._watches.pop(ObjectKey(namespace, name), None)
 
 
 class JobExecutor:

@@ -11,7 +11,7 @@ import kopf
 
 from stageflow import logs
 from stageflow.engine import Executor, InProcessExecutor, TaskExecutor, registry
-from stageflow.kube import KubeClient, load_configuration
+from stageflow.kube import KubeClient, ObjectKey, load_configuration
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
@@ -22,7 +22,7 @@ from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.probes import StandbyProbe
 from stageflow.operator.runs import RunManager
-from stageflow.operator.watchcheck import ObjectKey, WatchCheck
+from stageflow.operator.watchcheck import WatchCheck
 from stageflow.store import DEFAULT_NAMESPACE
 
 PREFIX = "stageflow.dev"

@@ -31,15 +31,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stageflow.kube import KubeError, RunListing, is_deleted, record_from_object
+from stageflow.kube import KubeError, ObjectKey, RunListing, is_deleted, record_from_object
 from stageflow.models.records import InvalidRunIdError, RunRecord, checked_run_id
 from stageflow.models.status import utcnow
 from stageflow.operator.metrics import MIRROR_LAG_SECONDS, MIRROR_PENDING, MIRROR_WRITES
 from stageflow.store import RedisMirrorWriter, RedisStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
-
-RunKey = tuple[str, str]  # (namespace, name)
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,8 @@ class RedisMirror:
         self._list_runs = list_runs
         self._namespaces = None if namespace is None else [namespace]
         self._scope = namespace or "*"
-        self._seen: dict[RunKey, dict[str, str]] = {}  # what was written, to publish changes
-        self._pending: dict[RunKey, _Write | _Delete] = {}  # not yet written, newest only
+        self._seen: dict[ObjectKey, dict[str, str]] = {}  # what was written, to publish changes
+        self._pending: dict[ObjectKey, _Write | _Delete] = {}  # not yet written, newest only
         self._resync_needed = True
         self._resync_lock = asyncio.Lock()
         self._down = False
@@ -114,15 +112,14 @@ class RedisMirror:
         """A WorkflowRun as observed: kept, and written with the next batch."""
         metadata = obj["metadata"]
         if mirrored(metadata["name"]):
-            key = (metadata.get("namespace", ""), metadata["name"])
-            self._keep(key, _Write(obj, _version(obj)))
+            self._keep(ObjectKey.of(metadata), _Write(obj, _version(obj)))
 
     def forget(self, name: str, *, namespace: str, version: str | None = None) -> None:
         """The WorkflowRun is deleted (at `version`, if known): dropped with the next batch."""
         if mirrored(name):
-            self._keep((namespace, name), _Delete(version))
+            self._keep(ObjectKey(namespace, name), _Delete(version))
 
-    def _keep(self, key: RunKey, change: _Write | _Delete) -> None:
+    def _keep(self, key: ObjectKey, change: _Write | _Delete) -> None:
         self._pending[key] = change
         MIRROR_PENDING.set(len(self._pending))
         if not self._down:
@@ -147,8 +144,8 @@ class RedisMirror:
             MIRROR_PENDING.set(len(self._pending))
             return True
 
-    async def _write_batch(self, batch: dict[RunKey, _Write | _Delete]) -> None:
-        writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
+    async def _write_batch(self, batch: dict[ObjectKey, _Write | _Delete]) -> None:
+        writes: list[tuple[ObjectKey, RunRecord, str | None, dict[str, str]]] = []
         for key, change in batch.items():
             if isinstance(change, _Delete):
                 self._seen.pop(key, None)
@@ -209,17 +206,17 @@ class RedisMirror:
 
     async def _resync(self, listing: RunListing) -> None:
         server = await self._writer.server_id()
-        listed: set[RunKey] = set()
-        writes: list[tuple[RunKey, RunRecord, str | None, dict[str, str]]] = []
+        listed: set[ObjectKey] = set()
+        writes: list[tuple[ObjectKey, RunRecord, str | None, dict[str, str]]] = []
         for obj in listing.items:
             if not mirrored(obj["metadata"]["name"]):
                 continue
             record = record_from_object(obj)
-            key = (record.namespace or "", record.run_id)
+            key = ObjectKey(record.namespace or "", record.run_id)
             listed.add(key)
             if is_deleted(obj):
                 await self._writer.delete_mirrored(
-                    namespace=key[0], run_id=key[1], version=_version(obj)
+                    namespace=key.namespace, run_id=key.name, version=_version(obj)
                 )
                 self._seen.pop(key, None)
                 continue
@@ -238,7 +235,7 @@ class RedisMirror:
                 if await self._writer.prune(
                     namespace=namespace, run_id=run_id, listed_at=listing.resource_version
                 ):
-                    self._seen.pop((namespace, run_id), None)
+                    self._seen.pop(ObjectKey(namespace, run_id), None)
         await self._writer.mark_synced(self._scope, server)
         logger.info("mirror resynced: %d runs listed, %d written", len(listed), sum(written))
 
@@ -255,7 +252,7 @@ class RedisMirror:
             await self.flush()  # what the last window kept
         await self._store.close()
 
-    def _changed(self, key: RunKey, entries: dict[str, str]) -> frozenset[str]:
+    def _changed(self, key: ObjectKey, entries: dict[str, str]) -> frozenset[str]:
         before = self._seen.get(key, {})
         return frozenset(task for task, entry in entries.items() if before.get(task) != entry)
 

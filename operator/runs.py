@@ -34,21 +34,19 @@ import asyncio
 import logging
 from typing import Any
 
-from stageflow.kube import is_deleted
+from stageflow.kube import ObjectKey, is_deleted
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.metrics import RUNS_ACTIVE
 from stageflow.operator.workflow import drive
 
 logger = logging.getLogger(__name__)
 
-RunKey = tuple[str, str]
-
 
 class RunManager:
     def __init__(self, ctx: OperatorContext) -> None:
         self._ctx = ctx
-        self._runs: dict[RunKey, tuple[RunControl, asyncio.Task[None]]] = {}
-        self._ended: set[RunKey] = set()  # runs this operator drove to their end (or expired)
+        self._runs: dict[ObjectKey, tuple[RunControl, asyncio.Task[None]]] = {}
+        self._ended: set[ObjectKey] = set()  # runs this operator drove to their end (or expired)
         self._stopping = False
 
     @property
@@ -56,13 +54,13 @@ class RunManager:
         return len(self._runs)
 
     def control(self, namespace: str, name: str) -> RunControl | None:
-        found = self._runs.get((namespace, name))
+        found = self._runs.get(ObjectKey(namespace, name))
         return found[0] if found is not None else None
 
     def observe(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
         """One watch event (or a listing's object) of a WorkflowRun."""
         metadata = obj.get("metadata", {})
-        key: RunKey = (metadata.get("namespace", ""), metadata.get("name", ""))
+        key = ObjectKey.of(metadata)
         found = self._runs.get(key)
         if deleted or is_deleted(obj):
             self._ended.discard(key)
@@ -84,7 +82,7 @@ class RunManager:
             return
         self._start(key, obj)
 
-    def _start(self, key: RunKey, obj: dict[str, Any]) -> None:
+    def _start(self, key: ObjectKey, obj: dict[str, Any]) -> None:
         control = RunControl(*key, generation=obj.get("metadata", {}).get("generation"))
         if obj.get("spec", {}).get("cancelRequested"):
             control.cancel()
@@ -93,7 +91,7 @@ class RunManager:
         RUNS_ACTIVE.inc()
         task.add_done_callback(lambda done: self._finished(key, done))
 
-    def _finished(self, key: RunKey, task: asyncio.Task[None]) -> None:
+    def _finished(self, key: ObjectKey, task: asyncio.Task[None]) -> None:
         control, _ = self._runs.pop(key)
         RUNS_ACTIVE.dec()
         if task.cancelled():

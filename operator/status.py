@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from stageflow.engine import RunPhase, RunStatus
-from stageflow.kube import KubeClient, KubeError, status_patch
+from stageflow.kube import KubeClient, KubeError, ObjectKey, status_patch
 from stageflow.models.retry import RetryPolicy
 from stageflow.models.status import utcnow
 from stageflow.operator.events import RunEvents
@@ -174,8 +174,8 @@ class StatusWriter:
             except KubeError as error:
                 logger.warning("last status of %s/%s not written: %s", *self._key(), error)
 
-    def _key(self) -> tuple[str, str]:
-        return self._namespace, self._name
+    def _key(self) -> ObjectKey:
+        return ObjectKey(self._namespace, self._name)
 
     async def _write_forever(self) -> None:
         failures = 0

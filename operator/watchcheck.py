@@ -18,11 +18,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from stageflow.kube import KubeError
+from stageflow.kube import KubeError, ObjectKey
 
 logger = logging.getLogger(__name__)
 
-ObjectKey = tuple[str, str]  # (namespace, name)
 ListVersions = Callable[[], Awaitable[dict[ObjectKey, str]]]
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stageflow.kube import GROUP, VERSION, KubeClient, load_configuration
+from stageflow.kube import GROUP, VERSION, KubeClient, ObjectKey, load_configuration
 from stageflow.kube.resource import RUN_LABEL
 from tests.support.cluster import Cluster
 from tests.support.polling import eventually
@@ -65,7 +65,7 @@ async def test_run_and_job_versions_are_what_the_apiserver_holds(
     assert run is not None
     version = run["metadata"]["resourceVersion"]
     assert await kube.run_versions(k8s_namespace) == {(k8s_namespace, name): version}
-    assert (await kube.run_versions(None))[k8s_namespace, name] == version
+    assert (await kube.run_versions(None))[ObjectKey(k8s_namespace, name)] == version
 
     await kube.create_job(k8s_namespace, job("labelled", {RUN_LABEL: name}))
     await kube.create_job(k8s_namespace, job("unlabelled", {"app": "other"}))

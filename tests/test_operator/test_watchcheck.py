@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from stageflow.kube import KubeUnavailableError
-from stageflow.operator.watchcheck import ObjectKey, WatchCheck, WatchStuckError
+from stageflow.kube import KubeUnavailableError, ObjectKey
+from stageflow.operator.watchcheck import WatchCheck, WatchStuckError
 
-A: ObjectKey = ("default", "a")
-B: ObjectKey = ("default", "b")
+A = ObjectKey("default", "a")
+B = ObjectKey("default", "b")
 
 
 class Apiserver:

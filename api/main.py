@@ -13,7 +13,7 @@ from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
 from stageflow.api.routes import streams, system, ui, workflows
-from stageflow.api.streams import StreamSlots
+from stageflow.api.streaming.slots import StreamSlots
 from stageflow.api.ui.headers import SecurityHeaders
 from stageflow.engine import TaskRegistry, registry
 from stageflow.kube import KubeClient, load_configuration

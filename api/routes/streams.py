@@ -1,100 +1,19 @@
-"""Live streams of a run beyond the SSE events: a task's log followed, and a WebSocket.
-
-`GET /workflow/{id}/tasks/{task}/logs?follow=true` answers text/plain chunks as the
-task writes them, until it ends (api/follow.py). `/workflow/{id}/ws` sends the SSE
-stream's events (`snapshot`, then `update`s) and `log` messages for every task of
-the run, then `end`, and closes when the run has finished.
-
-The WebSocket's token: a browser's WebSocket cannot set an Authorization header, and
-a token in the query string would land in access logs and proxies' logs. So it
-travels as a subprotocol, `base64url.bearer.stageflow.dev.<base64url(token)>`,
-offered beside `stageflow.v1` (the way kube-apiserver takes tokens for its own
-WebSockets); the server picks `stageflow.v1` and never echoes the token. Clients
-that can set headers may send `Authorization: Bearer` instead. A refusal closes the
-socket with the HTTP status as the code: 4401, 4403, 4404.
-"""
+"""The WebSocket route of a run (`/workflow/{id}/ws`); what it sends, and how its token
+travels, is api/streaming/socket.py. The SSE and followed-log routes are in workflows.py."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import contextlib
-import json
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
 
-from stageflow.api.auth import ANONYMOUS, Authorizer, Principal, redact_env
 from stageflow.api.backends import Backend
-from stageflow.api.errors import NoLogsError, RunNotFoundError
-from stageflow.api.follow import POLL_SECONDS, RunLogs, follow_task_log
-from stageflow.models.records import InvalidRunIdError, RunRecord, checked_run_id
+from stageflow.api.errors import RunNotFoundError
+from stageflow.api.streaming.socket import PROTOCOL, authorize_socket, stream_run
+from stageflow.models.records import InvalidRunIdError, checked_run_id
 
 router = APIRouter(tags=["workflows"])
-
-PROTOCOL = "stageflow.v1"
-TOKEN_PROTOCOL_PREFIX = "base64url.bearer.stageflow.dev."
-QUEUE_SIZE = 256  # messages waiting for a slow client before the run's stream waits too
-
-
-async def run_events(
-    backend: Backend, run_id: str, *, shown: bool
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """(kind, JSON) of each event of a run: a `snapshot` (env redacted unless `shown`),
-    then an `update` per change, until it ends. The SSE route and the WebSocket send these."""
-    async for item in backend.events(run_id):
-        if isinstance(item, RunRecord):
-            yield "snapshot", (item if shown else redact_env(item)).to_json_dict()
-        else:
-            yield "update", item.to_json_dict()
-
-
-async def followed_log(backend: Backend, run_id: str, task_id: str) -> StreamingResponse:
-    """The streaming answer of `logs?follow=true`; an unknown run or task is a 404 first."""
-    record = await backend.get(run_id)
-    if task_id not in record.status.tasks:
-        raise NoLogsError(f"Task not found: {task_id}")
-    return StreamingResponse(
-        follow_task_log(backend, run_id, task_id),
-        media_type="text/plain; charset=utf-8",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _token(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return credentials.strip()
-    for protocol in websocket.scope.get("subprotocols", []):
-        if protocol.startswith(TOKEN_PROTOCOL_PREFIX):
-            encoded = protocol[len(TOKEN_PROTOCOL_PREFIX) :]
-            try:
-                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-    return None
-
-
-async def _authorize(websocket: WebSocket) -> tuple[bool, str | None]:
-    """(whether env is shown, None) for a caller who may get runs; (False, reason) if not."""
-    auth = cast(Authorizer, websocket.app.state.auth)
-    namespace = str(websocket.app.state.settings.namespace)
-    principal: Principal | None = ANONYMOUS
-    if auth.enabled:
-        token = _token(websocket)
-        if token is None:
-            return False, "4401 Not authenticated: offer the token subprotocol or a bearer header"
-        principal = await auth.authenticate(token)
-        if principal is None:
-            return False, "4401 Invalid bearer token"
-    assert principal is not None
-    if not await auth.allowed(principal, "get", namespace):
-        return False, f"4403 Forbidden: {principal.name} may not get workflowruns"
-    return await auth.allowed(principal, "create", namespace), None
 
 
 @router.websocket("/workflow/{run_id}/ws")
@@ -103,7 +22,7 @@ async def workflow_socket(websocket: WebSocket, run_id: str) -> None:
     "task": ..., "data": text}` and a last `{"event": "end"}`; then it closes (1000)."""
     offered = websocket.scope.get("subprotocols", [])
     await websocket.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
-    shown, refusal = await _authorize(websocket)
+    shown, refusal = await authorize_socket(websocket)
     backend = cast(Backend, websocket.app.state.backend)
     if refusal is None:
         try:
@@ -115,67 +34,5 @@ async def workflow_socket(websocket: WebSocket, run_id: str) -> None:
         await websocket.close(code=int(code), reason=reason)
         return
     with contextlib.suppress(WebSocketDisconnect):
-        await _stream(websocket, backend, run_id, shown=shown)
+        await stream_run(websocket, backend, run_id, shown=shown)
         await websocket.close(code=1000)
-
-
-async def _stream(websocket: WebSocket, backend: Backend, run_id: str, *, shown: bool) -> None:
-    """One producer (events, and the logs swept beside them) and one sender, joined by a
-    bounded queue; a client that leaves ends both."""
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
-    logs = RunLogs(backend, run_id)
-    stopped = asyncio.Event()
-
-    async def put_logs() -> None:
-        for task_id, text in await logs.sweep():
-            await queue.put({"event": "log", "task": task_id, "data": text})
-
-    async def sweep_logs() -> None:
-        # Ends on `stopped`, not by cancellation: a cancel landing inside a store call
-        # was seen swallowed there (redis), which left this loop running for ever.
-        while not stopped.is_set():
-            await put_logs()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopped.wait(), POLL_SECONDS)
-
-    async def produce() -> None:
-        sweeper: asyncio.Task[None] | None = None
-        try:
-            async for kind, data in run_events(backend, run_id, shown=shown):
-                await queue.put({"event": kind, "data": data})
-                if sweeper is None:  # logs only after the snapshot: it comes first
-                    sweeper = asyncio.create_task(sweep_logs())
-        finally:
-            stopped.set()
-        if sweeper is not None:
-            await sweeper
-        await put_logs()  # what the tasks wrote last
-        await queue.put({"event": "end"})
-
-    async def send() -> None:
-        while True:
-            await websocket.send_text(json.dumps(await queue.get()))
-            queue.task_done()
-
-    async def until_gone() -> None:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
-        raise WebSocketDisconnect()
-
-    producer, sender, gone = (asyncio.create_task(job()) for job in (produce, send, until_gone))
-    tasks = [producer, sender, gone]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if producer.done() and not gone.done() and not sender.done():
-            producer.result()  # a failed producer is not an ordinary end
-            drained = asyncio.create_task(queue.join())
-            tasks.append(drained)
-            await asyncio.wait([drained, sender, gone], return_when=asyncio.FIRST_COMPLETED)
-        for task in (gone, sender):
-            if task.done():
-                task.result()  # a client gone raises WebSocketDisconnect
-    finally:
-        stopped.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

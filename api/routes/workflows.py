@@ -30,8 +30,8 @@ from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
 from stageflow.api.metrics import RUNS_SUBMITTED
-from stageflow.api.routes.streams import followed_log, run_events
-from stageflow.api.streams import stream_slot
+from stageflow.api.streaming.events import followed_log, run_events
+from stageflow.api.streaming.slots import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.models.api import ErrorBody, RunList, Submitted
 from stageflow.models.records import RunRecord

@@ -23,8 +23,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from stageflow.api import create_app
 from stageflow.api.config import ApiSettings
-from stageflow.api.follow import OVERLAP_CHARS, LogDiff
-from stageflow.api.routes.streams import PROTOCOL, TOKEN_PROTOCOL_PREFIX
+from stageflow.api.streaming.logs import OVERLAP_CHARS, LogDiff
+from stageflow.api.streaming.socket import PROTOCOL, TOKEN_PROTOCOL_PREFIX
 from stageflow.client import AsyncClient, Client
 from stageflow.engine import TaskRegistry
 from tests.support.api import submit, wait_for_run

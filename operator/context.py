@@ -17,7 +17,7 @@ from stageflow.operator.watchcheck import WatchCheck
 
 if TYPE_CHECKING:
     from stageflow.operator.leader import LeaseElector
-    from stageflow.operator.runs import RunManager
+    from stageflow.operator.run_manager import RunManager
 
 
 class RunControl:

@@ -2,8 +2,8 @@
 
 Only `kopf.on.event` handlers watch WorkflowRuns and Jobs: they store nothing on
 the objects (no finalizer, no progress or diff-base annotation; see
-operator/runs.py for why nothing needs them) and hand each event on:
-- to the run manager, which starts, cancels and stops runs (operator/runs.py);
+operator/run_manager.py for why nothing needs them) and hand each event on:
+- to the run manager, which starts, cancels and stops runs (operator/run_manager.py);
 - to the Redis mirror, so it follows what is observed, whoever wrote it;
 - Job events to the attempt waiting for that Job.
 Start-up resyncs the mirror; clean-up stops every run

@@ -21,7 +21,7 @@ from stageflow.operator.leader import LeaseElector
 from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.probes import StandbyProbe
-from stageflow.operator.runs import RunManager
+from stageflow.operator.run_manager import RunManager
 from stageflow.operator.watchcheck import WatchCheck
 from stageflow.store import DEFAULT_NAMESPACE
 
@@ -64,7 +64,7 @@ class _NoProgress(kopf.ProgressStorage):
 
 
 def kopf_settings() -> kopf.OperatorSettings:
-    """kopf as the framework only: it keeps nothing on the WorkflowRuns (operator/runs.py
+    """kopf as the framework only: it keeps nothing on the WorkflowRuns (operator/run_manager.py
     says why nothing needs it). The finalizer's name stays ours so that kopf removes the
     finalizer runs made by an older operator still carry (it drops one nothing needs)."""
     settings = kopf.OperatorSettings()

@@ -37,7 +37,7 @@ from typing import Any
 from stageflow.kube import ObjectKey, is_deleted
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.metrics import RUNS_ACTIVE
-from stageflow.operator.workflow import drive
+from stageflow.operator.run_driver import drive
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from stageflow.engine import (
 from stageflow.models.status import utcnow
 from tests.support.engine import RecordingSink, RunBody, make_runner
 from tests.support.overlap import all_overlap, intervals, never_overlap
+from tests.support.polling import eventually
 
 
 def phases(status: RunStatus) -> dict[str, str]:
@@ -254,8 +255,12 @@ async def test_cancel_cancels_running_and_pending(tasks: TaskRegistry) -> None:
     }
     runner = make_runner(body, tasks)
     running = asyncio.create_task(runner.run())
-    await asyncio.sleep(0.05)
-    assert runner.status.tasks["long"].phase is TaskPhase.RUNNING
+
+    # Until it runs (a fixed sleep here was a race on a busy machine), bounded.
+    async def long_runs() -> bool:
+        return runner.status.tasks["long"].phase is TaskPhase.RUNNING
+
+    await eventually(long_runs, within=5)
     runner.cancel()
     status = await running
     assert status.phase is RunPhase.CANCELLED

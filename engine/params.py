@@ -62,7 +62,10 @@ def check_params(definition: TaskDefinition, params: dict[str, Any], *, task_id:
             raise ParamsError(f"{where}: param {name!r}: {first}") from None
 
 
+@functools.lru_cache(maxsize=1024)
 def _signature(function: Any) -> inspect.Signature | None:
+    """The task function's signature, computed once per function: every task of every run
+    is checked against it, and `inspect.signature` costs more than the rest of the check."""
     try:
         return inspect.signature(function)
     except (TypeError, ValueError):

@@ -103,3 +103,35 @@ async def test_a_run_timeout_stops_a_run_of_hours(run_body: RunBody) -> None:
         "nap3": TaskPhase.SKIPPED,
     }
     assert loop.time() - started == pytest.approx(3600, abs=1)
+
+
+async def test_a_running_task_s_output_is_published_while_it_runs_and_only_when_it_grew(
+    tasks: TaskRegistry, run_body: RunBody
+) -> None:
+    """What `logs --follow` reads: the output so far, every half second while it grows."""
+
+    async def talks_then_naps() -> bool:
+        print("first line")
+        await asyncio.sleep(10)
+        print("last line")
+        return True
+
+    tasks.register(talks_then_naps)
+    sink = LogRecordingSink()
+    await run_body({"dag": [{"name": "t", "task": "talks_then_naps"}]}, sink)
+    assert sink.log_writes == [
+        "--- attempt 1 ---\nfirst line\n",  # published once while it ran, not every tick
+        "--- attempt 1 ---\nfirst line\nlast line\n",  # the final log
+    ]
+
+
+class LogRecordingSink(RecordingSink):
+    """Keeps every log write, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_writes: list[str] = []
+
+    async def record_log(self, task_id: str, text: str) -> None:
+        self.log_writes.append(text)
+        await super().record_log(task_id, text)

@@ -284,8 +284,9 @@ def floor_phase(
             for task in ("task_a", "task_b", "task_c")
         },
     )
-    patch = status_patch(
-        status, frozenset(status.tasks), observed_generation=1, condition_since=now
+    patch = cast(  # the official client's stubs take dict[str, Any], not a TypedDict
+        dict[str, Any],
+        status_patch(status, frozenset(status.tasks), observed_generation=1, condition_since=now),
     )
 
     registry.load()
@@ -300,7 +301,11 @@ def floor_phase(
             record = new_record(plan)  # the object the API creates, name and all
             try:
                 custom.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, new_object(record, namespace)
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    cast(dict[str, Any], new_object(record, namespace)),
                 )
                 custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, namespace, PLURAL, record.run_id, patch

@@ -1,13 +1,13 @@
-"""Kubernetes for stageflow: the WorkflowRun resource's shape and the one API client."""
+"""Kubernetes for stageflow: the WorkflowRun resource's shape, the bodies the apiserver
+sends and takes (kube/bodies.py), and the one API client (`KubeClient`, composed in
+kube/client.py of one module per resource family)."""
 
-from stageflow.kube.client import (
-    KubeClient,
+from stageflow.kube.client import KubeClient
+from stageflow.kube.errors import (
     KubeConfigError,
     KubeConflictError,
     KubeError,
     KubeUnavailableError,
-    RunListing,
-    load_configuration,
 )
 from stageflow.kube.objects import ObjectKey
 from stageflow.kube.resource import (
@@ -21,6 +21,8 @@ from stageflow.kube.resource import (
     record_from_object,
     status_patch,
 )
+from stageflow.kube.run_api import RunListing
+from stageflow.kube.transport import load_configuration
 
 __all__ = [
     "API_VERSION",

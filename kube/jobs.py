@@ -28,10 +28,12 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stageflow.engine import TaskResult, TaskSpec
+from stageflow.kube.bodies import Job, JobSpec
 from stageflow.kube.resource import API_VERSION, KIND, LABEL_PREFIX, RUN_LABEL, TASK_LABEL
 from stageflow.models.request import EnvFrom
 
@@ -96,7 +98,7 @@ def env_var(name: str, value: str | EnvFrom) -> dict[str, Any]:
 
 def manifest(
     *, owner: Owner, task_id: str, spec: TaskSpec, attempt: int, settings: JobSettings
-) -> dict[str, Any]:
+) -> Job:
     name = job_name(owner.name, task_id, attempt)
     labels = {
         RUN_LABEL: owner.name,
@@ -145,7 +147,7 @@ def manifest(
         if settings.service_account:
             pod_spec["serviceAccountName"] = settings.service_account
         pod_spec["automountServiceAccountToken"] = False
-    job_spec: dict[str, Any] = {
+    job_spec: JobSpec = {
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
@@ -178,7 +180,7 @@ def manifest(
 MAX_FAILURE_CHARS = 1024  # of a failed container's message, in the task's status
 
 
-def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+def _terminated(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     """The `task` container's terminated state, if it has ended."""
     for container in (pod.get("status") or {}).get("containerStatuses") or []:
         if container.get("name") == "task":
@@ -187,7 +189,7 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def outputs_of(pod: dict[str, Any]) -> Any:
+def outputs_of(pod: Mapping[str, Any]) -> Any:
     """A finished task pod's outputs: its container's termination message, if it is JSON."""
     message = (_terminated(pod) or {}).get("message")
     if not message:
@@ -198,7 +200,7 @@ def outputs_of(pod: dict[str, Any]) -> Any:
         return None  # a container of the user's own that wrote plain text there
 
 
-def failure_of(pod: dict[str, Any]) -> str | None:
+def failure_of(pod: Mapping[str, Any]) -> str | None:
     """Why a task pod's container failed, in its own words: `exit code N: <message>`, the
     message being what it wrote to its termination log or, failing that, its log's tail."""
     ended = _terminated(pod)
@@ -211,7 +213,7 @@ def failure_of(pod: dict[str, Any]) -> str | None:
     return f"exit code {ended['exitCode']}" + (f": {detail}" if detail else "")
 
 
-def _failed_condition(job: dict[str, Any]) -> dict[str, Any] | None:
+def _failed_condition(job: Mapping[str, Any]) -> dict[str, Any] | None:
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") == "Failed":
             found: dict[str, Any] = condition
@@ -219,12 +221,12 @@ def _failed_condition(job: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def deadline_exceeded(job: dict[str, Any]) -> bool:
+def deadline_exceeded(job: Mapping[str, Any]) -> bool:
     """The Job was stopped by its activeDeadlineSeconds (the task's timeout)."""
     return (_failed_condition(job) or {}).get("reason") == "DeadlineExceeded"
 
 
-def outcome(job: dict[str, Any]) -> TaskResult | None:
+def outcome(job: Mapping[str, Any]) -> TaskResult | None:
     """How a Job ended, from its conditions; None while it has not."""
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") == "Complete":

@@ -1,6 +1,6 @@
 """Apiserver requests by verb and code: what stageflow costs the control plane, seen from here.
 
-In the kube layer because every apiserver call goes through `KubeClient._call`, so
+In the kube layer because every apiserver call goes through `ApiCalls._call`, so
 counting there covers the API and the operator alike. Labels are bounded: a verb
 (get, list, create, patch, delete) and an HTTP code, or `error` when no answer came.
 """

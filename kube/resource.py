@@ -9,10 +9,12 @@ Python (and once in crds/workflowrun.yaml, which a test compares with it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus, TaskSpec, TaskStatus, WorkflowRequest
+from stageflow.kube.bodies import Condition, WorkflowRun, WorkflowRunStatus
 from stageflow.models.records import RunRecord
 from stageflow.models.status import format_timestamp, utcnow
 
@@ -29,7 +31,7 @@ TASK_LABEL = f"{LABEL_PREFIX}task"
 SUCCEEDED_CONDITION = "Succeeded"
 
 
-def new_object(record: RunRecord, namespace: str) -> dict[str, Any]:
+def new_object(record: RunRecord, namespace: str) -> WorkflowRun:
     """The WorkflowRun to create for a freshly submitted run (status is the operator's)."""
     spec = record.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     spec["cancelRequested"] = record.cancel_requested
@@ -53,8 +55,8 @@ def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-def record_from_object(obj: dict[str, Any]) -> RunRecord:
-    """A WorkflowRun as the API and the mirror show it."""
+def record_from_object(obj: Mapping[str, Any]) -> RunRecord:
+    """A WorkflowRun as the API and the mirror show it (from the client or kopf's watch)."""
     metadata = obj.get("metadata", {})
     spec = dict(obj.get("spec", {}))
     cancel_requested = bool(spec.pop("cancelRequested", False))
@@ -81,7 +83,7 @@ def record_from_object(obj: dict[str, Any]) -> RunRecord:
     )
 
 
-def is_deleted(obj: dict[str, Any]) -> bool:
+def is_deleted(obj: Mapping[str, Any]) -> bool:
     """Deletion requested: for users the run is gone, though finalizers may hold it a moment."""
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
@@ -101,12 +103,12 @@ def task_entry(task: TaskStatus) -> dict[str, Any]:
     return task.model_dump(mode="json", by_alias=True)
 
 
-def succeeded_condition(phase: RunPhase, message: str | None, since: datetime) -> dict[str, Any]:
+def succeeded_condition(phase: RunPhase, message: str | None, since: datetime) -> Condition:
     """Kubernetes-style condition, Tekton's convention: Unknown while running, then True/False."""
     state = (
         "Unknown" if not phase.finished else ("True" if phase is RunPhase.SUCCEEDED else "False")
     )
-    condition: dict[str, Any] = {
+    condition: Condition = {
         "type": SUCCEEDED_CONDITION,
         "status": state,
         "reason": phase.value,
@@ -123,9 +125,9 @@ def status_patch(
     *,
     observed_generation: int | None,
     condition_since: datetime,
-) -> dict[str, Any]:
+) -> WorkflowRun:
     """A merge patch for the status subresource: run fields and only the changed tasks."""
-    body: dict[str, Any] = {
+    body: WorkflowRunStatus = {
         "phase": status.phase.value,
         "progress": status.progress,
         "startedAt": format_timestamp(status.started_at) if status.started_at else None,

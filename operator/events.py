@@ -26,12 +26,13 @@ import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from prometheus_client import Counter
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.kube import GROUP, VERSION, KubeClient, KubeError
+from stageflow.kube.bodies import KubeEvent
 from stageflow.models.status import TaskPhase, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def involved(namespace: str, name: str, uid: str) -> InvolvedObject:
 
 def event_body(
     about: InvolvedObject, *, reason: str, message: str, warning: bool, now: datetime
-) -> dict[str, Any]:
+) -> KubeEvent:
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 1] + "…"
@@ -77,7 +78,7 @@ def event_body(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{about['name']}.{uuid.uuid4().hex[:16]}"},
-        "involvedObject": dict(about),
+        "involvedObject": {**about},
         "reason": reason,
         "message": message,
         "type": "Warning" if warning else "Normal",
@@ -94,7 +95,7 @@ class EventRecorder:
 
     def __init__(self, kube: KubeClient, *, queue_size: int = 256) -> None:
         self._kube = kube
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[tuple[str, KubeEvent]] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
         self._failing = False
 

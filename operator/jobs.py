@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +96,7 @@ class JobExecutor:
                     await asyncio.shield(self._kube.delete_job(namespace, name))
                 raise
 
-    async def _ended(self, job: dict[str, Any], result: TaskResult, name: str) -> TaskResult:
+    async def _ended(self, job: Mapping[str, Any], result: TaskResult, name: str) -> TaskResult:
         """The Job's result with what its pod says: outputs when it succeeded, the
         container's own reason when it failed (a deadline speaks for itself)."""
         if deadline_exceeded(job):
@@ -116,7 +116,9 @@ class JobExecutor:
 
     async def _run(self, attempt: Attempt, name: str, watch: _Watch) -> TaskResult:
         namespace = self._owner.namespace
-        job = await self._kube.get_job(namespace, name) if attempt.resumed else None
+        job: Mapping[str, Any] | None = (
+            await self._kube.get_job(namespace, name) if attempt.resumed else None
+        )
         if job is None:
             body = manifest(
                 owner=self._owner,

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stageflow.kube import KubeClient, KubeConflictError, KubeError
+from stageflow.kube.bodies import Lease, LeaseSpec
 from stageflow.models.status import format_timestamp, utcnow
 from stageflow.operator.metrics import LEADER
 
@@ -135,14 +136,18 @@ class LeaseElector:
             if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
                 return
             lease["spec"].update(
-                holderIdentity=None, leaseDurationSeconds=1, renewTime=format_timestamp(utcnow())
+                {
+                    "holderIdentity": None,
+                    "leaseDurationSeconds": 1,
+                    "renewTime": format_timestamp(utcnow()),
+                }
             )
             await self._kube.replace_lease(self.namespace, self.name, lease)
             logger.info("released lease %s/%s", self.namespace, self.name)
         except KubeError as error:
             logger.warning("lease %s/%s not released (%s)", self.namespace, self.name, error)
 
-    def _spec(self, *, acquired: str, transitions: int) -> dict[str, Any]:
+    def _spec(self, *, acquired: str, transitions: int) -> LeaseSpec:
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": self.duration,
@@ -163,7 +168,7 @@ class LeaseElector:
         try:
             lease = await self._kube.get_lease(self.namespace, self.name)
             if lease is None:
-                body = {
+                body: Lease = {
                     "apiVersion": "coordination.k8s.io/v1",
                     "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": self.namespace},

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ class _Delete:
     version: str | None
 
 
-def _version(obj: dict[str, Any]) -> str | None:
+def _version(obj: Mapping[str, Any]) -> str | None:
     version = obj.get("metadata", {}).get("resourceVersion")
     return str(version) if version else None
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from stageflow.kube import GROUP, VERSION, KubeClient, ObjectKey, load_configuration
+from stageflow.kube.bodies import Job
 from stageflow.kube.resource import RUN_LABEL
 from tests.support.cluster import Cluster
 from tests.support.polling import eventually
@@ -23,7 +24,7 @@ async def kube(e2e_cluster: Cluster) -> AsyncIterator[KubeClient]:
     client.close()
 
 
-def job(name: str, labels: dict[str, str]) -> dict[str, object]:
+def job(name: str, labels: dict[str, str]) -> Job:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

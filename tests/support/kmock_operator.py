@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import jsonpatch
 import kmock
@@ -26,6 +26,7 @@ import kubernetes.client
 import pytest
 
 from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient
+from stageflow.kube.bodies import WorkflowRun
 from tests.support.kubelet import finished_pod_status
 
 RESOURCE = f"{GROUP}/{VERSION}/{PLURAL}"
@@ -104,11 +105,12 @@ class Cluster:
         }
         if status is not None:
             body["status"] = status
-        await self.kube.create_run(NAMESPACE, body)
+        await self.kube.create_run(NAMESPACE, cast(WorkflowRun, body))
         return name
 
     async def get(self, name: str) -> dict[str, Any] | None:
-        return await self.kube.get_run(NAMESPACE, name)
+        # The tests read and write any field, beyond those stageflow writes (kube/bodies.py).
+        return cast(dict[str, Any] | None, await self.kube.get_run(NAMESPACE, name))
 
     async def wait_for(
         self, name: str, check: Callable[[dict[str, Any] | None], bool], within: float = 15

@@ -5,6 +5,10 @@ every Job task failed on a real cluster; a hand-kept permission list had the sam
 blind spot as the Role. So the list is derived from the code, never written by hand:
 - which `KubeClient` methods `stageflow.api` and `stageflow.operator` call (their
   source, read with `ast`);
+- which official API object each of those methods calls through: `KubeClient` is composed
+  of one class per resource family (kube/run_api.py, kube/job_api.py, ...), each of which
+  makes its API objects in its `_connect` (`self._custom = CustomObjectsApi(api)`); a
+  method's `self._custom.…` is resolved against the classes it is defined in and under;
 - which requests each of those methods makes: each official-client method it uses is
   called against a recording `ApiClient`, which gives the HTTP verb and path the
   client itself would send (so `read_namespaced_pod_log` is `GET …/pods/{name}/log`);
@@ -120,11 +124,14 @@ def permission_of(api_class: str, method: str) -> Permission | None:
 # -- which client methods our code uses --------------------------------------------------------
 
 
-def _client_apis() -> dict[str, str]:
-    """KubeClient's attributes that hold an official API object: `_core` -> `CoreV1Api`."""
-    tree = ast.parse(inspect.getsource(KubeClient.__init__).strip())
+def _apis_made_by(cls: type) -> dict[str, str]:
+    """The official API objects one class of KubeClient's makes in its own `_connect`:
+    `_core` -> `CoreV1Api`."""
+    connect = vars(cls).get("_connect")
+    if connect is None:
+        return {}
     found: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(inspect.getsource(connect).strip())):
         if (
             isinstance(node, ast.Assign)
             and isinstance(node.targets[0], ast.Attribute)
@@ -136,12 +143,32 @@ def _client_apis() -> dict[str, str]:
     return found
 
 
+def _client_apis(cls: type) -> dict[str, str]:
+    """The attributes holding an official API object that `cls`'s methods can reach: what
+    `cls` and the classes under it make (for KubeClient itself: all of them). The same
+    attribute made as two different API classes would overwrite one with the other on the
+    composed client, so that fails here."""
+    found: dict[str, str] = {}
+    for base in cls.__mro__:
+        for attribute, api_class in _apis_made_by(base).items():
+            assert found.setdefault(attribute, api_class) == api_class, (
+                f"{cls.__name__}.{attribute} is made as both {found[attribute]} and {api_class}"
+            )
+    return found
+
+
+def _defined_in(name: str) -> type:
+    """The class of KubeClient's MRO whose own code `KubeClient.name` is."""
+    return next(cls for cls in KubeClient.__mro__ if name in vars(cls))
+
+
 def kube_client_requests() -> dict[str, set[Permission]]:
     """KubeClient method -> the permissions it needs (with what the methods it calls need)."""
-    apis = _client_apis()
+    _client_apis(KubeClient)  # no attribute made as two different API classes
     direct: dict[str, set[Permission]] = {}
     calls: dict[str, set[str]] = {}
     for name, function in inspect.getmembers(KubeClient, inspect.isfunction):
+        apis = _client_apis(_defined_in(name))
         tree = ast.parse(inspect.getsource(function).strip())
         needs: set[Permission] = set()
         called: set[str] = set()

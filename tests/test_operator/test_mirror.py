@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from stageflow.engine import RunPhase
 from stageflow.kube import GROUP, VERSION, RunListing
+from stageflow.kube.bodies import WorkflowRun
 from stageflow.operator.mirror import RedisMirror
 from stageflow.store import RedisStore
 from stageflow.store.connection import RedisConnectionSettings, connect
@@ -57,7 +58,10 @@ class Lister:
 
     async def __call__(self) -> RunListing:
         self.calls += 1
-        listing = RunListing(items=list(self.objects.values()), resource_version=self.version)
+        listing = RunListing(
+            items=cast(list[WorkflowRun], list(self.objects.values())),
+            resource_version=self.version,
+        )
         if self.during is not None:
             during, self.during = self.during, None
             await during()

@@ -1,0 +1,20 @@
+"""core/v1 Events: what the operator tells `kubectl describe workflowrun` (operator/events.py
+decides what and when; this posts one)."""
+
+from __future__ import annotations
+
+import kubernetes.client
+
+from stageflow.kube.bodies import KubeEvent
+from stageflow.kube.transport import ApiCalls, unread
+
+
+class EventApi(ApiCalls):
+    def _connect(self, api: kubernetes.client.ApiClient) -> None:
+        super()._connect(api)
+        self._events = kubernetes.client.CoreV1Api(api)
+
+    async def create_event(self, namespace: str, body: KubeEvent) -> None:
+        """Post a core/v1 Event (what `kubectl describe` shows of an object)."""
+        # Not read into a V1Event: building the typed model cost more than the request.
+        await self._call(unread(self._events.create_namespaced_event), namespace, body)

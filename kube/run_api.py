@@ -1,0 +1,136 @@
+"""WorkflowRuns (stageflow.dev/v1alpha1) on the apiserver: create, read, list, patch, delete.
+
+The API creates, reads, cancels (a spec patch) and deletes runs; the operator lists them
+for its mirror, patches their status subresource, and compares their versions with what
+its watch has seen (`run_versions`, a metadata-only list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Required, TypedDict, cast
+
+import kubernetes.client
+
+from stageflow.kube.bodies import WorkflowRun
+from stageflow.kube.objects import ObjectKey
+from stageflow.kube.resource import GROUP, PLURAL, VERSION
+from stageflow.kube.transport import ApiCalls, metadata_only, unread
+
+
+class _ObjectMetadata(TypedDict, total=False):
+    name: Required[str]
+    namespace: str
+    resourceVersion: str
+
+
+class _MetadataItem(TypedDict):
+    metadata: _ObjectMetadata
+
+
+class _MetadataList(TypedDict, total=False):
+    items: list[_MetadataItem]
+
+
+def versions_of(listing: Any) -> dict[ObjectKey, str]:
+    """(namespace, name) -> resourceVersion of each item of a metadata-only list."""
+    items = cast(_MetadataList, listing).get("items") or []
+    return {
+        ObjectKey.of(item["metadata"]): item["metadata"].get("resourceVersion", "")
+        for item in items
+    }
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """A list of WorkflowRuns as of `resource_version` (the collection's): every run that
+    existed at that version is in `items`. None when the server did not say."""
+
+    items: list[WorkflowRun]
+    resource_version: str | None
+
+
+class RunApi(ApiCalls):
+    def _connect(self, api: kubernetes.client.ApiClient) -> None:
+        super()._connect(api)
+        self._custom = kubernetes.client.CustomObjectsApi(api)
+
+    async def create_run(self, namespace: str, body: WorkflowRun) -> WorkflowRun:
+        created: WorkflowRun = await self._call(
+            self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body
+        )
+        return created
+
+    async def get_run(self, namespace: str, name: str) -> WorkflowRun | None:
+        found: WorkflowRun | None = await self._maybe(
+            self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+        return found
+
+    async def list_runs(self, namespace: str | None) -> list[WorkflowRun]:
+        return (await self.list_runs_snapshot(namespace)).items
+
+    async def list_runs_snapshot(self, namespace: str | None) -> RunListing:
+        """Every WorkflowRun (of `namespace`, or all), and the version the list was read at."""
+        if namespace is None:
+            listing = await self._call(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
+            )
+        else:
+            listing = await self._call(
+                self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
+            )
+        return RunListing(
+            items=listing.get("items", []),
+            resource_version=(listing.get("metadata") or {}).get("resourceVersion") or None,
+        )
+
+    async def run_versions(self, namespace: str | None) -> dict[ObjectKey, str]:
+        """(namespace, name) -> resourceVersion of every WorkflowRun, as metadata only."""
+        if namespace is None:
+            listing = await self._call(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **metadata_only()
+            )
+        else:
+            listing = await self._call(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                **metadata_only(),
+            )
+        return versions_of(listing)
+
+    async def patch_run(self, namespace: str, name: str, patch: WorkflowRun) -> WorkflowRun | None:
+        """A merge patch of the main resource (spec, metadata); None if it is gone."""
+        patched: WorkflowRun | None = await self._maybe(
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
+        )
+        return patched
+
+    async def patch_run_status(self, namespace: str, name: str, patch: WorkflowRun) -> bool:
+        """A merge patch of the status subresource; False if the run is gone. The patched
+        object is not parsed: the operator holds the status it wrote."""
+        patched = await self._maybe(
+            unread(self._custom.patch_namespaced_custom_object_status),
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
+        )
+        return patched is not None
+
+    async def delete_run(self, namespace: str, name: str) -> bool:
+        deleted = await self._maybe(
+            self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+        return deleted is not None

@@ -15,7 +15,7 @@ from stageflow.operator.config import OperatorSettings
 from stageflow.operator.leader import LeaseElector
 
 
-def test_election_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_election_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STAGEFLOW_LEADER_ELECTION", raising=False)
     assert OperatorSettings().leader_election is True
     monkeypatch.setenv("STAGEFLOW_LEADER_ELECTION", "false")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,33 @@ from tests.support.cluster import (
 )
 from tests.support.paths import ROOT
 from tests.support.redis_server import RedisServer, free_port, redis_binary, running_redis
+
+
+def _policy_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop set on the policy for this thread, without making one (CPython's policy
+    keeps it in `_local._loop`; asking `get_event_loop()` would create it)."""
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    loop = getattr(local, "_loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Close an event loop looptime's own hook made for a sync test, and only that one.
+
+    looptime's `pytest_pyfunc_call` asks pytest-asyncio's policy for the event loop of every
+    test, sync ones too; with none set, Python 3.11 makes a new loop that nobody closes, and
+    its socket pair surfaced as an unraisable ResourceWarning in whatever test was running
+    when it was collected (an error, under `filterwarnings = error`). A loop that was set
+    before the test (pytest-asyncio's) is left alone."""
+    before = _policy_loop()
+    try:
+        return (yield)
+    finally:
+        after = _policy_loop()
+        if before is None and after is not None and not after.is_running():
+            after.close()
+            asyncio.get_event_loop_policy().set_event_loop(None)
 
 
 @pytest.fixture

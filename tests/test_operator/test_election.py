@@ -15,7 +15,7 @@ from stageflow.operator.config import OperatorSettings
 from stageflow.operator.leader import LeaseElector
 
 
-async def test_election_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_election_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STAGEFLOW_LEADER_ELECTION", raising=False)
     assert OperatorSettings().leader_election is True
     monkeypatch.setenv("STAGEFLOW_LEADER_ELECTION", "false")

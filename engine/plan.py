@@ -156,10 +156,7 @@ def _link(
         raise SpecError(
             f"Task {node.id}: forEach has {len(task.for_each)} items (at most {max_items})"
         )
-    found = [(ref, "params") for ref in _safe(node.id, lambda: list(references(task.params)))]
-    found += [(ref, "when") for ref in (when.references if when else [])]
-    found += [(ref, "until") for ref in (until.references if until else [])]
-    found += [(for_each, "forEach")] if for_each is not None else []
+    found = _safe(node.id, lambda: reads(task))
     upstream: list[str] = []
     for ref, where in found:
         _check_reference(node, ref, where, spec)
@@ -297,6 +294,18 @@ def _is_task_id(text: str) -> bool:
 EdgeKind = Literal["order", "data"]
 
 
+def reads(task: TaskSpec) -> list[tuple[Reference, str]]:
+    """Every reference a task reads, with where it stands (params, when, until, forEach):
+    the one list both validation (`_link`, which adds them as edges) and the drawing use.
+    Raises TemplateError for a reference that does not parse."""
+    found = [(ref, "params") for ref in references(task.params)]
+    found += [(ref, "when") for ref in references(task.when or "")]
+    found += [(ref, "until") for ref in references(task.until or "")]
+    if isinstance(task.for_each, str):
+        found += [(ref, "forEach") for ref in references(task.for_each)]
+    return found
+
+
 def dependencies(spec: WorkflowRequest) -> dict[str, dict[str, EdgeKind]]:
     """Every task each task of a normalised spec waits for, and why: `order` (its stage's
     position or `dependsOn`) or `data` (only because it reads that task's outputs). These
@@ -306,10 +315,7 @@ def dependencies(spec: WorkflowRequest) -> dict[str, dict[str, EdgeKind]]:
     edges: dict[str, dict[str, EdgeKind]] = {}
     for node in planned:
         waits: dict[str, EdgeKind] = dict.fromkeys(node.depends_on, "order")
-        task = node.spec
-        read = [task.params, task.when, task.until]
-        read += [task.for_each] if isinstance(task.for_each, str) else []
-        for ref in references(read):
+        for ref, _ in reads(node.spec):
             if ref.kind == "task" and ref.task is not None and ref.task != node.id:
                 waits.setdefault(ref.task, "data")
         edges[node.id] = waits

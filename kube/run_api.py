@@ -50,6 +50,11 @@ class RunListing:
     resource_version: str | None
 
 
+def _one(namespace: str, name: str) -> tuple[str, str, str, str, str]:
+    """The custom-objects client's arguments that name one WorkflowRun."""
+    return GROUP, VERSION, namespace, PLURAL, name
+
+
 class RunApi(ApiCalls):
     def _connect(self, api: kubernetes.client.ApiClient) -> None:
         super()._connect(api)
@@ -63,7 +68,7 @@ class RunApi(ApiCalls):
 
     async def get_run(self, namespace: str, name: str) -> WorkflowRun | None:
         found: WorkflowRun | None = await self._maybe(
-            self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            self._custom.get_namespaced_custom_object, *_one(namespace, name)
         )
         return found
 
@@ -106,11 +111,7 @@ class RunApi(ApiCalls):
         """A merge patch of the main resource (spec, metadata); None if it is gone."""
         patched: WorkflowRun | None = await self._maybe(
             self._custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
+            *_one(namespace, name),
             patch,
         )
         return patched
@@ -120,17 +121,13 @@ class RunApi(ApiCalls):
         object is not parsed: the operator holds the status it wrote."""
         patched = await self._maybe(
             unread(self._custom.patch_namespaced_custom_object_status),
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
+            *_one(namespace, name),
             patch,
         )
         return patched is not None
 
     async def delete_run(self, namespace: str, name: str) -> bool:
         deleted = await self._maybe(
-            self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            self._custom.delete_namespaced_custom_object, *_one(namespace, name)
         )
         return deleted is not None

@@ -26,6 +26,7 @@ from stageflow.client import (
     UnreachableError,
     apply,
 )
+from tests.support.polling import wait_until
 from tests.support.workflows import SEED, sleeping
 
 
@@ -87,8 +88,15 @@ def test_list_walks_every_page_newest_first(client: Client) -> None:
     run_ids = [client.submit({**SEED, "name": name}).run_id for _ in range(5)]
     for run_id in run_ids:
         client.wait(run_id, timeout=60)
-    mine = [run.run_id for run in client.list(limit=None, page_size=2) if run.name == name]
-    assert mine == run_ids[::-1]
+
+    def mine() -> list[str]:
+        return [run.run_id for run in client.list(limit=None, page_size=2) if run.name == name]
+
+    # On the kubernetes backend the list is read from the Redis mirror, which follows the
+    # WorkflowRuns by its write window (docs/http-api.md); `wait` may have read a run from
+    # the WorkflowRun itself. So wait, bounded, for all five to be listed, then the order.
+    wait_until(lambda: len(mine()) == len(run_ids), within=30)
+    assert mine() == run_ids[::-1]
     assert len(list(client.list(limit=3, page_size=2))) == 3
     assert all(run.phase is RunPhase.SUCCEEDED for run in client.list(RunPhase.SUCCEEDED))
 

@@ -1,4 +1,4 @@
-"""core/v1 Events: what the operator tells `kubectl describe workflowrun` (operator/events.py
+"""core/v1 Events: what the operator tells `kubectl describe workflowrun` (operator/kube_events.py
 decides what and when; this posts one)."""
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
 from stageflow.kube import KubeClient, ObjectKey
 from stageflow.operator.config import OperatorSettings
-from stageflow.operator.events import EventRecorder
 from stageflow.operator.jobs import JobWatcher
+from stageflow.operator.kube_events import KubeEventRecorder
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
 from stageflow.operator.watchcheck import WatchCheck
@@ -67,7 +67,7 @@ class OperatorContext:
     tasks: TaskRegistry
     executors: dict[Executor, TaskExecutor]
     mirror: RedisMirror | None = None
-    events: EventRecorder | None = None
+    kube_events: KubeEventRecorder | None = None
     # How long a stopping run may take to write its last status (shorter when the Lease
     # was lost: it must be written before a standby can take over).
     shutdown_write_seconds: float = 5.0

@@ -49,8 +49,8 @@ def _context(memo: Any) -> OperatorContext:
 
 async def _startup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
-    if ctx.events is not None:
-        ctx.events.start()
+    if ctx.kube_events is not None:
+        ctx.kube_events.start()
     if ctx.mirror is not None:
         ctx.mirror.start()
         await ctx.mirror.resync()
@@ -70,8 +70,8 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     if ctx.elector is not None:
         # Hand over now, not after kopf has drained its idle workers (seconds later).
         await ctx.elector.release()
-    if ctx.events is not None:
-        await ctx.events.stop()
+    if ctx.kube_events is not None:
+        await ctx.kube_events.stop()
     if ctx.mirror is not None:
         try:
             async with asyncio.timeout(5):  # bounded, as every step of a shutdown is

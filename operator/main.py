@@ -15,8 +15,8 @@ from stageflow.kube import KubeClient, ObjectKey, load_configuration
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.context import OperatorContext
-from stageflow.operator.events import EventRecorder
 from stageflow.operator.handlers import LoginFn, build_registry
+from stageflow.operator.kube_events import KubeEventRecorder
 from stageflow.operator.leader import LeaseElector
 from stageflow.operator.metrics import LEADER, serve_metrics
 from stageflow.operator.mirror import RedisMirror
@@ -98,7 +98,7 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
         tasks=registry,
         executors=executors,
         mirror=mirror,
-        events=EventRecorder(kube),
+        kube_events=KubeEventRecorder(kube),
     )
     context.runs = RunManager(context)
     if settings.watch_stale_seconds > 0:

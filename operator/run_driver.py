@@ -38,8 +38,8 @@ from stageflow.logs import bind
 from stageflow.models.records import RunRecord
 from stageflow.models.status import RunPhase, utcnow
 from stageflow.operator.context import OperatorContext, RunControl
-from stageflow.operator.events import RunEvents, involved
 from stageflow.operator.jobs import JobExecutor
+from stageflow.operator.kube_events import RunKubeEvents, involved
 from stageflow.operator.metrics import RunMetrics
 from stageflow.operator.mirror import mirrored
 from stageflow.operator.status import WRITE_RETRY, StatusWriter
@@ -86,10 +86,10 @@ def _writer(
     ctx: OperatorContext, control: RunControl, obj: dict[str, Any], record: RunRecord
 ) -> StatusWriter:
     events = None
-    if ctx.events is not None:
+    if ctx.kube_events is not None:
         about = involved(control.namespace, control.name, obj.get("metadata", {}).get("uid", ""))
-        events = RunEvents(
-            ctx.events,
+        events = RunKubeEvents(
+            ctx.kube_events,
             about,
             initial=record.status,
             budget=ctx.settings.events_per_run,

@@ -31,7 +31,7 @@ from stageflow.engine import RunPhase, RunStatus
 from stageflow.kube import KubeClient, KubeError, ObjectKey, status_patch
 from stageflow.models.retry import RetryPolicy
 from stageflow.models.status import utcnow
-from stageflow.operator.events import RunEvents
+from stageflow.operator.kube_events import RunKubeEvents
 from stageflow.operator.metrics import STATUS_PATCH_SECONDS, STATUS_PATCHES, RunMetrics
 from stageflow.store import RunStore
 
@@ -93,7 +93,7 @@ class StatusWriter:
         generation: Callable[[], int | None],
         outage: Outage,
         logs: RunStore | None = None,
-        events: RunEvents | None = None,
+        events: RunKubeEvents | None = None,
     ) -> None:
         self._kube = kube
         self._namespace = namespace

@@ -8,7 +8,7 @@ import re
 from prometheus_client import REGISTRY
 
 import stageflow.api.metrics
-import stageflow.operator.events
+import stageflow.operator.kube_events
 import stageflow.operator.metrics
 from tests.support.chart import CHART
 
@@ -17,7 +17,7 @@ DASHBOARD = CHART / "dashboards" / "stageflow.json"
 
 def exported() -> set[str]:
     assert stageflow.api.metrics.API_REQUESTS is not None
-    assert stageflow.operator.events.EVENTS_POSTED is not None
+    assert stageflow.operator.kube_events.EVENTS_POSTED is not None
     names = set()
     for family in REGISTRY.collect():
         if family.name.startswith("stageflow_"):

@@ -7,7 +7,7 @@ from typing import Any
 import kmock
 import pytest
 
-from stageflow.operator.events import EventRecorder, involved
+from stageflow.operator.kube_events import KubeEventRecorder, involved
 from tests.support.kmock_operator import NAMESPACE, STAMPING, Cluster, StartOperator
 from tests.support.polling import eventually
 from tests.support.workflows import failing
@@ -123,7 +123,7 @@ async def test_many_failing_tasks_write_a_bounded_number_of_events(
 
 async def test_a_full_queue_drops_events_instead_of_waiting(cluster: Cluster) -> None:
     """The apiserver never answers the recorder (its worker is not started): emit returns."""
-    recorder = EventRecorder(cluster.kube, queue_size=3)
+    recorder = KubeEventRecorder(cluster.kube, queue_size=3)
     about = involved(NAMESPACE, "r", "u")
     for number in range(10):
         recorder.emit(about, reason="TaskFailed", message=str(number))  # never blocks

@@ -90,7 +90,7 @@ def event_body(
     }
 
 
-class EventRecorder:
+class KubeEventRecorder:
     """The operator's one poster of Events: a bounded queue and a worker."""
 
     def __init__(self, kube: KubeClient, *, queue_size: int = 256) -> None:
@@ -162,12 +162,12 @@ def _seen(task: TaskStatus) -> tuple[TaskPhase, int, bool]:
     return task.phase, task.attempts, task.next_attempt_at is not None
 
 
-class RunEvents:
+class RunKubeEvents:
     """Which transitions of one run become Events (see the module's docstring)."""
 
     def __init__(
         self,
-        recorder: EventRecorder,
+        recorder: KubeEventRecorder,
         about: InvolvedObject,
         *,
         initial: RunStatus,

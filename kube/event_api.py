@@ -6,7 +6,8 @@ from __future__ import annotations
 import kubernetes.client
 
 from stageflow.kube.bodies import KubeEvent
-from stageflow.kube.transport import ApiCalls, unread
+from stageflow.kube.direct import events_path
+from stageflow.kube.transport import ApiCalls
 
 
 class EventApi(ApiCalls):
@@ -15,6 +16,7 @@ class EventApi(ApiCalls):
         self._events = kubernetes.client.CoreV1Api(api)
 
     async def create_event(self, namespace: str, body: KubeEvent) -> None:
-        """Post a core/v1 Event (what `kubectl describe` shows of an object)."""
-        # Not read into a V1Event: building the typed model cost more than the request.
-        await self._call(unread(self._events.create_namespaced_event), namespace, body)
+        """Post a core/v1 Event (what `kubectl describe` shows of an object). Several per
+        run, so sent directly (kube/direct.py), and the answer is not read into a V1Event:
+        building the typed model cost more than the request."""
+        await self._send(self._events.create_namespaced_event, "POST", events_path(namespace), body)

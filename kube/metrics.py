@@ -2,7 +2,9 @@
 
 In the kube layer because every apiserver call goes through `ApiCalls._call`, so
 counting there covers the API and the operator alike. Labels are bounded: a verb
-(get, list, create, patch, delete) and an HTTP code, or `error` when no answer came.
+(get, list, create, patch, delete) and an HTTP code, or `error` when no answer came. The
+official client does not say which 2xx it got, so its successes count as `200`; the direct
+calls (kube/direct.py) count the apiserver's own code.
 """
 
 from __future__ import annotations

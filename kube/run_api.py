@@ -7,15 +7,18 @@ its watch has seen (`run_versions`, a metadata-only list).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Required, TypedDict, cast
 
 import kubernetes.client
 
 from stageflow.kube.bodies import WorkflowRun
+from stageflow.kube.direct import run_path
+from stageflow.kube.errors import KubeError
 from stageflow.kube.objects import ObjectKey
 from stageflow.kube.resource import GROUP, PLURAL, VERSION
-from stageflow.kube.transport import ApiCalls, metadata_only, unread
+from stageflow.kube.transport import ApiCalls, metadata_only
 
 
 class _ObjectMetadata(TypedDict, total=False):
@@ -61,10 +64,12 @@ class RunApi(ApiCalls):
         self._custom = kubernetes.client.CustomObjectsApi(api)
 
     async def create_run(self, namespace: str, body: WorkflowRun) -> WorkflowRun:
-        created: WorkflowRun = await self._call(
-            self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body
+        """Once per run, so sent directly (kube/direct.py)."""
+        created = await self._send(
+            self._custom.create_namespaced_custom_object, "POST", run_path(namespace), body
         )
-        return created
+        run: WorkflowRun = json.loads(created)
+        return run
 
     async def get_run(self, namespace: str, name: str) -> WorkflowRun | None:
         found: WorkflowRun | None = await self._maybe(
@@ -117,14 +122,22 @@ class RunApi(ApiCalls):
         return patched
 
     async def patch_run_status(self, namespace: str, name: str, patch: WorkflowRun) -> bool:
-        """A merge patch of the status subresource; False if the run is gone. The patched
-        object is not parsed: the operator holds the status it wrote."""
-        patched = await self._maybe(
-            unread(self._custom.patch_namespaced_custom_object_status),
-            *_one(namespace, name),
-            patch,
-        )
-        return patched is not None
+        """A merge patch of the status subresource; False if the run is gone. Several per
+        run, so sent directly (kube/direct.py); the patched object is not parsed: the
+        operator holds the status it wrote."""
+        try:
+            await self._send(
+                self._custom.patch_namespaced_custom_object_status,
+                "PATCH",
+                run_path(namespace, name, "status"),
+                patch,
+                content_type="application/merge-patch+json",
+            )
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     async def delete_run(self, namespace: str, name: str) -> bool:
         deleted = await self._maybe(

@@ -78,7 +78,7 @@ async def _cleanup(memo: Any, **_: Any) -> None:
                 await ctx.mirror.stop()
         except TimeoutError:
             logger.error("the Redis mirror did not close within 5 s; leaving it")
-    ctx.kube.close()  # serve() closes it too, for a standby that never ran kopf
+    await ctx.kube.aclose()  # serve() closes it too, for a standby that never ran kopf
 
 
 async def _watches_keep_up(memo: Any, **_: Any) -> str:

@@ -173,7 +173,7 @@ async def serve(
         await asyncio.gather(*watchers, return_exceptions=True)
         if elector is not None:
             await elector.release()  # if kopf's clean-up did not (it runs after the runs')
-        client.close()  # again, if kopf's clean-up did: closing is idempotent
+        await client.aclose()  # again, if kopf's clean-up did: closing is idempotent
         LEADER.set(0)
         if stop_metrics is not None:
             stop_metrics()

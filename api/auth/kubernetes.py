@@ -79,4 +79,4 @@ class KubernetesAuth:
         return decision
 
     async def close(self) -> None:
-        self._kube.close()
+        await self._kube.aclose()

@@ -3,13 +3,17 @@
 The API keeps no state: submit creates the WorkflowRun (name = run ID) and
 answers at once; reads go to the Redis mirror first and fall back to the
 WorkflowRun itself on a miss or with Redis down, so answers stay correct while
-the mirror is behind or away. Cancel sets `spec.cancelRequested`; delete deletes
+the mirror is behind or away. What such a read finds is put into Redis, version-checked
+as the operator's mirror writes (read repair): otherwise a run read from the WorkflowRun
+as Succeeded could read back as Pending a moment later, from a mirror that has only
+caught up with the run's creation. Cancel sets `spec.cancelRequested`; delete deletes
 the WorkflowRun (the operator stops what runs; owned Jobs go with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -25,7 +29,14 @@ from stageflow.engine.output import MAX_LOG_BYTES
 from stageflow.engine.records import new_record
 from stageflow.kube import KubeClient, is_deleted, new_object, record_from_object
 from stageflow.models.records import RunEvent, RunRecord
-from stageflow.store import Cursor, RunPage, RunStore, StoreUnavailableError
+from stageflow.store import (
+    Cursor,
+    RedisMirrorWriter,
+    RedisStore,
+    RunPage,
+    RunStore,
+    StoreUnavailableError,
+)
 from stageflow.store.pages import paginate
 
 logger = logging.getLogger(__name__)
@@ -48,12 +59,13 @@ class KubernetesBackend:
         self._registry = registry
         self._settings = settings
         self._namespace = namespace
+        self._repair = RedisMirrorWriter.beside(store) if isinstance(store, RedisStore) else None
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._kube.close()
+        await self._kube.aclose()
         if self._store is not None:
             await self._store.close()
 
@@ -71,13 +83,19 @@ class KubernetesBackend:
                     return record
             except StoreUnavailableError:
                 pass
-        return await self._get_from_cluster(run_id)
+        return await self._get_from_cluster(run_id, repair=True)
 
-    async def _get_from_cluster(self, run_id: str) -> RunRecord:
+    async def _get_from_cluster(self, run_id: str, *, repair: bool = False) -> RunRecord:
         obj = await self._kube.get_run(self._namespace, run_id)
         if obj is None or is_deleted(obj):
             raise RunNotFoundError()
-        return record_from_object(obj)
+        record = record_from_object(obj)
+        if repair and self._repair is not None:
+            version = obj.get("metadata", {}).get("resourceVersion")
+            # never older than what is there: the same conditional write as the mirror's
+            with contextlib.suppress(StoreUnavailableError):
+                await self._repair.mirror(record, frozenset(record.status.tasks), version=version)
+        return record
 
     async def task_phases(self, run_id: str) -> dict[str, str]:
         if self._store is not None:
@@ -87,7 +105,7 @@ class KubernetesBackend:
                     return phases
             except StoreUnavailableError:
                 pass
-        return (await self._get_from_cluster(run_id)).status.task_phases()
+        return (await self._get_from_cluster(run_id, repair=True)).status.task_phases()
 
     async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
         if self._store is not None:

@@ -34,7 +34,7 @@ class Unplugged(KubeClient):
 async def kube(e2e_cluster: Cluster) -> AsyncIterator[Unplugged]:
     client = Unplugged(load_configuration(e2e_cluster.kubeconfig))
     yield client
-    client.close()
+    await client.aclose()
 
 
 def elector(
@@ -109,4 +109,4 @@ async def test_a_leader_that_cannot_renew_gives_up_before_the_standby_takes_over
         assert standby.leading
         assert gave_up < took_over  # never two leaders at once
     finally:
-        other.close()
+        await other.aclose()

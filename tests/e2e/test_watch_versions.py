@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 async def kube(e2e_cluster: Cluster) -> AsyncIterator[KubeClient]:
     client = KubeClient(load_configuration(e2e_cluster.kubeconfig))
     yield client
-    client.close()
+    await client.aclose()
 
 
 def job(name: str, labels: dict[str, str]) -> Job:

@@ -1,4 +1,5 @@
-"""The kubernetes backend with the official `kubernetes` client mocked (pytest-mock).
+"""The kubernetes backend with the official `kubernetes` client mocked (pytest-mock), and the
+calls kube/direct.py sends answered by a fake of its one request method.
 
 These pin down the calls the API makes to the apiserver; the same HTTP contract
 on a real apiserver is the e2e tier's job (tests/e2e).
@@ -6,8 +7,11 @@ on a real apiserver is the e2e tier's job (tests/e2e).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -24,6 +28,8 @@ from stageflow.api.config import ApiSettings
 from stageflow.engine import TaskRegistry
 from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient, record_from_object
 from stageflow.kube.config import KubeSettings
+from stageflow.kube.direct import DirectCalls
+from stageflow.kube.errors import KubeUnavailableError
 from stageflow.store import RedisMirrorWriter, RedisStore
 from tests.support.redis_server import free_port
 from tests.support.workflows import SEED
@@ -79,6 +85,43 @@ def custom(mocker: MockerFixture) -> MagicMock:
     return api
 
 
+class Direct:
+    """What the kube client sends directly (kube/direct.py: create, status patch, Event),
+    recorded, and the apiserver's answer to it: `answer(method, path, body)` gives
+    (status, body); by default a create is answered with the object created."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any]] = []
+        self.answer: Callable[[str, str, Any], tuple[int, Any]] = self.created
+
+    @staticmethod
+    def created(method: str, path: str, body: Any) -> tuple[int, Any]:
+        stamped = {"creationTimestamp": "2026-11-01T00:00:00Z", **body["metadata"]}
+        return 201, {**body, "metadata": stamped}
+
+    async def request(
+        self, _calls: DirectCalls, method: str, path: str, body: bytes, **_: Any
+    ) -> tuple[int, str, bytes]:
+        sent = json.loads(body)
+        self.sent.append((method, path, sent))
+        status, answer = self.answer(method, path, sent)
+        return status, HTTPStatus(status).phrase, json.dumps(answer).encode()
+
+    def bodies(self, method: str, path: str) -> list[Any]:
+        return [body for m, p, body in self.sent if (m, p) == (method, path)]
+
+
+RUNS_PATH = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+
+
+@pytest.fixture(autouse=True)
+def direct(mocker: MockerFixture) -> Direct:
+    """The direct calls, answered here instead of by an apiserver."""
+    fake = Direct()
+    mocker.patch.object(DirectCalls, "request", autospec=True, side_effect=fake.request)
+    return fake
+
+
 @pytest.fixture
 def version_api(mocker: MockerFixture) -> MagicMock:
     api = MagicMock(name="VersionApi")
@@ -100,20 +143,13 @@ def client(tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock) -> It
         yield test_client
 
 
-def test_submit_creates_the_workflow_run(client: TestClient, custom: MagicMock) -> None:
-    custom.create_namespaced_custom_object.side_effect = (
-        lambda group, version, ns, plural, body, **_: {
-            **body,
-            "metadata": {**body["metadata"], "creationTimestamp": "2026-11-01T00:00:00Z"},
-        }
-    )
+def test_submit_creates_the_workflow_run(client: TestClient, direct: Direct) -> None:
     response = client.post("/workflow", json=SEED)
     assert response.status_code == 202
     run_id = response.json()["run_id"]
     assert response.json()["status"] == "Pending"
     assert response.headers["location"] == f"/workflow/{run_id}"
-    (group, version, namespace, plural, body), _ = custom.create_namespaced_custom_object.call_args
-    assert (group, version, namespace, plural) == (GROUP, VERSION, NAMESPACE, PLURAL)
+    [body] = direct.bodies("POST", RUNS_PATH)
     assert body["metadata"]["name"] == run_id
     assert uuid.UUID(run_id).version == 4
     assert body["kind"] == "WorkflowRun"
@@ -123,14 +159,14 @@ def test_submit_creates_the_workflow_run(client: TestClient, custom: MagicMock) 
     ]
 
 
-def test_invalid_requests_create_nothing(client: TestClient, custom: MagicMock) -> None:
+def test_invalid_requests_create_nothing(client: TestClient, direct: Direct) -> None:
     response = client.post(
         "/workflow", json={"workflow": [{"type": "parallel", "tasks": ["task_x"]}]}
     )
     assert response.status_code == 400
     assert response.json() == {"detail": "Unknown task: task_x"}
     assert client.post("/workflow", json={}).status_code == 422
-    custom.create_namespaced_custom_object.assert_not_called()
+    assert direct.sent == []
 
 
 def test_reads_come_from_the_workflow_run_without_redis(
@@ -223,11 +259,15 @@ def test_list_without_redis_reads_workflow_runs(client: TestClient, custom: Magi
 
 
 def test_apiserver_down_is_503(
-    client: TestClient, custom: MagicMock, version_api: MagicMock
+    client: TestClient, custom: MagicMock, version_api: MagicMock, direct: Direct
 ) -> None:
     down = MaxRetryError(pool=None, url="/apis", reason="Connection refused")  # type: ignore[arg-type]
     custom.get_namespaced_custom_object.side_effect = down
-    custom.create_namespaced_custom_object.side_effect = down
+
+    def unreachable(*_: Any) -> tuple[int, Any]:
+        raise KubeUnavailableError("apiserver unreachable: connection refused")
+
+    direct.answer = unreachable
     version_api.get_code.side_effect = down
     response = client.get(f"/workflow/{uuid.uuid4()}")
     assert response.status_code == 503
@@ -236,10 +276,8 @@ def test_apiserver_down_is_503(
     assert client.get("/readyz").status_code == 503
 
 
-def test_apiserver_refusal_is_502(client: TestClient, custom: MagicMock) -> None:
-    custom.create_namespaced_custom_object.side_effect = ApiException(
-        status=403, reason="Forbidden"
-    )
+def test_apiserver_refusal_is_502(client: TestClient, direct: Direct) -> None:
+    direct.answer = lambda *_: (403, {"kind": "Status", "reason": "Forbidden"})
     response = client.post("/workflow", json=SEED)
     assert response.status_code == 502
     assert "403 Forbidden" in response.json()["detail"]
@@ -292,6 +330,35 @@ def test_redis_first_when_it_has_the_run(
     custom.get_namespaced_custom_object.assert_not_called()
 
 
+def test_what_a_miss_read_from_the_workflow_run_is_never_read_older_later(
+    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, redis_url: str
+) -> None:
+    """The mirror behind: a run that ended before the mirror wrote even its creation is
+    read from the WorkflowRun (Succeeded) and put into Redis, so the mirror's late write
+    of the creation (an older version) cannot make the next read say Pending."""
+    run_id = str(uuid.uuid4())
+    ended = workflow_run(run_id, phase="Succeeded")
+    ended["metadata"]["resourceVersion"] = "12"
+    custom.get_namespaced_custom_object.return_value = ended
+    created = record_from_object(workflow_run(run_id))
+
+    async def late_mirror() -> bool:
+        writer = RedisMirrorWriter.from_url(redis_url)  # the operator's
+        try:
+            return await writer.mirror(created, frozenset(created.status.tasks), version="9")
+        finally:
+            await writer.close()
+
+    with make_client(tasks, RedisStore.from_url(redis_url, namespace=NAMESPACE)) as client:
+        assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Succeeded"
+        assert asyncio.run(late_mirror()) is False  # refused: Redis holds version 12
+        assert client.get(f"/workflow/{run_id}/status").json() == {
+            "task_a": "Succeeded",
+            "task_b": "Succeeded",
+        }
+    assert custom.get_namespaced_custom_object.call_count == 1  # the second read was Redis's
+
+
 def test_a_job_task_log_is_its_pods_log(
     client: TestClient, custom: MagicMock, mocker: MockerFixture
 ) -> None:
@@ -324,7 +391,7 @@ def test_a_job_task_log_is_its_pods_log(
 
 
 def test_an_image_outside_the_allowlist_is_400_and_creates_nothing(
-    client: TestClient, custom: MagicMock
+    client: TestClient, direct: Direct
 ) -> None:
     body = {"dag": [{"name": "x", "image": "evil.example/miner:latest", "command": ["mine"]}]}
     response = client.post("/workflow", json=body)
@@ -337,14 +404,13 @@ def test_an_image_outside_the_allowlist_is_400_and_creates_nothing(
     refused = client.post("/workflow", json=named)
     assert refused.status_code == 400
     assert refused.json()["detail"].startswith("Service account not allowed: a (task y;")
-    custom.create_namespaced_custom_object.assert_not_called()
+    assert direct.sent == []
 
 
 def test_the_allowlist_comes_from_stageflow_task_images(
     tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STAGEFLOW_TASK_IMAGES", "ghcr.io/acme/*, busybox:1.36")
-    custom.create_namespaced_custom_object.side_effect = lambda *args, **_: args[-1]
     with make_client(tasks) as client:
         for image, code in (
             ("ghcr.io/acme/report:2", 202),
@@ -357,15 +423,8 @@ def test_the_allowlist_comes_from_stageflow_task_images(
 
 
 def test_the_submitter_is_an_annotation_and_in_the_record(
-    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, tmp_path: Any
+    tasks: TaskRegistry, direct: Direct, version_api: MagicMock, tmp_path: Any
 ) -> None:
-    created: list[dict[str, Any]] = []
-
-    def create(*args: Any, **_: Any) -> dict[str, Any]:
-        created.append(args[-1])
-        return dict(args[-1])
-
-    custom.create_namespaced_custom_object.side_effect = create
     tokens = tmp_path / "tokens"
     tokens.write_text("t0k ada editor\n")
     settings = ApiSettings(
@@ -376,5 +435,6 @@ def test_the_submitter_is_an_annotation_and_in_the_record(
     with TestClient(create_app(settings, tasks=tasks, backend=backend)) as client:
         response = client.post("/workflow", json=SEED, headers={"Authorization": "Bearer t0k"})
     assert response.status_code == 202
-    assert created[0]["metadata"]["annotations"]["stageflow.dev/submitted-by"] == "ada"
-    assert record_from_object(created[0]).submitted_by == "ada"
+    [created] = direct.bodies("POST", RUNS_PATH)
+    assert created["metadata"]["annotations"]["stageflow.dev/submitted-by"] == "ada"
+    assert record_from_object(created).submitted_by == "ada"

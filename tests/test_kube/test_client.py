@@ -4,15 +4,22 @@ every call the API and the operator make, and each family must make its own API 
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import kubernetes.client
+import pytest
+from pytest_mock import MockerFixture
 
-from stageflow.kube import KubeClient
+from stageflow.kube import GROUP, PLURAL, VERSION, KubeClient
+from stageflow.kube.direct import DirectCalls
 from stageflow.kube.event_api import EventApi
 from stageflow.kube.job_api import JobApi
 from stageflow.kube.lease_api import LeaseApi
 from stageflow.kube.review_api import ReviewApi
 from stageflow.kube.run_api import RunApi
+from tests.support.rbac import request_of
+
+RUNS = f"/apis/{GROUP}/{VERSION}/namespaces/ns/{PLURAL}"
 
 FAMILIES = {
     RunApi: {
@@ -38,7 +45,7 @@ def test_the_facade_offers_every_family_s_calls_and_no_other() -> None:
         for name, _ in inspect.getmembers(KubeClient, inspect.isfunction)
         if not name.startswith("_")
     }
-    assert public == set().union(*FAMILIES.values()) | {"ping", "close"}
+    assert public == set().union(*FAMILIES.values()) | {"ping", "close", "aclose"}
     for family, names in FAMILIES.items():
         assert {name for name in vars(family) if not name.startswith("_")} == names
 
@@ -57,3 +64,50 @@ def test_one_client_makes_every_family_s_api_objects() -> None:
         assert kube._custom.api_client is kube._api  # one connection pool for all of them
     finally:
         kube.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "api_class", "stands_for", "expected"),
+    [
+        ("create_run", "CustomObjectsApi", "create_namespaced_custom_object", ("POST", RUNS)),
+        (
+            "patch_run_status",
+            "CustomObjectsApi",
+            "patch_namespaced_custom_object_status",
+            ("PATCH", f"{RUNS}/r1/status"),
+        ),
+        (
+            "create_event",
+            "CoreV1Api",
+            "create_namespaced_event",
+            ("POST", "/api/v1/namespaces/ns/events"),
+        ),
+    ],
+)
+async def test_direct_calls_send_what_the_official_client_would(
+    mocker: MockerFixture,
+    call: str,
+    api_class: str,
+    stands_for: str,
+    expected: tuple[str, str],
+) -> None:
+    """kube/direct.py writes its three requests' paths itself: they are the official
+    client's, whose method each call names (and the chart's RBAC is derived from)."""
+    sent: list[tuple[str, str]] = []
+
+    async def request(_: object, method: str, path: str, body: bytes, **__: object) -> Any:
+        sent.append((method, path))
+        return 201, "Created", b"{}"
+
+    mocker.patch.object(DirectCalls, "request", autospec=True, side_effect=request)
+    kube = KubeClient(kubernetes.client.Configuration(host="http://apiserver.invalid"))
+    try:
+        args: tuple[Any, ...] = ("ns", "r1", {}) if call == "patch_run_status" else ("ns", {})
+        await getattr(kube, call)(*args)
+    finally:
+        await kube.aclose()
+    method, template = request_of(api_class, stands_for)
+    official = template.format(
+        group=GROUP, version=VERSION, namespace="ns", plural=PLURAL, name="r1"
+    )
+    assert sent == [expected] == [(method, official)]

@@ -52,7 +52,7 @@ async def cluster(kmock: Any) -> AsyncIterator[Cluster]:
     configuration = kubernetes.client.Configuration(host=str(kmock.url).rstrip("/"))
     kube = KubeClient(configuration)
     yield Cluster(mock=kmock, kube=kube, configuration=configuration)
-    kube.close()
+    await kube.aclose()
     # 404s are expected (a deleted run's last writes); anything else is a fault.
     assert [e for e in kmock.errors if not isinstance(e, KubernetesNotFoundError)] == []
 

@@ -145,4 +145,4 @@ async def test_the_api_and_the_operator_build_the_same_bounded_pool(
     finally:
         await api_store.close()
         await context.mirror.stop()
-        context.kube.close()
+        await context.kube.aclose()

@@ -7,9 +7,10 @@ dependency counters with a ready queue keep a wake O(what changed), so a stage
 of a thousand tasks costs no more per task than a stage of three.
 
 Rules (docs/request.md, "Semantics" and "Data between tasks"): a task starts when every task it
-depends on succeeded
-(or was skipped by its `when`, which counts as done); a failed, cancelled or
-otherwise skipped dependency skips it. A task whose `when` is false is Skipped.
+depends on succeeded (or was skipped by its `when`, or failed with `continueOn: {failed:
+true}`: both count as done, and give null outputs); a failed, cancelled or otherwise
+skipped dependency skips it. A tolerated failure neither fails fast nor fails the run.
+A task whose `when` is false is Skipped.
 A `forEach` task runs an instance per item (NAME[i]) and succeeds when they all
 do, its outputs the list of theirs; an `until` task runs again until its
 condition holds or `maxIterations` is reached. Parallelism bounds how many
@@ -170,7 +171,18 @@ class WorkflowRunner:
     def _satisfied(self, task_id: str) -> bool:
         """Done, as far as the tasks that depend on it are concerned."""
         status = self._status.tasks[task_id]
-        return status.phase is TaskPhase.SUCCEEDED or status.skipped_by_condition
+        return (
+            status.phase is TaskPhase.SUCCEEDED
+            or status.skipped_by_condition
+            or self._tolerated(task_id)
+        )
+
+    def _tolerated(self, task_id: str) -> bool:
+        """Failed, in a task (or an instance of one) marked `continueOn: {failed: true}`."""
+        if self._status.tasks[task_id].phase is not TaskPhase.FAILED:
+            return False
+        node = self._plan.tasks.get(task_id.split("[", 1)[0])  # NAME[i]: its forEach task's
+        return node is not None and node.spec.tolerates_failure
 
     def _deadline(self) -> float | None:
         timeout = self._options.timeout_seconds
@@ -235,6 +247,8 @@ class WorkflowRunner:
                     stack.append(dependant)
 
     def _fail_fast(self, task_id: str) -> None:
+        if self._tolerated(task_id):
+            return
         if self._options.fail_fast and self._failed_fast is None:
             self._failed_fast = task_id
             self._propagate(task_id)  # its own dependants say which upstream failed
@@ -266,7 +280,13 @@ class WorkflowRunner:
 
     def _conclude(self) -> None:
         status = self._status
-        failed = [tid for tid, task in status.tasks.items() if task.phase is TaskPhase.FAILED]
+        failed = [
+            tid
+            for tid, task in status.tasks.items()
+            if task.phase is TaskPhase.FAILED and not self._tolerated(tid)
+        ]
+        tolerated = [tid for tid in self._plan.tasks if self._tolerated(tid)]
+        status.tolerated_failures = tolerated or None
         if self._stop is _Stop.CANCELLED:
             status.phase, status.message = RunPhase.CANCELLED, self._stop_message
         elif self._stop is _Stop.TIMED_OUT:
@@ -276,6 +296,14 @@ class WorkflowRunner:
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             status.phase = RunPhase.FAILED
             status.message = f"Task {failed[0]} failed: {first.message}{more}"
+        elif tolerated:
+            first = status.tasks[tolerated[0]]
+            more = f" (and {len(tolerated) - 1} more)" if len(tolerated) > 1 else ""
+            status.phase = RunPhase.SUCCEEDED
+            status.message = (
+                f"Succeeded past a tolerated failure: task {tolerated[0]} failed: "
+                f"{first.message}{more}"
+            )
         else:
             status.phase, status.message = RunPhase.SUCCEEDED, None
         status.finished_at = utcnow()
@@ -542,8 +570,8 @@ class WorkflowRunner:
         def resolve(ref: Reference) -> Any:
             if ref.kind == "task" and ref.task is not None:
                 upstream = self._status.tasks[ref.task]
-                if upstream.skipped_by_condition:
-                    return None  # a task its `when` skipped has no outputs
+                if upstream.skipped_by_condition or upstream.phase is TaskPhase.FAILED:
+                    return None  # skipped by its `when`, or failed and tolerated: no outputs
                 return lookup(upstream.outputs, ref.path, what=f"tasks.{ref.task}.outputs")
             if ref.kind == "param":
                 return lookup(self._plan.spec.params, ref.path, what="params")

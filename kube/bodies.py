@@ -78,6 +78,7 @@ class WorkflowRunStatus(TypedDict, total=False):
     startedAt: str | None
     finishedAt: str | None
     message: str | None
+    toleratedFailures: list[str] | None
     conditions: list[Condition]
     tasks: dict[str, dict[str, Any]]  # task id -> `TaskStatus` as pydantic dumps it
     observedGeneration: int

@@ -133,6 +133,7 @@ def status_patch(
         "startedAt": format_timestamp(status.started_at) if status.started_at else None,
         "finishedAt": format_timestamp(status.finished_at) if status.finished_at else None,
         "message": status.message,
+        "toleratedFailures": status.tolerated_failures,
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
         "tasks": {task_id: task_entry(status.tasks[task_id]) for task_id in sorted(changed)},
     }

@@ -75,6 +75,16 @@ class EnvFrom(Model):
     value_from: EnvValueSource
 
 
+class ContinueOn(Model):
+    """Outcomes of a task that do not stop the run (Argo's `continueOn`)."""
+
+    failed: bool = Field(
+        default=False,
+        description="A failure (after its retries) is recorded, but the tasks after it start "
+        "as if it had succeeded (its outputs are null) and the run does not fail for it.",
+    )
+
+
 class TaskSpec(Model):
     """One task of a workflow, in its object form."""
 
@@ -125,6 +135,9 @@ class TaskSpec(Model):
     max_iterations: int | None = Field(
         default=None, ge=1, le=1000, description="With `until`: at most this many runs (10)."
     )
+    continue_on: ContinueOn | None = Field(
+        default=None, description='`{"failed": true}`: the run goes on past its failure.'
+    )
 
     @model_validator(mode="after")
     def _needs_something_to_run(self) -> TaskSpec:
@@ -135,6 +148,10 @@ class TaskSpec(Model):
         if self.until is not None and self.for_each is not None:
             raise ValueError("a task takes `forEach` or `until`, not both")
         return self
+
+    @property
+    def tolerates_failure(self) -> bool:
+        return self.continue_on is not None and self.continue_on.failed
 
     @property
     def iteration_limit(self) -> int:

@@ -102,6 +102,8 @@ class RunStatus(StatusModel):
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
     message: str | None = None
+    # Tasks that failed with `continueOn: {failed: true}`: the run went on past them.
+    tolerated_failures: list[str] | None = None
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
 
     def refresh_progress(self) -> None:

@@ -3,13 +3,14 @@ resource family, so a caller holds one object and each family's calls live in a 
 of their own:
 
 - kube/transport.py: how a call is made (thread pool, timeout, metrics, errors);
+- kube/direct.py: the per-run create, status patch and Event, sent over aiohttp;
 - kube/run_api.py: WorkflowRuns;  kube/job_api.py: Jobs, their pods and logs;
 - kube/event_api.py: Events;  kube/lease_api.py: Leases;
 - kube/review_api.py: TokenReviews and SubjectAccessReviews;
 - here: the apiserver's version (the readiness probe's ping) and the composition.
 
-Every call runs in a thread pool of our own, so no caller ever blocks an event loop on
-the network. Errors come out as three kinds a caller can act on (kube/errors.py):
+Every call either runs in a thread pool of our own or is sent on the caller's event
+loop (kube/direct.py), so no caller ever blocks an event loop on the network. Errors come out as three kinds a caller can act on (kube/errors.py):
 `None`/`False` for "not there", `KubeConflictError`, and `KubeUnavailableError` for
 everything that means "the apiserver did not answer".
 """

@@ -1,5 +1,6 @@
 """How every apiserver call is made: the official (synchronous) client, in a thread pool of
-our own, bounded in time, counted, and with its errors translated.
+our own, or for the few per-run calls straight from the event loop (kube/direct.py);
+either way bounded in time, counted, and with its errors translated.
 
 The one place that knows the official client's exceptions and calling conventions, so
 each resource module (run_api, job_api, event_api, lease_api, review_api) says only which

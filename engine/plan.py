@@ -64,6 +64,7 @@ class PlannedTask:
     when: Condition | None = None
     until: Condition | None = None
     for_each: Reference | None = None  # when forEach is a reference rather than a list
+    final: bool = False  # a `finally` task: runs once the main graph has ended
 
 
 class Plan(BaseModel):
@@ -98,7 +99,10 @@ def compile_workflow(
     """Normalise and validate `request`; raise `SpecError` naming the first problem
     (an image or service account `policy` does not allow is one)."""
     spec = normalise(request)
-    planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
+    planned = _main(spec)
+    final = _final(spec)
+    _check_final_order(planned, final)
+    planned += final
     if len(planned) > max_tasks:
         raise SpecError(f"Too many tasks: {len(planned)} (at most {max_tasks} per run)")
     instances = sum(
@@ -137,6 +141,36 @@ def compile_workflow(
     )
 
 
+def _main(spec: WorkflowRequest) -> list[PlannedTask]:
+    return _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
+
+
+def _final(spec: WorkflowRequest) -> list[PlannedTask]:
+    entries = [entry for entry in spec.finally_ or [] if isinstance(entry, TaskSpec)]
+    return [dataclasses.replace(node, final=True) for node in _dag(entries)]
+
+
+def _check_final_order(main: list[PlannedTask], final: list[PlannedTask]) -> None:
+    """`finally` tasks wait for the whole main graph, so `dependsOn` there names only other
+    `finally` tasks, and no main task may wait for one."""
+    main_ids = {node.id for node in main}
+    final_ids = {node.id for node in final}
+    for node in final:
+        for dependency in node.depends_on:
+            if dependency in main_ids:
+                raise SpecError(
+                    f"Finally task {node.id} depends on {dependency}: finally tasks run after "
+                    "the whole main graph; their dependsOn names other finally tasks"
+                )
+    for node in main:
+        for dependency in node.depends_on:
+            if dependency in final_ids:
+                raise SpecError(
+                    f"Task {node.id} depends on finally task {dependency}: finally tasks run "
+                    "after the main graph has ended"
+                )
+
+
 def _link(
     node: PlannedTask,
     tasks: dict[str, PlannedTask],
@@ -160,12 +194,24 @@ def _link(
     upstream: list[str] = []
     for ref, where in found:
         _check_reference(node, ref, where, spec)
+        if ref.kind == "phase" and ref.task is not None:
+            if ref.task not in tasks:
+                raise SpecError(f"Unknown reference: {ref} in task {node.id}")
+            if tasks[ref.task].final and ref.task != node.id:
+                upstream.append(ref.task)  # a finally task's phase is known once it ends
+            continue
         if ref.kind != "task" or ref.task is None:
             continue
         if ref.task not in tasks:
             raise SpecError(f"Unknown reference: {ref} in task {node.id}")
         if ref.task == node.id:
             raise SpecError(f"Task {node.id} refers to its own outputs: {ref}")
+        if tasks[ref.task].final and not node.final:
+            raise SpecError(f"Task {node.id} refers to {ref}, a finally task, which runs after it")
+        if node.final:
+            if tasks[ref.task].final:  # among finally tasks a reference orders them
+                upstream.append(ref.task)
+            continue  # the main graph has ended before any finally task starts
         if positions is not None and not positions[ref.task].before(positions[node.id]):
             raise SpecError(
                 f"Task {node.id} refers to {ref}, which does not finish before {node.id} "
@@ -195,6 +241,12 @@ def _check_reference(node: PlannedTask, ref: Reference, where: str, spec: Workfl
         raise SpecError(f"{ref} in task {node.id}: {{{{ outputs }}}} is for until conditions")
     if ref.kind == "param" and ref.path and ref.path[0] not in spec.params:
         raise SpecError(f"Unknown run parameter: {ref} in task {node.id}")
+    if ref.kind in ("run", "phase") and not node.final:
+        raise SpecError(
+            f"{ref} in task {node.id}: a run's outcome and tasks' phases are for finally tasks"
+        )
+    if ref.kind == "run" and ref.path not in (("phase",), ("failedTasks",)):
+        raise SpecError(f"Unknown reference: {ref} in task {node.id} (run.phase, run.failedTasks)")
 
 
 def _condition(task_id: str, kind: str, source: str | None, limit: CostLimit) -> Condition | None:
@@ -279,8 +331,12 @@ def normalise(request: WorkflowRequest) -> WorkflowRequest:
             Stage(type=stage.type, tasks=[name(entry) for entry in stage.tasks])
             for stage in request.workflow
         ]
-        return request.model_copy(update={"workflow": stages})
-    return request.model_copy(update={"dag": [name(entry) for entry in request.dag or []]})
+        update: dict[str, object] = {"workflow": stages}
+    else:
+        update = {"dag": [name(entry) for entry in request.dag or []]}
+    if request.finally_ is not None:
+        update["finally_"] = [name(entry) for entry in request.finally_]
+    return request.model_copy(update=update)
 
 
 def _is_task_id(text: str) -> bool:
@@ -311,21 +367,29 @@ def dependencies(spec: WorkflowRequest) -> dict[str, dict[str, EdgeKind]]:
     position or `dependsOn`) or `data` (only because it reads that task's outputs). These
     are the edges a drawing of the run shows: every edge the engine waits for, plus in the
     stages form the data a task reads from an earlier stage (which it waits for anyway)."""
-    planned = _stages_to_dag(spec.workflow) if spec.workflow is not None else _dag(spec.dag or [])
+    final = _final(spec)
+    final_ids = {node.id for node in final}
     edges: dict[str, dict[str, EdgeKind]] = {}
-    for node in planned:
+    for node in _main(spec) + final:
         waits: dict[str, EdgeKind] = dict.fromkeys(node.depends_on, "order")
         for ref, _ in reads(node.spec):
-            if ref.kind == "task" and ref.task is not None and ref.task != node.id:
+            # a finally task waits for the whole main graph: only its own kind are edges
+            if (
+                ref.kind == "task"
+                and ref.task is not None
+                and ref.task != node.id
+                and (not node.final or ref.task in final_ids)
+            ):
                 waits.setdefault(ref.task, "data")
         edges[node.id] = waits
     return edges
 
 
 def _all_entries(request: WorkflowRequest) -> list[str | TaskSpec]:
+    final = list(request.finally_ or [])
     if request.workflow is not None:
-        return [entry for stage in request.workflow for entry in stage.tasks]
-    return list(request.dag or [])
+        return [entry for stage in request.workflow for entry in stage.tasks] + final
+    return [*(request.dag or []), *final]
 
 
 def _stages_to_dag(stages: Iterable[Stage]) -> list[PlannedTask]:

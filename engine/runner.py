@@ -58,6 +58,12 @@ def _size(outputs: Any) -> int:
     return 0 if outputs is None else len(json.dumps(outputs, separators=(",", ":")))
 
 
+def _failure(what: str, failed: list[str], status: RunStatus) -> str:
+    """`Task X failed: its message (and N more)`."""
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return f"{what} {failed[0]} failed: {status.tasks[failed[0]].message}{more}"
+
+
 def initial_status(plan: Plan) -> RunStatus:
     """A fresh status with every task Pending, for storing before the run starts."""
     status = RunStatus(
@@ -100,6 +106,9 @@ class WorkflowRunner:
         self._ready: deque[str] = deque()
         limit = self._options.parallelism
         self._slots = asyncio.Semaphore(limit) if limit is not None else None
+        self._final = [task_id for task_id, node in plan.tasks.items() if node.final]
+        self._in_finally = self._status.main_phase is not None
+        self._force = False
         self._output_sizes = {tid: _size(task.outputs) for tid, task in self._status.tasks.items()}
         self._output_total = sum(self._output_sizes.values())
         self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
@@ -109,12 +118,23 @@ class WorkflowRunner:
     def status(self) -> RunStatus:
         return self._status
 
-    def cancel(self, message: str = "Cancelled by request") -> None:
-        """Cancel the run: running attempts are cancelled, the rest become Cancelled."""
-        if self._status.phase.finished or self._stop is not None:
+    def cancel(self, message: str = "Cancelled by request", *, force: bool = False) -> None:
+        """Cancel the run: running attempts are cancelled, the rest become Cancelled. The
+        `finally` tasks still run afterwards, and a plain cancel while they run leaves them
+        be; `force` cancels them too (Argo's `terminate` against its `stop`)."""
+        if self._status.phase.finished:
+            return
+        self._force = self._force or force
+        if self._in_finally and not force:
+            return
+        if self._stop is _Stop.CANCELLED:
+            if force:
+                self._drain_pending(TaskPhase.CANCELLED, "cancelled before it started", final=True)
+            return
+        if self._stop is not None and not self._in_finally:
             return
         self._stop, self._stop_message = _Stop.CANCELLED, message
-        self._drain_pending(TaskPhase.CANCELLED, "cancelled before it started")
+        self._drain_pending(TaskPhase.CANCELLED, "cancelled before it started", final=force)
         for child in self._running.values():
             child.cancel()
         self._wake.set()
@@ -134,7 +154,11 @@ class WorkflowRunner:
             while True:
                 self._start_ready()
                 if not self._running:
-                    break
+                    if not self._begin_finally():
+                        break
+                    deadline = self._deadline()
+                    await self._publish(final=False)
+                    continue
                 await self._wait(deadline if self._stop is None else None)
                 self._reap()
                 await self._publish(final=False)
@@ -161,7 +185,11 @@ class WorkflowRunner:
             phase = tasks[task_id].phase
             if phase is TaskPhase.RUNNING:
                 resumed.append(task_id)
-            elif phase is TaskPhase.PENDING and not self._blockers[task_id]:
+            elif (
+                phase is TaskPhase.PENDING
+                and not self._blockers[task_id]
+                and self._startable(task_id)
+            ):
                 fresh.append(task_id)
         self._ready.extend(resumed + fresh)  # re-attach what was under way first
         for task_id in self._plan.tasks:
@@ -181,10 +209,43 @@ class WorkflowRunner:
         """Failed, in a task (or an instance of one) marked `continueOn: {failed: true}`."""
         if self._status.tasks[task_id].phase is not TaskPhase.FAILED:
             return False
-        node = self._plan.tasks.get(task_id.split("[", 1)[0])  # NAME[i]: its forEach task's
+        node = self._node_of(task_id)
         return node is not None and node.spec.tolerates_failure
 
+    def _node_of(self, task_id: str) -> PlannedTask | None:
+        """The planned task of a task id, or of an instance id (NAME[i]: its forEach's)."""
+        return self._plan.tasks.get(task_id.split("[", 1)[0])
+
+    def _startable(self, task_id: str) -> bool:
+        """Not a `finally` task, or the main graph has ended."""
+        return self._in_finally or not self._plan.tasks[task_id].final
+
+    def _begin_finally(self) -> bool:
+        """The main graph has ended: note its outcome and start the `finally` tasks (unless
+        the run was cancelled with force). False if there is nothing more to start."""
+        if self._in_finally or not self._final:
+            return False
+        if self._force:
+            self._drain_pending(
+                TaskPhase.CANCELLED, "not started: the run was cancelled with force", final=True
+            )
+            return False
+        self._status.main_phase, self._status.message = self._outcome()
+        self._in_finally = True
+        self._stop, self._stop_message, self._failed_fast = None, "", None
+        self._ready.extend(
+            task_id
+            for task_id in self._final
+            if self._status.tasks[task_id].phase is TaskPhase.PENDING
+            and not self._blockers[task_id]
+        )
+        self._wake.set()
+        return True
+
     def _deadline(self) -> float | None:
+        if self._in_finally:  # the finally tasks' own budget, from when they (re)started
+            budget = self._options.finally_timeout_seconds
+            return None if budget is None else asyncio.get_running_loop().time() + budget
         timeout = self._options.timeout_seconds
         if timeout is None:
             return None
@@ -238,7 +299,8 @@ class WorkflowRunner:
                 blockers = self._blockers[dependant]
                 blockers.discard(upstream)
                 if satisfied:
-                    if not blockers and self._status.tasks[dependant].phase is TaskPhase.PENDING:
+                    pending = self._status.tasks[dependant].phase is TaskPhase.PENDING
+                    if not blockers and pending and self._startable(dependant):
                         self._ready.append(dependant)
                 else:
                     self._end(
@@ -247,8 +309,9 @@ class WorkflowRunner:
                     stack.append(dependant)
 
     def _fail_fast(self, task_id: str) -> None:
-        if self._tolerated(task_id):
-            return
+        node = self._node_of(task_id)
+        if self._tolerated(task_id) or (node is not None and node.final):
+            return  # finally tasks all run, whatever another one does
         if self._options.fail_fast and self._failed_fast is None:
             self._failed_fast = task_id
             self._propagate(task_id)  # its own dependants say which upstream failed
@@ -256,18 +319,28 @@ class WorkflowRunner:
                 TaskPhase.SKIPPED, f"not started: task {task_id} failed and failFast is on"
             )
 
-    def _drain_pending(self, phase: TaskPhase, message: str) -> None:
+    def _drain_pending(self, phase: TaskPhase, message: str, *, final: bool = False) -> None:
+        """End every task not started: of the main graph, or (`final`) the finally tasks too."""
         self._ready.clear()
         for task_id, status in self._status.tasks.items():
             if status.phase is TaskPhase.PENDING:
-                self._end(task_id, phase, message)
+                node = self._node_of(task_id)
+                if final or node is None or not node.final:
+                    self._end(task_id, phase, message)
 
     def _time_out(self) -> None:
         if self._stop is not None:
             return
         self._stop = _Stop.TIMED_OUT
-        self._stop_message = f"Run timed out after {self._options.timeout_seconds:g}s"
-        self._drain_pending(TaskPhase.SKIPPED, "not started: the run timed out")
+        if self._in_finally:
+            budget = self._options.finally_timeout_seconds or 0
+            self._stop_message = f"finally tasks timed out after {budget:g}s"
+            self._drain_pending(
+                TaskPhase.SKIPPED, "not started: the finally tasks timed out", final=True
+            )
+        else:
+            self._stop_message = f"Run timed out after {self._options.timeout_seconds:g}s"
+            self._drain_pending(TaskPhase.SKIPPED, "not started: the run timed out")
         for child in self._running.values():
             child.cancel()
 
@@ -278,34 +351,60 @@ class WorkflowRunner:
             child.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
 
-    def _conclude(self) -> None:
-        status = self._status
-        failed = [
-            tid
-            for tid, task in status.tasks.items()
-            if task.phase is TaskPhase.FAILED and not self._tolerated(tid)
+    def _failed(self, *, final: bool) -> list[str]:
+        """Failed tasks (and instances) of the main graph, or of the finally tasks, that
+        were not tolerated."""
+        found = []
+        for task_id, task in self._status.tasks.items():
+            node = self._node_of(task_id)
+            if node is None or node.final is not final:
+                continue
+            if task.phase is TaskPhase.FAILED and not self._tolerated(task_id):
+                found.append(task_id)
+        return found
+
+    def _outcome(self) -> tuple[RunPhase, str | None]:
+        """The main graph's outcome, from how it stopped and its tasks' phases."""
+        failed = self._failed(final=False)
+        tolerated = [
+            tid for tid in self._plan.tasks if tid not in self._final and self._tolerated(tid)
         ]
-        tolerated = [tid for tid in self._plan.tasks if self._tolerated(tid)]
-        status.tolerated_failures = tolerated or None
         if self._stop is _Stop.CANCELLED:
-            status.phase, status.message = RunPhase.CANCELLED, self._stop_message
-        elif self._stop is _Stop.TIMED_OUT:
-            status.phase, status.message = RunPhase.FAILED, self._stop_message
-        elif failed:
-            first = status.tasks[failed[0]]
-            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-            status.phase = RunPhase.FAILED
-            status.message = f"Task {failed[0]} failed: {first.message}{more}"
-        elif tolerated:
-            first = status.tasks[tolerated[0]]
+            return RunPhase.CANCELLED, self._stop_message
+        if self._stop is _Stop.TIMED_OUT:
+            return RunPhase.FAILED, self._stop_message
+        if failed:
+            return RunPhase.FAILED, _failure("Task", failed, self._status)
+        if tolerated:
+            first = self._status.tasks[tolerated[0]]
             more = f" (and {len(tolerated) - 1} more)" if len(tolerated) > 1 else ""
-            status.phase = RunPhase.SUCCEEDED
-            status.message = (
+            return RunPhase.SUCCEEDED, (
                 f"Succeeded past a tolerated failure: task {tolerated[0]} failed: "
                 f"{first.message}{more}"
             )
+        return RunPhase.SUCCEEDED, None
+
+    def _conclude(self) -> None:
+        """The run's phase: the main graph's outcome, made Failed by a finally task that
+        failed or ran out of time (Cancelled if they were cancelled with force)."""
+        status = self._status
+        tolerated = [tid for tid in self._plan.tasks if self._tolerated(tid)]
+        status.tolerated_failures = tolerated or None
+        if not self._in_finally:
+            status.phase, status.message = self._outcome()
         else:
-            status.phase, status.message = RunPhase.SUCCEEDED, None
+            phase, message = status.main_phase or RunPhase.SUCCEEDED, status.message
+            failed = self._failed(final=True)
+            trouble = None
+            if self._stop is _Stop.CANCELLED:
+                phase, trouble = RunPhase.CANCELLED, self._stop_message
+            elif self._stop is _Stop.TIMED_OUT:
+                phase, trouble = RunPhase.FAILED, self._stop_message
+            elif failed:
+                phase, trouble = RunPhase.FAILED, _failure("Finally task", failed, status)
+            if trouble is not None:
+                message = trouble if message is None else f"{message}; {trouble}"
+            status.phase, status.message = phase, message
         status.finished_at = utcnow()
 
     # -- one task ---------------------------------------------------------------------
@@ -573,6 +672,17 @@ class WorkflowRunner:
                 if upstream.skipped_by_condition or upstream.phase is TaskPhase.FAILED:
                     return None  # skipped by its `when`, or failed and tolerated: no outputs
                 return lookup(upstream.outputs, ref.path, what=f"tasks.{ref.task}.outputs")
+            if ref.kind == "phase" and ref.task is not None:
+                return self._status.tasks[ref.task].phase.value
+            if ref.kind == "run":
+                if ref.path == ("phase",):
+                    main = self._status.main_phase
+                    return None if main is None else main.value
+                return [
+                    tid
+                    for tid in self._plan.tasks
+                    if tid not in self._final and self._status.tasks[tid].phase is TaskPhase.FAILED
+                ]
             if ref.kind == "param":
                 return lookup(self._plan.spec.params, ref.path, what="params")
             if ref.kind == "item":

@@ -7,6 +7,9 @@
     {{ item }}, {{ item.KEY }}     inside a forEach task: its item
     {{ iteration }}                inside an until task: the iteration, from 0
     {{ outputs.KEY }}              in an until condition: the latest iteration's outputs
+    {{ tasks.NAME.phase }}         in a finally task: a task's phase (Succeeded, Failed, ...)
+    {{ run.phase }}                in a finally task: the main graph's outcome
+    {{ run.failedTasks }}          in a finally task: the ids of the main tasks that failed
 
 A string that is exactly one reference becomes the referenced value with its
 JSON type; references inside a longer string are rendered as text (strings as
@@ -28,8 +31,9 @@ from typing import Any, Literal
 DEFAULT_MAX_RENDERED_BYTES = 256 * 1024
 _OPEN, _CLOSE = "{{", "}}"
 _OUTPUTS = ".outputs"
+_PHASE = ".phase"
 
-Kind = Literal["task", "param", "item", "iteration", "outputs"]
+Kind = Literal["task", "param", "item", "iteration", "outputs", "run", "phase"]
 
 
 class TemplateError(ValueError):
@@ -50,8 +54,8 @@ class Reference:
 def parse(text: str) -> Reference:
     head, _, rest = text.partition(".")
     path = tuple(rest.split(".")) if rest else ()
-    if head in ("params", "item", "outputs"):
-        kind: Kind = {"params": "param", "item": "item", "outputs": "outputs"}[head]  # type: ignore[assignment]
+    if head in ("params", "item", "outputs", "run"):
+        kind: Kind = {"params": "param", "item": "item", "outputs": "outputs", "run": "run"}[head]  # type: ignore[assignment]
         return Reference(text=text, kind=kind, path=path)
     if text == "iteration":
         return Reference(text=text, kind="iteration")
@@ -63,9 +67,11 @@ def parse(text: str) -> Reference:
 
 def _task_reference(text: str) -> Reference | None:
     """`tasks.NAME.outputs[.PATH]`: NAME is up to the first `.outputs` that ends the text
-    or is followed by a path (NAME may itself hold dots)."""
+    or is followed by a path (NAME may itself hold dots); or `tasks.NAME.phase`."""
     if not text.startswith("tasks."):
         return None
+    if text.endswith(_PHASE) and len(text) > len("tasks.") + len(_PHASE) and _OUTPUTS not in text:
+        return Reference(text=text, kind="phase", task=text[len("tasks.") : -len(_PHASE)])
     at = text.find(_OUTPUTS, len("tasks.") + 1)
     while at != -1:
         rest = text[at + len(_OUTPUTS) :]

@@ -79,6 +79,7 @@ class WorkflowRunStatus(TypedDict, total=False):
     finishedAt: str | None
     message: str | None
     toleratedFailures: list[str] | None
+    mainPhase: str | None
     conditions: list[Condition]
     tasks: dict[str, dict[str, Any]]  # task id -> `TaskStatus` as pydantic dumps it
     observedGeneration: int
@@ -90,7 +91,7 @@ class WorkflowRun(TypedDict, total=False):
     apiVersion: str
     kind: str
     metadata: ObjectMeta
-    spec: dict[str, Any]  # the request (`WorkflowRequest`'s dump) and `cancelRequested`
+    spec: dict[str, Any]  # the request (`WorkflowRequest`'s dump), `cancelRequested`, `forceCancel`
     status: WorkflowRunStatus
 
 

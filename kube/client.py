@@ -10,9 +10,10 @@ of their own:
 - here: the apiserver's version (the readiness probe's ping) and the composition.
 
 Every call either runs in a thread pool of our own or is sent on the caller's event
-loop (kube/direct.py), so no caller ever blocks an event loop on the network. Errors come out as three kinds a caller can act on (kube/errors.py):
-`None`/`False` for "not there", `KubeConflictError`, and `KubeUnavailableError` for
-everything that means "the apiserver did not answer".
+loop (kube/direct.py), so no caller ever blocks an event loop on the network. Errors
+come out as three kinds a caller can act on (kube/errors.py): `None`/`False` for "not
+there", `KubeConflictError`, and `KubeUnavailableError` for everything that means "the
+apiserver did not answer".
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ def record_from_object(obj: Mapping[str, Any]) -> RunRecord:
     metadata = obj.get("metadata", {})
     spec = dict(obj.get("spec", {}))
     cancel_requested = bool(spec.pop("cancelRequested", False))
+    spec.pop("forceCancel", None)
     raw_status = obj.get("status") or {}
     status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
     request = WorkflowRequest.model_validate(spec)
@@ -94,7 +95,7 @@ def _task_ids(request: WorkflowRequest) -> list[str]:
         [entry for stage in request.workflow for entry in stage.tasks]
         if request.workflow is not None
         else list(request.dag or [])
-    )
+    ) + list(request.finally_ or [])
     return [entry.name or "" if isinstance(entry, TaskSpec) else entry for entry in entries]
 
 
@@ -134,6 +135,7 @@ def status_patch(
         "finishedAt": format_timestamp(status.finished_at) if status.finished_at else None,
         "message": status.message,
         "toleratedFailures": status.tolerated_failures,
+        "mainPhase": status.main_phase.value if status.main_phase is not None else None,
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
         "tasks": {task_id: task_entry(status.tasks[task_id]) for task_id in sorted(changed)},
     }

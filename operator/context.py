@@ -33,6 +33,7 @@ class RunControl:
         self.runner: WorkflowRunner | None = None
         self.writer: StatusWriter | None = None
         self.cancel_requested = False
+        self.force_cancel = False  # the finally tasks too
         self.deleted = asyncio.Event()
 
     @property
@@ -42,14 +43,15 @@ class RunControl:
     def attach(self, runner: WorkflowRunner) -> None:
         self.runner = runner
         if self.deleted.is_set():
-            runner.cancel("Cancelled: the WorkflowRun was deleted")
+            runner.cancel("Cancelled: the WorkflowRun was deleted", force=True)
         elif self.cancel_requested:
-            runner.cancel()
+            runner.cancel(force=self.force_cancel)
 
-    def cancel(self) -> None:
+    def cancel(self, *, force: bool = False) -> None:
         self.cancel_requested = True
+        self.force_cancel = self.force_cancel or force
         if self.runner is not None:
-            self.runner.cancel()
+            self.runner.cancel(force=self.force_cancel)
 
     def delete(self) -> None:
         """The WorkflowRun is gone: stop what runs, write nothing more."""
@@ -57,7 +59,7 @@ class RunControl:
         if self.writer is not None:
             self.writer.gone()
         if self.runner is not None:
-            self.runner.cancel("Cancelled: the WorkflowRun was deleted")
+            self.runner.cancel("Cancelled: the WorkflowRun was deleted", force=True)
 
 
 @dataclass

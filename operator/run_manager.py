@@ -70,8 +70,9 @@ class RunManager:
         if found is not None:
             control = found[0]
             control.generation = metadata.get("generation", control.generation)
-            if obj.get("spec", {}).get("cancelRequested"):
-                control.cancel()
+            spec = obj.get("spec", {})
+            if spec.get("cancelRequested"):
+                control.cancel(force=bool(spec.get("forceCancel")))
             return
         if key in self._ended or self._stopping:
             return
@@ -84,8 +85,9 @@ class RunManager:
 
     def _start(self, key: ObjectKey, obj: dict[str, Any]) -> None:
         control = RunControl(*key, generation=obj.get("metadata", {}).get("generation"))
-        if obj.get("spec", {}).get("cancelRequested"):
-            control.cancel()
+        spec = obj.get("spec", {})
+        if spec.get("cancelRequested"):
+            control.cancel(force=bool(spec.get("forceCancel")))
         task = asyncio.create_task(drive(ctx=self._ctx, obj=obj, control=control), name=key[1])
         self._runs[key] = (control, task)
         RUNS_ACTIVE.inc()

@@ -30,6 +30,7 @@ class Control(BaseModel):
 
     action: Literal["cancel"]
     run_id: str
+    force: bool = False  # the finally tasks too
 
 
 class RunStore(Protocol):

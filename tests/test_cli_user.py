@@ -139,6 +139,17 @@ def test_a_cancelled_run_exits_3(api: str) -> None:
     assert "already finished" in again.stderr
 
 
+def test_cancel_force_cancels_the_finally_tasks_and_watch_shows_them_apart(api: str) -> None:
+    body = {**json.loads(LONG_NAP), "finally": [{"name": "tidy", "task": "sleep"}]}
+    run_id = stageflow("submit", "-", url=api, stdin=json.dumps(body)).stdout.strip()
+    assert stageflow("cancel", "--force", run_id, url=api).returncode == 0
+    watched = stageflow("watch", run_id, url=api)
+    assert watched.returncode == 3
+    assert "Cancelled" in line_of(watched.stdout, "tidy")
+    [row] = [line for line in watched.stdout.splitlines() if "tidy" in line and "finally" in line]
+    assert "Cancelled" in row  # the table's own section for the finally tasks
+
+
 def test_list_logs_tasks_and_delete(api: str) -> None:
     named = {**SEED, "name": "listed"}
     run_id = stageflow("submit", "-", "-w", url=api, stdin=json.dumps(named)).stdout.split()[1]

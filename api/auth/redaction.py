@@ -31,6 +31,8 @@ def _spec(spec: WorkflowRequest) -> WorkflowRequest:
         ]
     if spec.dag is not None:
         update["dag"] = [_task(entry) for entry in spec.dag]
+    if spec.finally_ is not None:
+        update["finally_"] = [_task(entry) for entry in spec.finally_]
     return spec.model_copy(update=update)
 
 

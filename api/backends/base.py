@@ -30,8 +30,9 @@ class Backend(Protocol):
         self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None
     ) -> RunPage: ...
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        """Request cancellation; raise RunNotFoundError, or RunFinishedError for a finished run."""
+    async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
+        """Request cancellation (`force`: of the finally tasks too); raise RunNotFoundError,
+        or RunFinishedError for a finished run."""
         ...
 
     async def delete(self, run_id: str) -> None: ...

@@ -37,6 +37,7 @@ def _compiles_quickly(request: WorkflowRequest) -> bool:
     entries: list[str | TaskSpec] = [
         *(request.dag or []),
         *(entry for stage in request.workflow or [] for entry in stage.tasks),
+        *(request.finally_ or []),
     ]
     if len(entries) > INLINE_TASKS:
         return False

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
 from stageflow.api.errors import NoLogsError, RunFinishedError, RunNotFoundError
@@ -119,13 +120,14 @@ class KubernetesBackend:
         summaries = (record_from_object(obj).summary() for obj in objects if not is_deleted(obj))
         return paginate(summaries, phase=phase, limit=limit, cursor=cursor)
 
-    async def cancel(self, run_id: str) -> RunRecord:
+    async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
         record = await self._get_from_cluster(run_id)
         if record.status.phase.finished:
             raise RunFinishedError(record.status.phase.value)
-        patched = await self._kube.patch_run(
-            self._namespace, run_id, {"spec": {"cancelRequested": True}}
-        )
+        spec: dict[str, Any] = {"cancelRequested": True}
+        if force:
+            spec["forceCancel"] = True
+        patched = await self._kube.patch_run(self._namespace, run_id, {"spec": spec})
         if patched is None:
             raise RunNotFoundError()
         return record_from_object(patched)

@@ -50,7 +50,7 @@ class _StoreSink:
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         written = await self._store.update_status(self._run_id, status, changed)
         if not written and not final and self.runner is not None:
-            self.runner.cancel("Cancelled: the run was deleted")
+            self.runner.cancel("Cancelled: the run was deleted", force=True)
 
     async def record_log(self, task_id: str, text: str) -> None:
         await self._store.save_logs(self._run_id, {task_id: text})
@@ -119,19 +119,19 @@ class LocalBackend:
     async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
         return await self._store.list(phase=phase, limit=limit, cursor=cursor)
 
-    async def cancel(self, run_id: str) -> RunRecord:
+    async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
         record = await self.get(run_id)
         if record.status.phase.finished:
             raise RunFinishedError(record.status.phase.value)
         await self._store.mark_cancel_requested(run_id)
         record.cancel_requested = True
-        await self._stop(run_id, "Cancelled by request")
+        await self._stop(run_id, "Cancelled by request", force=force)
         return record
 
     async def delete(self, run_id: str) -> None:
         if not await self._store.delete(run_id):
             raise RunNotFoundError()
-        await self._stop(run_id, "Cancelled: the run was deleted")
+        await self._stop(run_id, "Cancelled: the run was deleted", force=True)
 
     async def task_log(self, run_id: str, task_id: str) -> str:
         record = await self.get(run_id)
@@ -145,12 +145,12 @@ class LocalBackend:
         await self._store.ping()
         return {"store": "ok"}
 
-    async def _stop(self, run_id: str, message: str) -> None:
+    async def _stop(self, run_id: str, message: str, *, force: bool = False) -> None:
         owned = self._runs.get(run_id)
         if owned is not None:
-            owned[0].cancel(message)
+            owned[0].cancel(message, force=force)
         else:
-            await self._store.send_control(Control(action="cancel", run_id=run_id))
+            await self._store.send_control(Control(action="cancel", run_id=run_id, force=force))
 
     async def _listen_for_control(self, ready: asyncio.Event) -> None:
         """Cancel requests sent by other replicas for runs this one executes."""
@@ -165,7 +165,8 @@ class LocalBackend:
                             owned[0].cancel(
                                 "Cancelled: the run was deleted"
                                 if deleted
-                                else "Cancelled by request"
+                                else "Cancelled by request",
+                                force=message.force or deleted,
                             )
             except asyncio.CancelledError:
                 raise

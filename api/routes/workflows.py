@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -33,7 +33,7 @@ from stageflow.api.metrics import RUNS_SUBMITTED
 from stageflow.api.streaming.events import followed_log, run_events
 from stageflow.api.streaming.slots import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
-from stageflow.models.api import ErrorBody, RunList, Submitted
+from stageflow.models.api import CancelRequest, ErrorBody, RunList, Submitted
 from stageflow.models.records import RunRecord
 from stageflow.store import Cursor
 
@@ -128,9 +128,15 @@ async def list_workflows(
         status.HTTP_409_CONFLICT: {"model": ErrorBody, "description": "Already finished"},
     },
 )
-async def cancel_workflow(_: MayPatch, run_id: RunId, backend: BackendDep) -> Submitted:
-    """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
-    record = await backend.cancel(run_id)
+async def cancel_workflow(
+    _: MayPatch,
+    run_id: RunId,
+    backend: BackendDep,
+    body: Annotated[CancelRequest | None, Body()] = None,
+) -> Submitted:
+    """Cancel a run: running tasks are cancelled, the rest become Cancelled. Its `finally`
+    tasks still run, unless `{"force": true}`."""
+    record = await backend.cancel(run_id, force=body is not None and body.force)
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 

@@ -179,12 +179,20 @@ def logs(
     sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
 
 
-def cancel(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> None:
-    """Cancel a run: running tasks are cancelled, the rest become Cancelled."""
+def cancel(
+    run_id: RunId,
+    force: Annotated[
+        bool, typer.Option("--force", help="Cancel its finally tasks too (they run otherwise).")
+    ] = False,
+    server: Server = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Cancel a run: running tasks are cancelled, the rest become Cancelled; then its
+    finally tasks run, unless --force."""
     from stageflow.cli.session import connect
 
     with connect(server, token) as client:
-        client.cancel(run_id)
+        client.cancel(run_id, force=force)
     print(f"{run_id}: cancel requested")
 
 

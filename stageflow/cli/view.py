@@ -56,6 +56,8 @@ def sections(record: RunRecord) -> list[Section]:
             Section(f"level {number}", ids)
             for number, ids in enumerate(dag_levels(spec.dag or []), 1)
         ]
+    if spec.finally_:
+        found.append(Section("finally", [_id(entry) for entry in spec.finally_]))
     return _with_instances(found, list(record.status.tasks))
 
 

@@ -75,8 +75,9 @@ class AsyncClient:
             for summary in pager.take(await self._send(call)):
                 yield summary
 
-    async def cancel(self, run_id: str) -> Submitted:
-        return await self._send(calls.cancel(run_id))
+    async def cancel(self, run_id: str, *, force: bool = False) -> Submitted:
+        """Cancel a run; its finally tasks still run unless `force`."""
+        return await self._send(calls.cancel(run_id, force=force))
 
     async def delete(self, run_id: str) -> None:
         await self._send(calls.delete(run_id))

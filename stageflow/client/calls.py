@@ -104,8 +104,9 @@ def page(*, phase: RunPhase | None, limit: int, cursor: str | None) -> Call[RunL
     return Call("GET", "/workflows", _model(RunList), params=params)
 
 
-def cancel(run_id: str) -> Call[Submitted]:
-    return Call("POST", f"/workflow/{run_id}/cancel", _model(Submitted))
+def cancel(run_id: str, *, force: bool = False) -> Call[Submitted]:
+    body = {"force": True} if force else None
+    return Call("POST", f"/workflow/{run_id}/cancel", _model(Submitted), body=body)
 
 
 def delete(run_id: str) -> Call[None]:

@@ -74,8 +74,9 @@ class Client:
         while (call := pager.next_call()) is not None:
             yield from pager.take(self._send(call))
 
-    def cancel(self, run_id: str) -> Submitted:
-        return self._send(calls.cancel(run_id))
+    def cancel(self, run_id: str, *, force: bool = False) -> Submitted:
+        """Cancel a run; its finally tasks still run unless `force`."""
+        return self._send(calls.cancel(run_id, force=force))
 
     def delete(self, run_id: str) -> None:
         self._send(calls.delete(run_id))

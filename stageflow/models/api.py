@@ -1,8 +1,9 @@
-"""Response bodies. Request bodies are the engine's models (one definition of the format)."""
+"""Response bodies, and the small request bodies of actions on a run. The workflow request
+itself is in request.py (one definition of the format)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stageflow.models.records import RunSummary
 from stageflow.models.status import RunPhase
@@ -11,6 +12,18 @@ from stageflow.models.status import RunPhase
 class Submitted(BaseModel):
     run_id: str = Field(description="The run's unique id (a UUID4).")
     status: RunPhase
+
+
+class CancelRequest(BaseModel):
+    """The optional body of POST /workflow/{id}/cancel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(
+        default=False,
+        description="Cancel the `finally` tasks too (a plain cancel lets them run, as Argo's "
+        "`stop` does; this is its `terminate`).",
+    )
 
 
 class RunList(BaseModel):

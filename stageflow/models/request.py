@@ -200,6 +200,13 @@ class RunOptions(Model):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Run parameters, for {{ params.KEY }} references."
     )
+    finally_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 24 * 3600,
+        description="The `finally` tasks' own time budget (the run's timeoutSeconds does not "
+        "cut them short).",
+    )
 
 
 def _one_of_the_two_forms(schema: dict[str, Any]) -> None:
@@ -223,6 +230,14 @@ class WorkflowRequest(RunOptions):
 
     workflow: list[Stage] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
     dag: list[TaskSpec] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
+    finally_: list[TaskEntry] | None = Field(
+        default=None,
+        alias="finally",
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description="Tasks that run once the main graph has ended, whatever its outcome "
+        "(Tekton's `finally`, Argo's `onExit`); `dependsOn` orders them among themselves.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_form(self) -> WorkflowRequest:

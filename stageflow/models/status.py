@@ -102,8 +102,17 @@ class RunStatus(StatusModel):
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
     message: str | None = None
-    # Tasks that failed with `continueOn: {failed: true}`: the run went on past them.
-    tolerated_failures: list[str] | None = None
+    tolerated_failures: list[str] | None = Field(
+        default=None,
+        description="Tasks that failed with `continueOn: {failed: true}`: the run went on "
+        "past them.",
+    )
+    # Kept in the status so that a run resumed while its finally tasks run keeps it.
+    main_phase: RunPhase | None = Field(
+        default=None,
+        description="In a run with `finally` tasks: the main graph's outcome, once it has "
+        "ended ({{ run.phase }} to the finally tasks).",
+    )
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
 
     def refresh_progress(self) -> None:

@@ -273,7 +273,7 @@ class FakeReviews:
         verb = spec["resourceAttributes"]["verb"]
         return {"allowed": (spec["user"], verb) in self.rules}
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         return None
 
 

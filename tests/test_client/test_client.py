@@ -101,6 +101,22 @@ def test_list_walks_every_page_newest_first(client: Client) -> None:
     assert all(run.phase is RunPhase.SUCCEEDED for run in client.list(RunPhase.SUCCEEDED))
 
 
+def test_a_forced_cancel_cancels_the_finally_tasks_too(client: Client) -> None:
+    body = {
+        **sleeping(60),
+        "finally": [{"name": "cleanup", "task": "sleep", "params": {"seconds": 60}}],
+    }
+    run_id = client.submit(body).run_id
+    wait_until(lambda: client.status(run_id).get("s0") == "Running", within=30)
+    client.cancel(run_id)
+    wait_until(lambda: client.status(run_id).get("cleanup") == "Running", within=30)
+    client.cancel(run_id, force=True)
+    record = client.wait(run_id, timeout=60)
+    assert record.status.phase is RunPhase.CANCELLED
+    assert record.status.main_phase is RunPhase.CANCELLED
+    assert record.status.task_phases() == {"s0": "Cancelled", "cleanup": "Cancelled"}
+
+
 def test_cancel_then_delete(client: Client) -> None:
     run_id = client.submit(sleeping(60)).run_id
     assert client.cancel(run_id).run_id == run_id

@@ -40,11 +40,13 @@ def test_names() -> None:
 
 
 def test_spec_fields_are_the_request_models() -> None:
-    assert set(SPEC["properties"]) == aliases(RunOptions) | {"workflow", "dag", "cancelRequested"}
+    forms = {"workflow", "dag", "finally", "cancelRequested", "forceCancel"}
+    assert set(SPEC["properties"]) == aliases(RunOptions) | forms
     task = SPEC["properties"]["dag"]["items"]
     assert set(task["properties"]) == aliases(TaskSpec)
     stage_task = SPEC["properties"]["workflow"]["items"]["properties"]["tasks"]["items"]
     assert stage_task == task
+    assert SPEC["properties"]["finally"]["items"] == task
 
 
 def test_status_fields_are_the_status_models() -> None:

@@ -5,7 +5,9 @@ is simple (columns by the length of a task's longest chain of dependencies, task
 top to bottom in declaration order) and the page then only changes each node's
 phase, so nothing needs vendoring and the drawing can be tested in Python. Each node
 is a `<g id="node-ID" data-task="ID">` the page finds to recolour and relabel; its
-phase is written in words as well as coloured.
+phase is written in words as well as coloured. A run's `finally` tasks are drawn apart,
+in columns of their own to the right of a dashed divider labelled "finally": they wait for
+the whole main graph, which no single edge could say.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stageflow.models.status import PHASE_MARKS
 WIDTH, HEIGHT = 200, 58
 COLUMN_GAP, ROW_GAP, MARGIN = 72, 18, 12
 MAX_LABEL = 24
+LABEL_HEIGHT = 22  # room above the nodes for the "finally" label
 
 
 def columns(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -45,6 +48,14 @@ def _depth(
     return depth[task_id]
 
 
+def _final_ids(record: RunRecord) -> list[str]:
+    """The ids of the run's `finally` tasks (its spec is stored normalised: each is named)."""
+    return [
+        entry if isinstance(entry, str) else entry.name or entry.task or ""
+        for entry in record.spec.finally_ or []
+    ]
+
+
 def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
@@ -55,16 +66,22 @@ def run_graph_svg(record: RunRecord) -> str:
     An edge is solid for order (a stage's position, `dependsOn`) and dashed for data only
     (the task reads the other's outputs through a reference); the page's legend says so."""
     edges = dependencies(record.spec)
-    layout = columns(edges)
+    final = set(_final_ids(record))
+    main_layout = columns({tid: parents for tid, parents in edges.items() if tid not in final})
+    final_layout = columns({tid: parents for tid, parents in edges.items() if tid in final})
+    layout = main_layout + final_layout
+    top = LABEL_HEIGHT if final_layout else 0
     place: dict[str, tuple[int, int]] = {}
     for column, task_ids in enumerate(layout):
         for row, task_id in enumerate(task_ids):
             place[task_id] = (
                 MARGIN + column * (WIDTH + COLUMN_GAP),
-                MARGIN + row * (HEIGHT + ROW_GAP),
+                top + MARGIN + row * (HEIGHT + ROW_GAP),
             )
     width = MARGIN * 2 + max(len(layout), 1) * (WIDTH + COLUMN_GAP) - COLUMN_GAP
-    height = MARGIN * 2 + max((len(c) for c in layout), default=1) * (HEIGHT + ROW_GAP) - ROW_GAP
+    height = (
+        top + MARGIN * 2 + max((len(c) for c in layout), default=1) * (HEIGHT + ROW_GAP) - ROW_GAP
+    )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="run-graph" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="group" '
@@ -73,6 +90,13 @@ def run_graph_svg(record: RunRecord) -> str:
         'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
         'class="arrow"/></marker></defs>',
     ]
+    if final_layout:
+        x = MARGIN + len(main_layout) * (WIDTH + COLUMN_GAP) - COLUMN_GAP // 2
+        parts.append(
+            f'<g class="finally-group"><line class="divider" x1="{x}" y1="0" x2="{x}" '
+            f'y2="{height}"/><text x="{x + COLUMN_GAP // 2}" y="{MARGIN + 10}" '
+            'class="group-label">finally: after the rest, whatever its outcome</text></g>'
+        )
     for task_id, parents in edges.items():
         x2, y2 = place[task_id]
         for parent, kind in parents.items():

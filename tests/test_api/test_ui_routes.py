@@ -115,6 +115,33 @@ def test_the_graph_draws_every_task_in_its_phase(app_client: TestClient) -> None
     assert app_client.get("/ui/runs/nope/graph.svg").status_code == 404
 
 
+def test_finally_tasks_are_drawn_apart_right_of_the_main_graph(app_client: TestClient) -> None:
+    body = {
+        **SEED,
+        "finally": [
+            {"name": "tidy", "task": "task_d"},
+            {"name": "report", "task": "echo", "params": {"t": "{{ tasks.task_c.outputs }}"}},
+            {"name": "last", "task": "task_a", "dependsOn": ["tidy"]},
+        ],
+    }
+    run_id = submit(app_client, body)
+    wait_for_run(app_client, run_id)
+    svg = app_client.get(f"/ui/runs/{run_id}/graph.svg").text
+    x = {
+        task: int(found.group(1))
+        for task in ("task_a", "task_b", "task_c", "tidy", "report", "last")
+        if (found := re.search(rf'data-task="{task}"[^>]*transform="translate\((\d+),', svg))
+    }
+    assert len(x) == 6
+    divider = int(re.search(r'class="divider" x1="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    assert max(x["task_a"], x["task_b"], x["task_c"]) < divider < min(x["tidy"], x["report"])
+    assert x["last"] > x["tidy"]  # ordered among themselves
+    assert "finally: after the rest" in svg
+    # their only edges are among themselves: reading task_c's outputs is no edge
+    assert 'data-from="tidy" data-to="last"' in svg
+    assert 'data-to="report"' not in svg
+
+
 def test_the_graph_needs_the_get_permission(tasks: TaskRegistry, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("viewer-token vera viewer\n")

@@ -14,6 +14,7 @@ from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
 from stageflow.engine import SpecError
+from stageflow.engine.retry import NotRetryableError
 from stageflow.kube import KubeError, KubeUnavailableError
 from stageflow.models.records import InvalidRunIdError
 from stageflow.store import StoreUnavailableError
@@ -41,6 +42,12 @@ class RunFinishedError(ApiError):
         super().__init__(f"Workflow already finished ({phase})")
 
 
+class RunConflictError(ApiError):
+    """The run is not in a state the action applies to (or another action got there first)."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+
 class NoLogsError(ApiError):
     status_code = status.HTTP_404_NOT_FOUND
 
@@ -57,6 +64,10 @@ async def _api_error(_: Request, error: Exception) -> JSONResponse:
 async def _invalid_run_id(_: Request, error: Exception) -> JSONResponse:
     """A store refused an ID that is no run's (the routes check first; this is the net)."""
     return JSONResponse({"detail": "Workflow not found"}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+async def _not_retryable(_: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
 
 
 async def _spec_error(_: Request, error: Exception) -> JSONResponse:
@@ -122,6 +133,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(NotRetryableError, _not_retryable)
     app.add_exception_handler(InvalidRunIdError, _invalid_run_id)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(KubeError, _kube_error)

@@ -106,6 +106,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "getWorkflow": {"200": RUN_RECORD},
     "listWorkflows": {"200": {"items": [SUMMARY], "next_cursor": None}},
     "cancelWorkflow": {"202": {"run_id": RUN_ID, "status": "Running"}},
+    "retryWorkflow": {"202": {"run_id": RUN_ID, "status": "Pending"}},
     "getWorkflowStatus": {"200": {"task_a": "Succeeded", "task_b": "Running", "task_c": "Pending"}},
     "streamWorkflowEvents": {"200": EVENTS},
     "getTaskLogs": {"200": "--- attempt 1 ---\nRunning task A\n"},
@@ -123,6 +124,28 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "getReadiness": {
         "200": {"status": "ok", "checks": {"store": "ok"}},
         "503": {"status": "unavailable", "checks": {"error": "ConnectionError: refused"}},
+    },
+}
+
+# operationId -> examples of its request body (the workflow's, unless named here).
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "submitWorkflow": {
+        "stages": {"summary": "The seed's stages", "value": SEED},
+        "dag": {"summary": "A DAG with a retry", "value": DAG},
+    },
+    "cancelWorkflow": {
+        "plain": {
+            "summary": "Cancel; the finally tasks still run (no body does the same)",
+            "value": {},
+        },
+        "force": {"summary": "Cancel the finally tasks too", "value": {"force": True}},
+    },
+    "retryWorkflow": {
+        "failure": {"summary": "Re-run what failed (no body does the same)", "value": {}},
+        "from": {
+            "summary": "Re-run `extract` and all after it, with a run parameter changed",
+            "value": {"from": "extract", "params": {"day": "2026-12-05"}},
+        },
     },
 }
 
@@ -148,7 +171,10 @@ ERRORS = {
         "Forbidden: vera may not create workflowruns.stageflow.dev in namespace default",
     ),
     "404": ("No such run (or task)", "Workflow not found"),
-    "409": ("The run already finished", "Workflow already finished (Succeeded)"),
+    "409": (
+        "The run is not in a phase the action applies to",
+        "Workflow already finished (Succeeded)",
+    ),
     "413": ("The request body is too large", "Request body too large"),
     "503": (
         "The run store or the Kubernetes API cannot answer now",
@@ -161,6 +187,7 @@ OPERATION_ERRORS = {
     "getWorkflow": ("404",),
     "listWorkflows": ("400",),
     "cancelWorkflow": ("404", "409"),
+    "retryWorkflow": ("400", "404", "409"),
     "deleteWorkflow": ("404",),
     "getWorkflowStatus": ("404",),
     "streamWorkflowEvents": ("404",),
@@ -321,13 +348,7 @@ def _complete(operation: dict[str, Any]) -> None:
             media.setdefault("example", VALIDATION_EXAMPLE)
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None:
-        body.setdefault(
-            "examples",
-            {
-                "stages": {"summary": "The seed's stages", "value": SEED},
-                "dag": {"summary": "A DAG with a retry", "value": DAG},
-            },
-        )
+        body.setdefault("examples", REQUEST_EXAMPLES.get(op_id, REQUEST_EXAMPLES["submitWorkflow"]))
 
 
 def install(app: FastAPI) -> None:

@@ -80,9 +80,25 @@ class WorkflowRunStatus(TypedDict, total=False):
     message: str | None
     toleratedFailures: list[str] | None
     mainPhase: str | None
+    retries: list[dict[str, Any]] | None
     conditions: list[Condition]
-    tasks: dict[str, dict[str, Any]]  # task id -> `TaskStatus` as pydantic dumps it
+    tasks: dict[str, dict[str, Any] | None]  # task id -> `TaskStatus` dumped; None removes it
     observedGeneration: int
+
+
+# `spec.retryRequest`: a retry the API asked for and the operator carries out once (applied
+# when the status's `retries` holds its id). The functional form, for the key `from`.
+RetryRequestBody = TypedDict(
+    "RetryRequestBody",
+    {
+        "id": str,
+        "from": str | None,
+        "params": dict[str, Any] | None,
+        "requestedBy": str | None,
+        "requestedAt": str,
+    },
+    total=False,
+)
 
 
 class WorkflowRun(TypedDict, total=False):

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus, TaskSpec, TaskStatus, WorkflowRequest
-from stageflow.kube.bodies import Condition, WorkflowRun, WorkflowRunStatus
+from stageflow.kube.bodies import Condition, RetryRequestBody, WorkflowRun, WorkflowRunStatus
 from stageflow.models.records import RunRecord
-from stageflow.models.status import format_timestamp, utcnow
+from stageflow.models.status import format_timestamp, parse_timestamp, utcnow
 
 GROUP = "stageflow.dev"
 VERSION = "v1alpha1"
@@ -51,18 +51,34 @@ def new_object(record: RunRecord, namespace: str) -> WorkflowRun:
     }
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+def pending_retry(obj: Mapping[str, Any]) -> RetryRequestBody | None:
+    """The retry the API asked for (`spec.retryRequest`) if the operator has not carried it
+    out yet: its id is not among the status's `retries`."""
+    request: RetryRequestBody | None = obj.get("spec", {}).get("retryRequest")
+    if not request or not request.get("id"):
+        return None
+    applied = {entry.get("id") for entry in (obj.get("status") or {}).get("retries") or []}
+    return None if request["id"] in applied else request
 
 
-def record_from_object(obj: Mapping[str, Any]) -> RunRecord:
-    """A WorkflowRun as the API and the mirror show it (from the client or kopf's watch)."""
+def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> RunRecord:
+    """A WorkflowRun as the API and the mirror show it (from the client or kopf's watch).
+
+    A run with a retry requested and not yet carried out shows as Pending, with a message
+    saying so (so a client that waits for it does not see the old end); `as_stored` gives
+    the status as written, for the operator that carries the retry out."""
     metadata = obj.get("metadata", {})
     spec = dict(obj.get("spec", {}))
     cancel_requested = bool(spec.pop("cancelRequested", False))
     spec.pop("forceCancel", None)
+    spec.pop("retryRequest", None)
     raw_status = obj.get("status") or {}
     status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
+    retry = None if as_stored else pending_retry(obj)
+    if retry is not None:
+        by = f" by {retry['requestedBy']}" if retry.get("requestedBy") else ""
+        status.phase, status.finished_at = RunPhase.PENDING, None
+        status.message = f"Retry requested{by}; waiting for the operator"
     request = WorkflowRequest.model_validate(spec)
     if not status.tasks:  # the operator has not written status yet: every task is Pending
         status.tasks = {task_id: TaskStatus() for task_id in _task_ids(request)}
@@ -73,7 +89,7 @@ def record_from_object(obj: Mapping[str, Any]) -> RunRecord:
         namespace=metadata.get("namespace"),
         name=request.name,
         labels=request.labels,
-        created_at=_parse_time(
+        created_at=parse_timestamp(
             annotations.get(CREATED_AT_ANNOTATION) or metadata.get("creationTimestamp")
         )
         or utcnow(),
@@ -136,8 +152,13 @@ def status_patch(
         "message": status.message,
         "toleratedFailures": status.tolerated_failures,
         "mainPhase": status.main_phase.value if status.main_phase is not None else None,
+        "retries": [entry.to_json_dict() for entry in status.retries] if status.retries else None,
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
-        "tasks": {task_id: task_entry(status.tasks[task_id]) for task_id in sorted(changed)},
+        # a task id no longer in the status (a forEach instance a retry dropped) is removed
+        "tasks": {
+            task_id: task_entry(status.tasks[task_id]) if task_id in status.tasks else None
+            for task_id in sorted(changed)
+        },
     }
     if observed_generation is not None:
         body["observedGeneration"] = observed_generation

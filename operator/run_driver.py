@@ -32,11 +32,14 @@ from stageflow.engine import (
     WorkflowRunner,
     compile_workflow,
 )
+from stageflow.engine.retry import NotRetryableError, retried_status
 from stageflow.kube import KubeError, record_from_object
+from stageflow.kube.bodies import RetryRequestBody
 from stageflow.kube.jobs import Owner
+from stageflow.kube.resource import pending_retry
 from stageflow.logs import bind
 from stageflow.models.records import RunRecord
-from stageflow.models.status import RunPhase, utcnow
+from stageflow.models.status import RunPhase, parse_timestamp, utcnow
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.jobs import JobExecutor
 from stageflow.operator.kube_events import RunKubeEvents, involved
@@ -57,9 +60,10 @@ async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunContro
 
 
 async def _drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
-    record = record_from_object(obj)
-    if not record.status.phase.finished:
-        finished = await _run(ctx, obj, record, control)
+    retry = pending_retry(obj)
+    record = record_from_object(obj, as_stored=True)
+    if not record.status.phase.finished or retry is not None:
+        finished = await _run(ctx, obj, record, control, retry)
         if finished is None:
             return
         record.status = finished
@@ -113,9 +117,14 @@ def _writer(
 
 
 async def _run(
-    ctx: OperatorContext, obj: dict[str, Any], record: RunRecord, control: RunControl
+    ctx: OperatorContext,
+    obj: dict[str, Any],
+    record: RunRecord,
+    control: RunControl,
+    retry: RetryRequestBody | None = None,
 ) -> RunStatus | None:
-    """The run's final status, or None if the operator stopped before it ended."""
+    """The run's final status, or None if the operator stopped before it ended. With a
+    `retry` to carry out, the run's finished status is reset first (engine/retry.py)."""
     writer = _writer(ctx, control, obj, record)
     try:
         plan = compile_workflow(record.spec, registry=ctx.tasks, **ctx.settings.limits())
@@ -125,6 +134,26 @@ async def _run(
         status.started_at = status.finished_at = utcnow()
         await writer.publish(status, frozenset(), final=True)
         return status
+    if retry is not None:
+        before = set(record.status.tasks)
+        try:
+            record.status = retried_status(
+                plan,
+                record.status,
+                retry_id=retry["id"],
+                at=parse_timestamp(retry.get("requestedAt")) or utcnow(),
+                by=retry.get("requestedBy"),
+                from_task=retry.get("from"),
+                params=retry.get("params"),
+            )
+        except (NotRetryableError, SpecError) as error:
+            logger.error("retry %s of %s/%s not carried out: %s", retry["id"], *control.key, error)
+            writer.close()
+            return record.status
+        # every task entry anew, and those a retry dropped (forEach instances) removed
+        entries = frozenset(before | set(record.status.tasks))
+        await writer.publish(record.status, entries, final=False)
+        logger.info("retry %s of %s/%s carried out", retry["id"], *control.key)
     owner = Owner(
         namespace=control.namespace,
         name=control.name,

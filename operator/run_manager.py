@@ -16,6 +16,9 @@ does the rest in memory:
 - a run that ended here is never started again by a later (stale) event while
   this operator lives; neither is one still running (its status lives in memory
   and its writer retries failed writes from there);
+- a retry the API asked for (`spec.retryRequest`, not yet in the status's `retries`)
+  starts a finished run again, once: the id of the retry it carries out is remembered,
+  so a stale event still showing the request cannot start it a second time;
 - `spec.cancelRequested` cancels it; a DELETED event (or a deletionTimestamp,
   when another finalizer holds the object) stops it and its TTL wait;
 - a finished run with `ttlSecondsAfterFinished` gets a task that deletes it in time.
@@ -35,6 +38,7 @@ import logging
 from typing import Any
 
 from stageflow.kube import ObjectKey, is_deleted
+from stageflow.kube.resource import pending_retry
 from stageflow.operator.context import OperatorContext, RunControl
 from stageflow.operator.metrics import RUNS_ACTIVE
 from stageflow.operator.run_driver import drive
@@ -47,6 +51,7 @@ class RunManager:
         self._ctx = ctx
         self._runs: dict[ObjectKey, tuple[RunControl, asyncio.Task[None]]] = {}
         self._ended: set[ObjectKey] = set()  # runs this operator drove to their end (or expired)
+        self._retried: dict[ObjectKey, str] = {}  # the last retry this operator carried out
         self._stopping = False
 
     @property
@@ -73,6 +78,12 @@ class RunManager:
             spec = obj.get("spec", {})
             if spec.get("cancelRequested"):
                 control.cancel(force=bool(spec.get("forceCancel")))
+            return
+        retry = pending_retry(obj)
+        if retry is not None and self._retried.get(key) != retry["id"] and not self._stopping:
+            self._ended.discard(key)
+            self._retried[key] = retry["id"]
+            self._start(key, obj)
             return
         if key in self._ended or self._stopping:
             return

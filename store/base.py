@@ -18,6 +18,7 @@ from stageflow.models.records import RunEvent, RunRecord
 from stageflow.store.pages import Cursor, RunPage
 
 DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
+RETRY_CLAIM_SECONDS = 60  # long enough for one retry request to write the run
 DEFAULT_NAMESPACE = "default"  # the API's STAGEFLOW_NAMESPACE default: its runs' key space
 
 
@@ -61,6 +62,11 @@ class RunStore(Protocol):
         ...
 
     async def mark_cancel_requested(self, run_id: str) -> bool: ...
+
+    async def claim_retry(self, run_id: str, number: int) -> bool:
+        """Whether this caller is the one to make retry number `number` of the run (held
+        for a minute): of two retries sent at once, one gets True."""
+        ...
 
     async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:
         """Keep tasks' latest output, task ID -> text (kept as long as the run; deleted with

@@ -11,7 +11,12 @@ from typing import TypeVar
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.models.records import RunEvent, RunRecord, checked_run_id
-from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, Control, expiry_seconds
+from stageflow.store.base import (
+    DEFAULT_FINISHED_TTL_SECONDS,
+    RETRY_CLAIM_SECONDS,
+    Control,
+    expiry_seconds,
+)
 from stageflow.store.pages import Cursor, RunPage, paginate
 
 _QUEUE_SIZE = 1000
@@ -26,6 +31,7 @@ class MemoryStore:
         self._subscribers: dict[str, set[asyncio.Queue[RunEvent]]] = defaultdict(set)
         self._controllers: set[asyncio.Queue[Control]] = set()
         self._logs: dict[str, dict[str, str]] = defaultdict(dict)
+        self._claims: dict[tuple[str, int], float] = {}
 
     async def create(self, record: RunRecord) -> None:
         self._records[checked_run_id(record.run_id)] = record.model_copy(deep=True)
@@ -69,6 +75,14 @@ class MemoryStore:
         if record is None:
             return False
         record.cancel_requested = True
+        return True
+
+    async def claim_retry(self, run_id: str, number: int) -> bool:
+        now = time.monotonic()
+        key = (run_id, number)
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + RETRY_CLAIM_SECONDS
         return True
 
     async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:

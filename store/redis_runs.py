@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 
 from stageflow.engine import RunPhase, RunStatus, WorkflowRequest
 from stageflow.models.records import RunEvent, RunRecord, RunSummary
-from stageflow.models.status import format_timestamp
+from stageflow.models.status import format_timestamp, parse_timestamp
 from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, StoreUnavailableError, expiry_seconds
 from stageflow.store.keys import (
     NAMESPACES,
@@ -92,10 +92,6 @@ def run_fields(status: RunStatus) -> dict[str, str]:
     }
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
 def record_from_hash(fields: Mapping[str, str]) -> RunRecord:
     """A run as its hash holds it (HGETALL)."""
     return RunRecord(
@@ -119,11 +115,11 @@ def summary_from_row(row: list[str | None]) -> RunSummary:
         namespace=values["namespace"] or None,
         name=values["name"] or None,
         labels=json.loads(values["labels"] or "{}"),
-        created_at=_parse_time(values["createdAt"]) or datetime.now(UTC),
+        created_at=parse_timestamp(values["createdAt"]) or datetime.now(UTC),
         phase=RunPhase(values["phase"] or RunPhase.PENDING),
         progress=values["progress"] or "0/0",
-        started_at=_parse_time(values["startedAt"]),
-        finished_at=_parse_time(values["finishedAt"]),
+        started_at=parse_timestamp(values["startedAt"]),
+        finished_at=parse_timestamp(values["finishedAt"]),
         message=values["message"] or None,
     )
 

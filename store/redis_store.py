@@ -28,13 +28,19 @@ from redis.typing import EncodableT, FieldT
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.models.records import RunEvent, RunRecord, RunSummary
-from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, DEFAULT_NAMESPACE, Control
+from stageflow.store.base import (
+    DEFAULT_FINISHED_TTL_SECONDS,
+    DEFAULT_NAMESPACE,
+    RETRY_CLAIM_SECONDS,
+    Control,
+)
 from stageflow.store.connection import RedisConnectionSettings, connect
 from stageflow.store.fanout import PubSubFanout
 from stageflow.store.keys import (
     CONTROL,
     events_channel,
     logs_key,
+    retry_claim_key,
     run_key,
     runs_key,
     tasks_key,
@@ -200,6 +206,11 @@ class RedisStore(RedisRuns):
                 keys=[run_key(self._namespace, run_id)], args=["cancelRequested", "1"]
             )
         )
+
+    @translated
+    async def claim_retry(self, run_id: str, number: int) -> bool:
+        key = retry_claim_key(self._namespace, run_id, number)
+        return bool(await self._redis.set(key, "1", nx=True, ex=RETRY_CLAIM_SECONDS))
 
     @translated
     async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from stageflow.engine import RunPhase, WorkflowRequest
 from stageflow.models.records import RunEvent, RunRecord
@@ -29,6 +29,19 @@ class Backend(Protocol):
     async def list(
         self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None
     ) -> RunPage: ...
+
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        from_task: str | None,
+        params: dict[str, Any] | None,
+        requested_by: str | None,
+    ) -> RunRecord:
+        """Retry a Failed or Cancelled run in place (engine/retry.py); raise RunNotFoundError,
+        NotRetryableError or RunConflictError (409), or SpecError (400: `from` names no task,
+        or the params do not fit)."""
+        ...
 
     async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
         """Request cancellation (`force`: of the finally tasks too); raise RunNotFoundError,

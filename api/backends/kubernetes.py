@@ -15,11 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
-from stageflow.api.errors import NoLogsError, RunFinishedError, RunNotFoundError
+from stageflow.api.errors import (
+    NoLogsError,
+    RunConflictError,
+    RunFinishedError,
+    RunNotFoundError,
+)
 from stageflow.engine import (
     RunPhase,
     TaskRegistry,
@@ -28,8 +34,17 @@ from stageflow.engine import (
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.output import MAX_LOG_BYTES
 from stageflow.engine.records import new_record
-from stageflow.kube import KubeClient, is_deleted, new_object, record_from_object
+from stageflow.engine.retry import check_retryable
+from stageflow.kube import (
+    KubeClient,
+    KubeConflictError,
+    is_deleted,
+    new_object,
+    record_from_object,
+)
+from stageflow.kube.bodies import WorkflowRun
 from stageflow.models.records import RunEvent, RunRecord
+from stageflow.models.status import format_timestamp, utcnow
 from stageflow.store import (
     Cursor,
     RedisMirrorWriter,
@@ -91,12 +106,18 @@ class KubernetesBackend:
         if obj is None or is_deleted(obj):
             raise RunNotFoundError()
         record = record_from_object(obj)
-        if repair and self._repair is not None:
-            version = obj.get("metadata", {}).get("resourceVersion")
-            # never older than what is there: the same conditional write as the mirror's
-            with contextlib.suppress(StoreUnavailableError):
-                await self._repair.mirror(record, frozenset(record.status.tasks), version=version)
+        if repair:
+            await self._remember(obj, record)
         return record
+
+    async def _remember(self, obj: WorkflowRun, record: RunRecord) -> None:
+        """Put what the apiserver answered into Redis, never over anything newer (the
+        mirror's conditional write): a read that follows reads no older state than this."""
+        if self._repair is None:
+            return
+        version = obj.get("metadata", {}).get("resourceVersion")
+        with contextlib.suppress(StoreUnavailableError):
+            await self._repair.mirror(record, frozenset(record.status.tasks), version=version)
 
     async def task_phases(self, run_id: str) -> dict[str, str]:
         if self._store is not None:
@@ -119,6 +140,55 @@ class KubernetesBackend:
         objects = await self._kube.list_runs(self._namespace)
         summaries = (record_from_object(obj).summary() for obj in objects if not is_deleted(obj))
         return paginate(summaries, phase=phase, limit=limit, cursor=cursor)
+
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        from_task: str | None,
+        params: dict[str, Any] | None,
+        requested_by: str | None,
+    ) -> RunRecord:
+        """Ask the operator for a retry (`spec.retryRequest`, with new params if any): the
+        API never writes the operator's status. The patch names the resourceVersion the
+        checks were made at, so of two retries sent at once the apiserver takes one and
+        refuses the other (409)."""
+        obj = await self._kube.get_run(self._namespace, run_id)
+        if obj is None or is_deleted(obj):
+            raise RunNotFoundError()
+        record = record_from_object(obj)  # a retry already asked for shows as Pending
+        spec = record.spec
+        if params:
+            spec = spec.model_copy(update={"params": {**spec.params, **params}})
+        plan = await compile_off_loop(spec, registry=self._registry, settings=self._settings)
+        check_retryable(plan, record.status, from_task)
+        request: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "from": from_task,
+            "params": params or None,
+            "requestedBy": requested_by,
+            "requestedAt": format_timestamp(utcnow()),
+        }
+        changes: dict[str, Any] = {"retryRequest": request, "cancelRequested": False}
+        changes["forceCancel"] = None
+        if params:
+            changes["params"] = spec.params
+        version = obj.get("metadata", {}).get("resourceVersion", "")
+        try:
+            patched = await self._kube.patch_run(
+                self._namespace,
+                run_id,
+                {"metadata": {"resourceVersion": version}, "spec": changes},
+            )
+        except KubeConflictError:
+            raise RunConflictError(
+                "The run changed meanwhile (another retry?); read it and try again"
+            ) from None
+        if patched is None:
+            raise RunNotFoundError()
+        retried = record_from_object(patched)
+        await self._remember(patched, retried)  # GET says Pending from now on, not the old end
+        return retried
 
     async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
         record = await self._get_from_cluster(run_id)

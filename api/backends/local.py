@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
-from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
+from stageflow.api.errors import (
+    InvalidRequestError,
+    RunConflictError,
+    RunFinishedError,
+    RunNotFoundError,
+)
 from stageflow.engine import (
     CoalescingSink,
     Executor,
@@ -30,8 +37,11 @@ from stageflow.engine import (
     WorkflowRunner,
 )
 from stageflow.engine.config import EngineSettings
+from stageflow.engine.plan import Plan
 from stageflow.engine.records import new_record
+from stageflow.engine.retry import check_retryable, retried_status
 from stageflow.models.records import RunEvent, RunRecord
+from stageflow.models.status import utcnow
 from stageflow.store import Control, Cursor, RunPage, RunStore
 
 logger = logging.getLogger(__name__)
@@ -91,6 +101,44 @@ class LocalBackend:
                 )
         record = new_record(plan, submitted_by=submitted_by)
         await self._store.create(record)
+        self._start(plan, record)
+        return record
+
+    async def retry(
+        self,
+        run_id: str,
+        *,
+        from_task: str | None,
+        params: dict[str, Any] | None,
+        requested_by: str | None,
+    ) -> RunRecord:
+        record = await self.get(run_id)
+        spec = record.spec
+        if params:
+            spec = spec.model_copy(update={"params": {**spec.params, **params}})
+        plan = await compile_off_loop(spec, registry=self._registry, settings=self._settings)
+        check_retryable(plan, record.status, from_task)
+        number = len(record.status.retries or []) + 1
+        if not await self._store.claim_retry(run_id, number):
+            raise RunConflictError(f"Retry {number} of this run is already under way")
+        status = retried_status(
+            plan,
+            record.status,
+            retry_id=str(uuid.uuid4()),
+            at=utcnow(),
+            by=requested_by,
+            from_task=from_task,
+            params=params,
+        )
+        retried = record.model_copy(
+            update={"spec": plan.spec, "status": status, "cancel_requested": False}
+        )
+        await self._store.create(retried)
+        self._start(plan, retried)
+        return retried
+
+    def _start(self, plan: Plan, record: RunRecord) -> None:
+        """Run `record` (new, or reset by a retry) in this process."""
         sink = _StoreSink(self._store, record.run_id)
         runner = WorkflowRunner(
             plan,
@@ -102,7 +150,6 @@ class LocalBackend:
         task = asyncio.create_task(runner.run(), name=f"run {record.run_id}")
         self._runs[record.run_id] = (runner, task)
         task.add_done_callback(lambda _: self._runs.pop(record.run_id, None))
-        return record
 
     async def get(self, run_id: str) -> RunRecord:
         record = await self._store.get(run_id)

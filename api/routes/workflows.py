@@ -33,7 +33,7 @@ from stageflow.api.metrics import RUNS_SUBMITTED
 from stageflow.api.streaming.events import followed_log, run_events
 from stageflow.api.streaming.slots import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
-from stageflow.models.api import CancelRequest, ErrorBody, RunList, Submitted
+from stageflow.models.api import CancelRequest, ErrorBody, RetryRequest, RunList, Submitted
 from stageflow.models.records import RunRecord
 from stageflow.store import Cursor
 
@@ -137,6 +137,36 @@ async def cancel_workflow(
     """Cancel a run: running tasks are cancelled, the rest become Cancelled. Its `finally`
     tasks still run, unless `{"force": true}`."""
     record = await backend.cancel(run_id, force=body is not None and body.force)
+    return Submitted(run_id=record.run_id, status=record.status.phase)
+
+
+@router.post(
+    "/workflow/{run_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **NOT_FOUND,
+        status.HTTP_409_CONFLICT: {
+            "model": ErrorBody,
+            "description": "Not Failed or Cancelled, or another retry got there first",
+        },
+    },
+)
+async def retry_workflow(
+    caller: MayPatch,
+    run_id: RunId,
+    backend: BackendDep,
+    body: Annotated[RetryRequest | None, Body()] = None,
+) -> Submitted:
+    """Retry a Failed or Cancelled run from its failure, in place: the same run id; tasks
+    that succeeded keep their outputs and do not run again (`from` re-runs a task and all
+    after it). The run's status records the retry."""
+    request = body or RetryRequest()
+    record = await backend.retry(
+        run_id,
+        from_task=request.from_task,
+        params=request.params,
+        requested_by=None if caller is ANONYMOUS else caller.name,
+    )
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 

@@ -3,6 +3,8 @@ itself is in request.py (one definition of the format)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from stageflow.models.records import RunSummary
@@ -23,6 +25,25 @@ class CancelRequest(BaseModel):
         default=False,
         description="Cancel the `finally` tasks too (a plain cancel lets them run, as Argo's "
         "`stop` does; this is its `terminate`).",
+    )
+
+
+class RetryRequest(BaseModel):
+    """The optional body of POST /workflow/{id}/retry."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_task: str | None = Field(
+        default=None,
+        alias="from",
+        min_length=1,
+        max_length=63,
+        description="Re-run this task and every task after it, even those that succeeded.",
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="Run parameters to override for the re-run (tasks that keep their "
+        "success keep their outputs).",
     )
 
 

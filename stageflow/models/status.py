@@ -28,6 +28,11 @@ def format_timestamp(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def parse_timestamp(text: str | None) -> datetime | None:
+    """An RFC 3339 timestamp as stageflow and Kubernetes write them (None for none)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
 Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
 
 
@@ -96,6 +101,25 @@ class TaskStatus(StatusModel):
         return self.phase is TaskPhase.SKIPPED and self.when_result is False
 
 
+class RetryRecord(StatusModel):
+    """One retry of a finished run, as its status keeps it: nothing that happened before
+    is lost from view (`messages` holds what the reset tasks had said)."""
+
+    id: str = Field(description="The retry's id (the request's, so it is applied once).")
+    at: Timestamp = Field(description="When it was requested (UTC).")
+    by: str | None = Field(default=None, description="Who asked (the authenticated caller).")
+    from_task: str | None = Field(
+        default=None,
+        description="`from`: this task and all after it re-ran, even if they had succeeded.",
+    )
+    params: dict[str, Any] | None = Field(default=None, description="Run parameters it overrode.")
+    previous_phase: RunPhase = Field(description="The run's phase before it.")
+    reset: list[str] = Field(description="The tasks it set back to Pending.")
+    messages: dict[str, str] = Field(
+        default_factory=dict, description="What each reset task's last message was."
+    )
+
+
 class RunStatus(StatusModel):
     phase: RunPhase = RunPhase.PENDING
     progress: str = "0/0"
@@ -112,6 +136,10 @@ class RunStatus(StatusModel):
         default=None,
         description="In a run with `finally` tasks: the main graph's outcome, once it has "
         "ended ({{ run.phase }} to the finally tasks).",
+    )
+    retries: list[RetryRecord] | None = Field(
+        default=None,
+        description="Each retry of the run from its failure, oldest first (at most 20 kept).",
     )
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
 

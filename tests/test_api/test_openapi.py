@@ -18,6 +18,7 @@ OPERATIONS = {
     ("get", "/workflow/{run_id}"): "getWorkflow",
     ("get", "/workflows"): "listWorkflows",
     ("post", "/workflow/{run_id}/cancel"): "cancelWorkflow",
+    ("post", "/workflow/{run_id}/retry"): "retryWorkflow",
     ("delete", "/workflow/{run_id}"): "deleteWorkflow",
     ("get", "/workflow/{run_id}/status"): "getWorkflowStatus",
     ("get", "/workflow/{run_id}/events"): "streamWorkflowEvents",

@@ -150,6 +150,39 @@ def test_cancel_force_cancels_the_finally_tasks_and_watch_shows_them_apart(api: 
     assert "Cancelled" in row  # the table's own section for the finally tasks
 
 
+def test_a_run_failed_at_its_third_task_is_retried_without_re_running_the_first_two(
+    api: str,
+) -> None:
+    body = {
+        "params": {"broken": True},
+        "workflow": [
+            {
+                "type": "sequential",
+                "tasks": [
+                    "task_a",
+                    "task_b",
+                    {"name": "check", "task": "fail", "when": "{{ params.broken }}"},
+                    "task_c",
+                ],
+            }
+        ],
+    }
+    submitted = stageflow("submit", "-", "-w", url=api, stdin=json.dumps(body))
+    assert submitted.returncode == 1
+    run_id = submitted.stdout.split()[1]
+    before = json.loads(stageflow("get", run_id, "-o", "json", url=api).stdout)
+    refused = stageflow("retry", run_id, "--from", "nope", url=api)
+    assert refused.returncode == 2
+    assert "Unknown task: nope (retry from)" in refused.stderr
+    retried = stageflow("retry", run_id, "-p", "broken=false", "--watch", url=api)
+    assert retried.returncode == 0, retried.stderr
+    assert "Succeeded" in line_of(retried.stdout, "task_c")
+    after = json.loads(stageflow("get", run_id, "-o", "json", url=api).stdout)
+    for kept in ("task_a", "task_b"):
+        assert after["status"]["tasks"][kept] == before["status"]["tasks"][kept]
+    assert after["status"]["retries"][0]["reset"] == ["check", "task_c"]
+
+
 def test_list_logs_tasks_and_delete(api: str) -> None:
     named = {**SEED, "name": "listed"}
     run_id = stageflow("submit", "-", "-w", url=api, stdin=json.dumps(named)).stdout.split()[1]

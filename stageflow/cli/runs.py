@@ -196,6 +196,45 @@ def cancel(
     print(f"{run_id}: cancel requested")
 
 
+def retry(
+    run_id: RunId,
+    from_task: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="TASK",
+            help="Re-run TASK and every task after it, even if they succeeded.",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", metavar="KEY=VALUE", help="Override a run parameter (repeatable)."
+        ),
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Follow the run until it ends.")
+    ] = False,
+    server: Server = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Retry a Failed or Cancelled run from its failure, in place (the same run id): what
+    succeeded keeps its outputs and does not run again.
+
+    With --watch the exit status is the run's: 0 Succeeded, 1 Failed, 3 Cancelled.
+    """
+    from stageflow.cli.inputs import with_params
+    from stageflow.cli.session import connect, follow_to_the_end
+
+    params = with_params({}, param or []).get("params")
+    with connect(server, token) as client:
+        client.retry(run_id, from_task=from_task, params=params)
+        if not watch:
+            print(f"{run_id}: retry requested")
+            return
+        follow_to_the_end(client, run_id)
+
+
 def delete(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> None:
     """Delete a run (one still running is cancelled first)."""
     from stageflow.cli.session import connect
@@ -228,6 +267,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "watch": watch,
     "logs": logs,
     "cancel": cancel,
+    "retry": retry,
     "delete": delete,
     "tasks": tasks,
 }

@@ -109,6 +109,17 @@ def cancel(run_id: str, *, force: bool = False) -> Call[Submitted]:
     return Call("POST", f"/workflow/{run_id}/cancel", _model(Submitted), body=body)
 
 
+def retry(
+    run_id: str, *, from_task: str | None = None, params: dict[str, Any] | None = None
+) -> Call[Submitted]:
+    body: dict[str, Any] = {}
+    if from_task is not None:
+        body["from"] = from_task
+    if params:
+        body["params"] = params
+    return Call("POST", f"/workflow/{run_id}/retry", _model(Submitted), body=body)
+
+
 def delete(run_id: str) -> Call[None]:
     return Call("DELETE", f"/workflow/{run_id}", lambda _: None)
 

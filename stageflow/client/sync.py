@@ -6,7 +6,7 @@ import builtins
 import contextlib
 from collections.abc import Generator, Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import connect_sse
@@ -77,6 +77,13 @@ class Client:
     def cancel(self, run_id: str, *, force: bool = False) -> Submitted:
         """Cancel a run; its finally tasks still run unless `force`."""
         return self._send(calls.cancel(run_id, force=force))
+
+    def retry(
+        self, run_id: str, *, from_task: str | None = None, params: dict[str, Any] | None = None
+    ) -> Submitted:
+        """Retry a Failed or Cancelled run from its failure, in place (`from_task`: re-run
+        that task and all after it; `params`: run parameters to override)."""
+        return self._send(calls.retry(run_id, from_task=from_task, params=params))
 
     def delete(self, run_id: str) -> None:
         self._send(calls.delete(run_id))

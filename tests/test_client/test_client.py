@@ -117,6 +117,33 @@ def test_a_forced_cancel_cancels_the_finally_tasks_too(client: Client) -> None:
     assert record.status.task_phases() == {"s0": "Cancelled", "cleanup": "Cancelled"}
 
 
+def test_retry_from_the_failure(client: Client) -> None:
+    body = {
+        "params": {"broken": True},
+        "dag": [
+            {"name": "first", "task": "task_a"},
+            {
+                "name": "check",
+                "task": "fail",
+                "when": "{{ params.broken }}",
+                "dependsOn": ["first"],
+            },
+        ],
+    }
+    run_id = client.submit(body).run_id
+    assert client.wait(run_id, timeout=30).status.phase is RunPhase.FAILED
+    submitted = client.retry(run_id, params={"broken": False})
+    assert (submitted.run_id, submitted.status) == (run_id, RunPhase.PENDING)
+    record = client.wait(run_id, timeout=30)
+    assert record.status.phase is RunPhase.SUCCEEDED
+    assert record.status.tasks["first"].attempts == 1
+    assert record.status.retries is not None
+    assert record.status.retries[0].reset == ["check"]
+    with pytest.raises(ConflictError) as conflict:
+        client.retry(run_id)
+    assert "only a Failed or Cancelled run can be retried" in str(conflict.value)
+
+
 def test_cancel_then_delete(client: Client) -> None:
     run_id = client.submit(sleeping(60)).run_id
     assert client.cancel(run_id).run_id == run_id

@@ -186,6 +186,39 @@ def test_a_failed_run_and_delete(page: Any, api: httpx.Client) -> None:
     assert api.get(f"/workflow/{run_id}").status_code == 404
 
 
+def test_retry_from_the_page_re_runs_only_what_failed(
+    page: Any, api: httpx.Client, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    body = {
+        "dag": [
+            {"name": "extract", "task": "echo", "params": {"rows": 3}},
+            {
+                "name": "talker",
+                "task": "print_until",
+                "params": {"gate": str(gate), "within": 0},
+                "dependsOn": ["extract"],
+            },
+            {"name": "report", "task": "task_c", "dependsOn": ["talker"]},
+        ]
+    }
+    run_id = submit(api, body)
+    before = wait_for_run(api, run_id)
+    assert before["status"]["phase"] == "Failed"
+    page.goto(f"{api.base_url}/ui/runs/{run_id}")
+    retry = page.get_by_role("button", name="Retry from the failure")
+    sync_api.expect(retry).to_be_visible()
+    gate.touch()  # what made it fail is fixed
+    retry.click()
+    sync_api.expect(page.locator("#run-phase")).to_have_text("✓ Succeeded")
+    sync_api.expect(node(page, "report")).to_contain_text("Succeeded")
+    sync_api.expect(retry).to_be_hidden()
+    after = api.get(f"/workflow/{run_id}").json()["status"]
+    assert after["tasks"]["extract"] == before["status"]["tasks"]["extract"]
+    assert after["tasks"]["talker"]["attempts"] == 2
+    assert after["retries"][0]["reset"] == ["talker", "report"]
+
+
 def test_the_nightly_example_draws_the_edge_its_reference_makes(
     page: Any, api: httpx.Client
 ) -> None:

@@ -1,4 +1,4 @@
-// One run: its graph recoloured live from the WebSocket, a task panel, cancel and delete.
+// One run: its graph recoloured live from the WebSocket, a task panel, cancel, retry, delete.
 "use strict";
 const runId = decodeURIComponent(location.pathname.split("/").pop());
 const FINISHED = ["Succeeded", "Failed", "Cancelled"];
@@ -23,6 +23,7 @@ function renderRun() {
   document.getElementById("run-progress").textContent = status.progress;
   document.getElementById("run-message").textContent = status.message || "";
   document.getElementById("cancel").disabled = FINISHED.includes(status.phase);
+  document.getElementById("retry").hidden = !["Failed", "Cancelled"].includes(status.phase);
   for (const [taskId, task] of Object.entries(status.tasks)) renderNode(taskId, task);
   if (selected) renderPanel();
 }
@@ -153,6 +154,11 @@ document.addEventListener("DOMContentLoaded", () => {
   const path = `/workflow/${encodeURIComponent(runId)}`;
   document.getElementById("cancel").addEventListener("click", () =>
     act("POST", path + "/cancel", () => { document.getElementById("run-live").textContent = "cancel requested"; }));
+  document.getElementById("retry").addEventListener("click", () =>
+    act("POST", path + "/retry", () => {
+      document.getElementById("run-live").textContent = "retry requested";
+      load();  // the same run, running again: read it afresh and follow it
+    }));
   document.getElementById("delete").addEventListener("click", () => {
     if (confirm(`Delete run ${runId}?`)) act("DELETE", path, () => { location.href = "/ui/"; });
   });

@@ -1,0 +1,117 @@
+"""The operator carries out a retry the API asked for (spec.retryRequest) once: on kmock,
+across an operator restart, and against a stale watch event that still shows the request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from stageflow.engine import task
+from stageflow.operator import run_manager
+from stageflow.operator.run_manager import RunManager
+from tests.support.kmock_operator import STAMPING, Cluster, StartOperator
+
+pytestmark = STAMPING
+
+calls: Counter[str] = Counter()
+STARTED = "2026-11-01T00:00:00.000000Z"
+
+
+@task("op_retry_tracked")
+def tracked(label: str) -> bool:
+    calls[label] += 1
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    calls.clear()
+
+
+def failed_run(retry_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = {
+        "workflow": [
+            {
+                "type": "sequential",
+                "tasks": [
+                    {"name": label, "task": "op_retry_tracked", "params": {"label": label}}
+                    for label in ("one", "two", "three")
+                ],
+            }
+        ],
+        "retryRequest": {"id": retry_id, "requestedBy": "ada", "requestedAt": STARTED},
+    }
+    done = {"phase": "Succeeded", "attempts": 1, "startedAt": STARTED, "finishedAt": STARTED}
+    status = {
+        "phase": "Failed",
+        "message": "Task two failed: RuntimeError: flaky",
+        "startedAt": STARTED,
+        "finishedAt": STARTED,
+        "tasks": {
+            "one": done,
+            "two": {**done, "phase": "Failed", "message": "RuntimeError: flaky"},
+            "three": {"phase": "Skipped", "attempts": 0, "message": "upstream task two failed"},
+        },
+    }
+    return spec, status
+
+
+async def test_a_pending_retry_is_carried_out_once_across_a_restart(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    spec, status = failed_run("r-1")
+    name = await cluster.create(spec, status=status)
+    first = await start_operator()
+    obj = await cluster.wait_for_phase(name, "Succeeded")
+    assert calls == Counter({"two": 1, "three": 1})  # `one` had succeeded: not run again
+    tasks = obj["status"]["tasks"]
+    assert tasks["one"] == status["tasks"]["one"]
+    assert tasks["two"]["attempts"] == 2
+    [retry] = obj["status"]["retries"]
+    assert (retry["id"], retry["by"], retry["previousPhase"]) == ("r-1", "ada", "Failed")
+    assert retry["reset"] == ["two", "three"]
+    assert retry["messages"]["two"] == "RuntimeError: flaky"
+    await first.stop()
+    await start_operator()  # lists the run again: the request is still in its spec
+    await asyncio.sleep(0.5)  # a wrong start would have run `two` within this
+    assert calls == Counter({"two": 1, "three": 1})
+    again = await cluster.get(name)
+    assert again is not None
+    assert [entry["id"] for entry in again["status"]["retries"]] == ["r-1"]
+
+
+def test_a_stale_event_showing_a_carried_out_retry_does_not_start_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The manager alone, with the run's driving replaced by a count of its starts."""
+    starts: list[str] = []
+
+    async def drive(*, obj: dict[str, Any], **_: Any) -> None:
+        starts.append(obj["metadata"]["resourceVersion"])
+
+    async def scenario() -> None:
+        manager = RunManager(ctx=object())  # type: ignore[arg-type]
+        spec, status = failed_run("r-7")
+        stale = {
+            "metadata": {"name": "run", "namespace": "ns", "resourceVersion": "5"},
+            "spec": spec,
+            "status": status,
+        }
+        manager.observe(stale)  # the request: carried out
+        await asyncio.sleep(0)
+        manager.observe(stale)  # while it runs
+        await asyncio.sleep(0)
+        manager.observe({**stale, "metadata": {**stale["metadata"], "resourceVersion": "4"}})
+        await asyncio.sleep(0)
+        applied = {**status, "retries": [{"id": "r-7"}], "phase": "Succeeded"}
+        manager.observe({**stale, "status": applied})  # the end of the retried run
+        spec_again, _ = failed_run("r-8")  # a new retry later: carried out too
+        manager.observe({**stale, "spec": spec_again, "status": applied})
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(run_manager, "drive", drive)
+    asyncio.run(scenario())
+    assert starts == ["5", "5"]  # r-7 once (the stale copies ignored), then r-8

@@ -109,6 +109,11 @@ class WorkflowRunner:
         self._final = [task_id for task_id, node in plan.tasks.items() if node.final]
         self._in_finally = self._status.main_phase is not None
         self._force = False
+        self._suspended = bool(self._status.suspended)
+        self._go = asyncio.Event()  # set while not suspended: what forEach instances wait on
+        if not self._suspended:
+            self._go.set()
+        self._run_changed = False  # a run-level field changed (no task did): publish anyway
         self._output_sizes = {tid: _size(task.outputs) for tid, task in self._status.tasks.items()}
         self._output_total = sum(self._output_sizes.values())
         self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
@@ -124,6 +129,7 @@ class WorkflowRunner:
         be; `force` cancels them too (Argo's `terminate` against its `stop`)."""
         if self._status.phase.finished:
             return
+        self.resume()  # a cancelled run is not held: what it cancels, and finally, go on
         self._force = self._force or force
         if self._in_finally and not force:
             return
@@ -137,6 +143,24 @@ class WorkflowRunner:
         self._drain_pending(TaskPhase.CANCELLED, "cancelled before it started", final=force)
         for child in self._running.values():
             child.cancel()
+        self._wake.set()
+
+    def suspend(self) -> None:
+        """No new task (nor forEach instance, nor finally task) starts until `resume`;
+        running ones finish. The run's timeout still counts."""
+        if self._status.phase.finished or self._suspended:
+            return
+        self._suspended = self._status.suspended = True
+        self._go.clear()
+        self._run_changed = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        if not self._suspended:
+            return
+        self._suspended, self._status.suspended = False, None
+        self._run_changed = True
+        self._go.set()
         self._wake.set()
 
     async def run(self) -> RunStatus:
@@ -154,6 +178,10 @@ class WorkflowRunner:
             while True:
                 self._start_ready()
                 if not self._running:
+                    if self._suspended and self._has_work():
+                        await self._wait(deadline if self._stop is None else None)
+                        await self._publish(final=False)
+                        continue
                     if not self._begin_finally():
                         break
                     deadline = self._deadline()
@@ -253,8 +281,14 @@ class WorkflowRunner:
         elapsed = (utcnow() - started).total_seconds()
         return asyncio.get_running_loop().time() + timeout - elapsed
 
+    def _has_work(self) -> bool:
+        """Something would start if the run were not suspended."""
+        return bool(self._ready) or bool(self._final and not self._in_finally and not self._force)
+
     def _start_ready(self) -> None:
-        while self._ready and self._stop is None and self._failed_fast is None:
+        while (
+            self._ready and self._stop is None and self._failed_fast is None and not self._suspended
+        ):
             task_id = self._ready.popleft()
             if task_id in self._running or self._status.tasks[task_id].phase.finished:
                 continue
@@ -430,6 +464,7 @@ class WorkflowRunner:
             await self._fan_out(node, executor)
             return
         async with self._slot():
+            await self._go.wait()  # suspended while it waited for a slot
             if status.phase.finished:  # skipped or cancelled while it waited for a slot
                 return
             await self._run_attempts(node, node.id, executor)
@@ -497,6 +532,7 @@ class WorkflowRunner:
         if status.phase.finished:
             return  # resumed: it already ran
         async with self._slot():
+            await self._go.wait()  # a suspended run starts no instance either
             if status.phase.finished or self._stop is not None:
                 return
             if self._failed_fast is not None:
@@ -716,8 +752,8 @@ class WorkflowRunner:
         self._wake.set()
 
     async def _publish(self, *, final: bool) -> None:
-        if not self._changed and not final:
+        if not self._changed and not final and not self._run_changed:
             return
-        changed, self._changed = frozenset(self._changed), set()
+        changed, self._changed, self._run_changed = frozenset(self._changed), set(), False
         self._status.progress = f"{self._done}/{len(self._status.tasks)}"
         await self._sink.publish(self._status, changed, final=final)

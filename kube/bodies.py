@@ -80,6 +80,7 @@ class WorkflowRunStatus(TypedDict, total=False):
     message: str | None
     toleratedFailures: list[str] | None
     mainPhase: str | None
+    suspended: bool | None
     retries: list[dict[str, Any]] | None
     conditions: list[Condition]
     tasks: dict[str, dict[str, Any] | None]  # task id -> `TaskStatus` dumped; None removes it

@@ -72,6 +72,7 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
     cancel_requested = bool(spec.pop("cancelRequested", False))
     spec.pop("forceCancel", None)
     spec.pop("retryRequest", None)
+    spec.pop("suspend", None)
     raw_status = obj.get("status") or {}
     status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
     retry = None if as_stored else pending_retry(obj)
@@ -152,6 +153,7 @@ def status_patch(
         "message": status.message,
         "toleratedFailures": status.tolerated_failures,
         "mainPhase": status.main_phase.value if status.main_phase is not None else None,
+        "suspended": status.suspended,
         "retries": [entry.to_json_dict() for entry in status.retries] if status.retries else None,
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
         # a task id no longer in the status (a forEach instance a retry dropped) is removed

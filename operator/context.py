@@ -34,6 +34,7 @@ class RunControl:
         self.writer: StatusWriter | None = None
         self.cancel_requested = False
         self.force_cancel = False  # the finally tasks too
+        self.suspended = False  # spec.suspend
         self.deleted = asyncio.Event()
 
     @property
@@ -46,6 +47,19 @@ class RunControl:
             runner.cancel("Cancelled: the WorkflowRun was deleted", force=True)
         elif self.cancel_requested:
             runner.cancel(force=self.force_cancel)
+        elif self.suspended:
+            runner.suspend()
+
+    def hold(self, *, suspended: bool) -> None:
+        """`spec.suspend` as it now reads: suspend or resume the run."""
+        if suspended == self.suspended:
+            return
+        self.suspended = suspended
+        if self.runner is not None:
+            if suspended:
+                self.runner.suspend()
+            else:
+                self.runner.resume()
 
     def cancel(self, *, force: bool = False) -> None:
         self.cancel_requested = True

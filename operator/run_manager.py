@@ -76,6 +76,7 @@ class RunManager:
             control = found[0]
             control.generation = metadata.get("generation", control.generation)
             spec = obj.get("spec", {})
+            control.hold(suspended=bool(spec.get("suspend")))
             if spec.get("cancelRequested"):
                 control.cancel(force=bool(spec.get("forceCancel")))
             return
@@ -97,6 +98,7 @@ class RunManager:
     def _start(self, key: ObjectKey, obj: dict[str, Any]) -> None:
         control = RunControl(*key, generation=obj.get("metadata", {}).get("generation"))
         spec = obj.get("spec", {})
+        control.hold(suspended=bool(spec.get("suspend")))
         if spec.get("cancelRequested"):
             control.cancel(force=bool(spec.get("forceCancel")))
         task = asyncio.create_task(drive(ctx=self._ctx, obj=obj, control=control), name=key[1])

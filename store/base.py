@@ -29,7 +29,7 @@ class StoreUnavailableError(Exception):
 class Control(BaseModel):
     """A request to whichever process runs `run_id` (the local backend's replicas)."""
 
-    action: Literal["cancel"]
+    action: Literal["cancel", "suspend", "resume"]
     run_id: str
     force: bool = False  # the finally tasks too
 

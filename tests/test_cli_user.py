@@ -183,6 +183,18 @@ def test_a_run_failed_at_its_third_task_is_retried_without_re_running_the_first_
     assert after["status"]["retries"][0]["reset"] == ["check", "task_c"]
 
 
+def test_suspend_and_resume(api: str) -> None:
+    run_id = stageflow("submit", "-", url=api, stdin=LONG_NAP).stdout.strip()
+    suspended = stageflow("suspend", run_id, url=api)
+    assert (suspended.returncode, suspended.stdout) == (0, f"{run_id}: suspend requested\n")
+    shown = json.loads(stageflow("get", run_id, "-o", "json", url=api).stdout)
+    assert shown["status"]["suspended"] is True
+    assert stageflow("resume", run_id, url=api).returncode == 0
+    shown = json.loads(stageflow("get", run_id, "-o", "json", url=api).stdout)
+    assert "suspended" not in shown["status"]
+    assert stageflow("cancel", run_id, url=api).returncode == 0
+
+
 def test_list_logs_tasks_and_delete(api: str) -> None:
     named = {**SEED, "name": "listed"}
     run_id = stageflow("submit", "-", "-w", url=api, stdin=json.dumps(named)).stdout.split()[1]

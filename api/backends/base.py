@@ -43,6 +43,11 @@ class Backend(Protocol):
         or the params do not fit)."""
         ...
 
+    async def hold(self, run_id: str, *, suspended: bool) -> RunRecord:
+        """Suspend (`suspended`) or resume a run; raise RunNotFoundError, or
+        RunFinishedError for a finished run."""
+        ...
+
     async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
         """Request cancellation (`force`: of the finally tasks too); raise RunNotFoundError,
         or RunFinishedError for a finished run."""

@@ -190,6 +190,18 @@ class KubernetesBackend:
         await self._remember(patched, retried)  # GET says Pending from now on, not the old end
         return retried
 
+    async def hold(self, run_id: str, *, suspended: bool) -> RunRecord:
+        """`spec.suspend` (as Argo's): the operator holds or releases the run."""
+        record = await self._get_from_cluster(run_id)
+        if record.status.phase.finished:
+            raise RunFinishedError(record.status.phase.value)
+        patched = await self._kube.patch_run(
+            self._namespace, run_id, {"spec": {"suspend": suspended}}
+        )
+        if patched is None:
+            raise RunNotFoundError()
+        return record_from_object(patched)
+
     async def cancel(self, run_id: str, *, force: bool = False) -> RunRecord:
         record = await self._get_from_cluster(run_id)
         if record.status.phase.finished:

@@ -66,6 +66,13 @@ class _StoreSink:
         await self._store.save_logs(self._run_id, {task_id: text})
 
 
+def _hold(runner: WorkflowRunner, *, suspended: bool) -> None:
+    if suspended:
+        runner.suspend()
+    else:
+        runner.resume()
+
+
 class LocalBackend:
     def __init__(self, store: RunStore, registry: TaskRegistry, settings: EngineSettings) -> None:
         self._store = store
@@ -175,6 +182,22 @@ class LocalBackend:
         await self._stop(run_id, "Cancelled by request", force=force)
         return record
 
+    async def hold(self, run_id: str, *, suspended: bool) -> RunRecord:
+        record = await self.get(run_id)
+        if record.status.phase.finished:
+            raise RunFinishedError(record.status.phase.value)
+        owned = self._runs.get(run_id)
+        if owned is not None:
+            runner = owned[0]
+            _hold(runner, suspended=suspended)
+            # read-your-writes: the flag is in the store before the answer, not a flush later
+            await self._store.update_status(run_id, runner.status, frozenset())
+            record.status = runner.status.model_copy(deep=True)
+        else:
+            action = "suspend" if suspended else "resume"
+            await self._store.send_control(Control(action=action, run_id=run_id))
+        return record
+
     async def delete(self, run_id: str) -> None:
         if not await self._store.delete(run_id):
             raise RunNotFoundError()
@@ -207,7 +230,9 @@ class LocalBackend:
                     ready.set()
                     async for message in messages:
                         owned = self._runs.get(message.run_id)
-                        if owned is not None and message.action == "cancel":
+                        if owned is not None and message.action != "cancel":
+                            _hold(owned[0], suspended=message.action == "suspend")
+                        elif owned is not None:
                             deleted = await self._store.get(message.run_id) is None
                             owned[0].cancel(
                                 "Cancelled: the run was deleted"

@@ -170,6 +170,32 @@ async def retry_workflow(
     return Submitted(run_id=record.run_id, status=record.status.phase)
 
 
+_HOLD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    status.HTTP_409_CONFLICT: {"model": ErrorBody, "description": "Already finished"},
+}
+
+
+@router.post(
+    "/workflow/{run_id}/suspend", status_code=status.HTTP_202_ACCEPTED, responses=_HOLD_RESPONSES
+)
+async def suspend_workflow(_: MayPatch, run_id: RunId, backend: BackendDep) -> Submitted:
+    """Suspend a run: no new task starts until it is resumed (running ones finish). Its
+    status says `suspended: true`. Suspending a suspended run changes nothing."""
+    record = await backend.hold(run_id, suspended=True)
+    return Submitted(run_id=record.run_id, status=record.status.phase)
+
+
+@router.post(
+    "/workflow/{run_id}/resume", status_code=status.HTTP_202_ACCEPTED, responses=_HOLD_RESPONSES
+)
+async def resume_workflow(_: MayPatch, run_id: RunId, backend: BackendDep) -> Submitted:
+    """Resume a suspended run: what was waiting starts. Resuming a run that is not
+    suspended changes nothing."""
+    record = await backend.hold(run_id, suspended=False)
+    return Submitted(run_id=record.run_id, status=record.status.phase)
+
+
 @router.delete("/workflow/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def delete_workflow(_: MayDelete, run_id: RunId, backend: BackendDep) -> None:
     """Delete a run; one still running is cancelled first."""

@@ -235,6 +235,24 @@ def retry(
         follow_to_the_end(client, run_id)
 
 
+def suspend(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> None:
+    """Suspend a run: no new task starts until `stageflow resume` (running ones finish)."""
+    from stageflow.cli.session import connect
+
+    with connect(server, token) as client:
+        client.suspend(run_id)
+    print(f"{run_id}: suspend requested")
+
+
+def resume(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> None:
+    """Resume a suspended run."""
+    from stageflow.cli.session import connect
+
+    with connect(server, token) as client:
+        client.resume(run_id)
+    print(f"{run_id}: resume requested")
+
+
 def delete(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> None:
     """Delete a run (one still running is cancelled first)."""
     from stageflow.cli.session import connect
@@ -268,6 +286,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "logs": logs,
     "cancel": cancel,
     "retry": retry,
+    "suspend": suspend,
+    "resume": resume,
     "delete": delete,
     "tasks": tasks,
 }

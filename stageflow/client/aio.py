@@ -86,6 +86,13 @@ class AsyncClient:
         that task and all after it; `params`: run parameters to override)."""
         return await self._send(calls.retry(run_id, from_task=from_task, params=params))
 
+    async def suspend(self, run_id: str) -> Submitted:
+        """No new task of the run starts until `resume` (running ones finish)."""
+        return await self._send(calls.hold(run_id, suspended=True))
+
+    async def resume(self, run_id: str) -> Submitted:
+        return await self._send(calls.hold(run_id, suspended=False))
+
     async def delete(self, run_id: str) -> None:
         await self._send(calls.delete(run_id))
 

@@ -120,6 +120,11 @@ def retry(
     return Call("POST", f"/workflow/{run_id}/retry", _model(Submitted), body=body)
 
 
+def hold(run_id: str, *, suspended: bool) -> Call[Submitted]:
+    action = "suspend" if suspended else "resume"
+    return Call("POST", f"/workflow/{run_id}/{action}", _model(Submitted))
+
+
 def delete(run_id: str) -> Call[None]:
     return Call("DELETE", f"/workflow/{run_id}", lambda _: None)
 

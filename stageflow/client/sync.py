@@ -85,6 +85,13 @@ class Client:
         that task and all after it; `params`: run parameters to override)."""
         return self._send(calls.retry(run_id, from_task=from_task, params=params))
 
+    def suspend(self, run_id: str) -> Submitted:
+        """No new task of the run starts until `resume` (running ones finish)."""
+        return self._send(calls.hold(run_id, suspended=True))
+
+    def resume(self, run_id: str) -> Submitted:
+        return self._send(calls.hold(run_id, suspended=False))
+
     def delete(self, run_id: str) -> None:
         self._send(calls.delete(run_id))
 

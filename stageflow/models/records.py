@@ -95,6 +95,7 @@ class RunEvent(WireModel):
     phase: RunPhase
     progress: str
     message: str | None = None
+    suspended: bool | None = None
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
 
     @classmethod
@@ -104,6 +105,7 @@ class RunEvent(WireModel):
             phase=status.phase,
             progress=status.progress,
             message=status.message,
+            suspended=status.suspended,
             tasks={
                 task_id: status.tasks[task_id] for task_id in changed if task_id in status.tasks
             },

@@ -137,6 +137,10 @@ class RunStatus(StatusModel):
         description="In a run with `finally` tasks: the main graph's outcome, once it has "
         "ended ({{ run.phase }} to the finally tasks).",
     )
+    suspended: bool | None = Field(
+        default=None,
+        description="True while the run is suspended: no new task starts (running ones finish).",
+    )
     retries: list[RetryRecord] | None = Field(
         default=None,
         description="Each retry of the run from its failure, oldest first (at most 20 kept).",

@@ -19,6 +19,8 @@ OPERATIONS = {
     ("get", "/workflows"): "listWorkflows",
     ("post", "/workflow/{run_id}/cancel"): "cancelWorkflow",
     ("post", "/workflow/{run_id}/retry"): "retryWorkflow",
+    ("post", "/workflow/{run_id}/suspend"): "suspendWorkflow",
+    ("post", "/workflow/{run_id}/resume"): "resumeWorkflow",
     ("delete", "/workflow/{run_id}"): "deleteWorkflow",
     ("get", "/workflow/{run_id}/status"): "getWorkflowStatus",
     ("get", "/workflow/{run_id}/events"): "streamWorkflowEvents",

@@ -24,6 +24,9 @@ function renderRun() {
   document.getElementById("run-message").textContent = status.message || "";
   document.getElementById("cancel").disabled = FINISHED.includes(status.phase);
   document.getElementById("retry").hidden = !["Failed", "Cancelled"].includes(status.phase);
+  document.getElementById("suspend").hidden = FINISHED.includes(status.phase) || !!status.suspended;
+  document.getElementById("resume").hidden = FINISHED.includes(status.phase) || !status.suspended;
+  if (status.suspended) document.getElementById("run-live").textContent = "suspended";
   for (const [taskId, task] of Object.entries(status.tasks)) renderNode(taskId, task);
   if (selected) renderPanel();
 }
@@ -105,6 +108,7 @@ function connect() {
       status.phase = event.data.phase;
       status.progress = event.data.progress;
       status.message = event.data.message;
+      status.suspended = event.data.suspended;
       Object.assign(status.tasks, event.data.tasks);
       renderRun();
     } else if (event.event === "log") {
@@ -154,6 +158,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const path = `/workflow/${encodeURIComponent(runId)}`;
   document.getElementById("cancel").addEventListener("click", () =>
     act("POST", path + "/cancel", () => { document.getElementById("run-live").textContent = "cancel requested"; }));
+  for (const action of ["suspend", "resume"]) {
+    document.getElementById(action).addEventListener("click", () =>
+      act("POST", `${path}/${action}`, () => { document.getElementById("run-live").textContent = action + " requested"; }));
+  }
   document.getElementById("retry").addEventListener("click", () =>
     act("POST", path + "/retry", () => {
       document.getElementById("run-live").textContent = "retry requested";

@@ -25,6 +25,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from stageflow.engine.approval import schema_error
 from stageflow.engine.conditions import Condition, ConditionError, CostLimit
 from stageflow.engine.params import ParamsError, check_params
 from stageflow.engine.policy import TaskPolicy
@@ -422,6 +423,10 @@ def _node(spec: TaskSpec, depends_on: tuple[str, ...]) -> PlannedTask:
 
 
 def _check_task(spec: TaskSpec, registry: TaskRegistry) -> None:
+    if spec.approval is not None and spec.approval.inputs is not None:
+        problem = schema_error(spec.approval.inputs)
+        if problem is not None:
+            raise SpecError(f"Task {spec.name}: approval inputs is not a JSON Schema: {problem}")
     if spec.task is not None and spec.image is None:
         definition = registry.get(spec.task)
         if definition is None:

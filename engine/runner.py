@@ -35,12 +35,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from stageflow.engine.approval import message_of, timed_out
 from stageflow.engine.conditions import ConditionError
 from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
 from stageflow.engine.plan import Plan, PlannedTask
 from stageflow.engine.templates import Reference, Resolver, TemplateError, lookup, render
 from stageflow.models.request import Executor
-from stageflow.models.status import RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
+from stageflow.models.status import Decision, RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class WorkflowRunner:
         if not self._suspended:
             self._go.set()
         self._run_changed = False  # a run-level field changed (no task did): publish anyway
+        self._decisions: dict[str, Decision] = {}  # approvals' answers, until applied
+        self._decided: dict[str, asyncio.Event] = {}
         self._output_sizes = {tid: _size(task.outputs) for tid, task in self._status.tasks.items()}
         self._output_total = sum(self._output_sizes.values())
         self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
@@ -211,7 +214,7 @@ class WorkflowRunner:
                 dependency for dependency in node.depends_on if not self._satisfied(dependency)
             }
             phase = tasks[task_id].phase
-            if phase is TaskPhase.RUNNING:
+            if phase in (TaskPhase.RUNNING, TaskPhase.WAITING):
                 resumed.append(task_id)
             elif (
                 phase is TaskPhase.PENDING
@@ -443,6 +446,60 @@ class WorkflowRunner:
 
     # -- one task ---------------------------------------------------------------------
 
+    def decide(self, task_id: str, decision: Decision) -> bool:
+        """A person's answer to approval task `task_id`; False if it already has one (the
+        first answer stands). Kept if the task is not waiting yet (a run being resumed)."""
+        node = self._plan.tasks.get(task_id)
+        if node is None or node.spec.approval is None:
+            return False
+        status = self._status.tasks[task_id]
+        if status.decision is not None or task_id in self._decisions or status.phase.finished:
+            return False
+        self._decisions[task_id] = decision
+        self._decided.setdefault(task_id, asyncio.Event()).set()
+        return True
+
+    async def _await_decision(self, node: PlannedTask) -> None:
+        """An approval task: Waiting until decided or timed out, then Succeeded with the
+        approver's outputs, or Failed."""
+        spec = node.spec.approval
+        assert spec is not None
+        status = self._status.tasks[node.id]
+        if status.decision is None:
+            status.phase, status.message = TaskPhase.WAITING, "waiting for approval"
+            status.started_at = status.started_at or utcnow()
+            self._touch(node.id)
+            decided = self._decided.setdefault(node.id, asyncio.Event())
+            left = None
+            if spec.timeout_seconds is not None:
+                waited = (utcnow() - status.started_at).total_seconds()
+                left = max(0.0, spec.timeout_seconds - waited)
+            try:
+                async with asyncio.timeout(left):
+                    await decided.wait()
+                status.decision = self._decisions[node.id]
+            except TimeoutError:
+                status.decision = timed_out(spec)
+            except asyncio.CancelledError:
+                self._stopped(node.id)
+                return
+        decision = status.decision
+        if decision.approved:
+            self._end(node.id, TaskPhase.SUCCEEDED, message_of(decision), decision.outputs or {})
+        else:
+            self._end(node.id, TaskPhase.FAILED, message_of(decision))
+            self._fail_fast(node.id)
+
+    def _stopped(self, task_id: str) -> None:
+        """A task's coroutine was cancelled: re-raise for a shutdown (the status stays for
+        a resume), else end the task as the run's stop says."""
+        if self._stop is _Stop.SHUTDOWN or self._stop is None:
+            raise asyncio.CancelledError
+        if self._stop is _Stop.CANCELLED:
+            self._end(task_id, TaskPhase.CANCELLED, self._stop_message)
+        else:
+            self._end(task_id, TaskPhase.FAILED, f"stopped: {self._stop_message}")
+
     async def _run_task(self, node: PlannedTask) -> None:
         status = self._status.tasks[node.id]
         executor = self._executors.get(node.executor)
@@ -460,6 +517,9 @@ class WorkflowRunner:
                     node.id, TaskPhase.SKIPPED, f"when condition is false: {node.when.source}"
                 )
                 return
+        if node.spec.approval is not None:
+            await self._await_decision(node)
+            return
         if node.spec.for_each is not None:
             await self._fan_out(node, executor)
             return
@@ -608,12 +668,7 @@ class WorkflowRunner:
                     return
                 number += 1
         except asyncio.CancelledError:
-            if self._stop is _Stop.SHUTDOWN or self._stop is None:
-                raise
-            if self._stop is _Stop.CANCELLED:
-                self._end(task_id, TaskPhase.CANCELLED, self._stop_message)
-            else:
-                self._end(task_id, TaskPhase.FAILED, f"stopped: {self._stop_message}")
+            self._stopped(task_id)
 
     async def _attempts(
         self,

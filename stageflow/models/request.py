@@ -85,6 +85,23 @@ class ContinueOn(Model):
     )
 
 
+class ApprovalSpec(Model):
+    """A task that waits for a person (`POST /workflow/{id}/tasks/{task}/approve` or
+    `/reject`) instead of running anything."""
+
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=30 * 24 * 3600, description="How long to wait (none: for ever)."
+    )
+    on_timeout: Literal["reject", "approve"] = Field(
+        default="reject", description="What a wait that runs out counts as."
+    )
+    inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON Schema of the `outputs` the approver supplies; they feed "
+        "{{ tasks.NAME.outputs.KEY }} downstream.",
+    )
+
+
 class TaskSpec(Model):
     """One task of a workflow, in its object form."""
 
@@ -138,10 +155,20 @@ class TaskSpec(Model):
     continue_on: ContinueOn | None = Field(
         default=None, description='`{"failed": true}`: the run goes on past its failure.'
     )
+    approval: ApprovalSpec | None = Field(
+        default=None, description="Wait for a person to approve or reject, instead of running."
+    )
 
     @model_validator(mode="after")
     def _needs_something_to_run(self) -> TaskSpec:
-        if self.task is None and self.image is None:
+        if self.approval is not None:
+            if self.task is not None or self.image is not None:
+                raise ValueError("an approval task runs nothing: no `task` or `image`")
+            if self.name is None:
+                raise ValueError("an approval task needs a `name`")
+            if self.for_each is not None or self.until is not None:
+                raise ValueError("an approval task takes no `forEach` or `until`")
+        elif self.task is None and self.image is None:
             raise ValueError("a task needs `task` (a registered task) or `image` (a container)")
         if self.max_iterations is not None and self.until is None:
             raise ValueError("`maxIterations` goes with `until`")

@@ -43,10 +43,11 @@ class TaskPhase(enum.StrEnum):
     FAILED = "Failed"
     SKIPPED = "Skipped"
     CANCELLED = "Cancelled"
+    WAITING = "Waiting"  # an approval task, until a person decides (or its time runs out)
 
     @property
     def finished(self) -> bool:
-        return self not in (TaskPhase.PENDING, TaskPhase.RUNNING)
+        return self not in (TaskPhase.PENDING, TaskPhase.RUNNING, TaskPhase.WAITING)
 
 
 # The sign shown beside each phase's name wherever a phase is drawn (CLI, web page).
@@ -57,6 +58,7 @@ PHASE_MARKS = {
     "Failed": "✗",
     "Skipped": "-",
     "Cancelled": "⊘",
+    "Waiting": "⏸",
 }
 
 
@@ -94,11 +96,27 @@ class TaskStatus(StatusModel):
     outputs: Any = None
     iterations: int | None = None
     when_result: bool | None = None
+    decision: Decision | None = None  # an approval task's, once made
 
     @property
     def skipped_by_condition(self) -> bool:
         """Skipped because its `when` was false: done, for the tasks that depend on it."""
         return self.phase is TaskPhase.SKIPPED and self.when_result is False
+
+
+class Decision(StatusModel):
+    """A person's answer to an approval task, as its status keeps it."""
+
+    approved: bool = Field(description="True: approved; False: rejected.")
+    by: str | None = Field(default=None, description="Who decided (the authenticated caller).")
+    at: Timestamp = Field(description="When (UTC).")
+    comment: str | None = Field(default=None, description="What they wrote.")
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="What they supplied (the task's outputs once approved)."
+    )
+    timed_out: bool | None = Field(
+        default=None, description="True: nobody decided in time; `onTimeout` decided."
+    )
 
 
 class RetryRecord(StatusModel):

@@ -14,6 +14,7 @@ from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
 from stageflow.engine import SpecError
+from stageflow.engine.approval import ApprovalInputError, NotWaitingError
 from stageflow.engine.retry import NotRetryableError
 from stageflow.kube import KubeError, KubeUnavailableError
 from stageflow.models.records import InvalidRunIdError
@@ -33,6 +34,10 @@ class RunNotFoundError(ApiError):
 
     def __init__(self) -> None:
         super().__init__("Workflow not found")
+
+
+class TaskNotFoundError(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
 
 
 class RunFinishedError(ApiError):
@@ -66,7 +71,7 @@ async def _invalid_run_id(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Workflow not found"}, status_code=status.HTTP_404_NOT_FOUND)
 
 
-async def _not_retryable(_: Request, error: Exception) -> JSONResponse:
+async def _conflict(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
 
 
@@ -133,7 +138,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(SpecError, _spec_error)
-    app.add_exception_handler(NotRetryableError, _not_retryable)
+    app.add_exception_handler(NotRetryableError, _conflict)
+    app.add_exception_handler(NotWaitingError, _conflict)
+    app.add_exception_handler(ApprovalInputError, _spec_error)
     app.add_exception_handler(InvalidRunIdError, _invalid_run_id)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(KubeError, _kube_error)

@@ -108,6 +108,8 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "cancelWorkflow": {"202": {"run_id": RUN_ID, "status": "Running"}},
     "retryWorkflow": {"202": {"run_id": RUN_ID, "status": "Pending"}},
     "suspendWorkflow": {"202": {"run_id": RUN_ID, "status": "Running"}},
+    "approveTask": {"202": {"run_id": RUN_ID, "status": "Running"}},
+    "rejectTask": {"202": {"run_id": RUN_ID, "status": "Running"}},
     "resumeWorkflow": {"202": {"run_id": RUN_ID, "status": "Running"}},
     "getWorkflowStatus": {"200": {"task_a": "Succeeded", "task_b": "Running", "task_c": "Pending"}},
     "streamWorkflowEvents": {"200": EVENTS},
@@ -141,6 +143,17 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
             "value": {},
         },
         "force": {"summary": "Cancel the finally tasks too", "value": {"force": True}},
+    },
+    "approveTask": {
+        "plain": {"summary": "Approve (no body does the same)", "value": {}},
+        "outputs": {
+            "summary": "Approve with what the task's inputs ask for",
+            "value": {"comment": "ship it", "outputs": {"version": "1.4.2"}},
+        },
+    },
+    "rejectTask": {
+        "plain": {"summary": "Reject (no body does the same)", "value": {}},
+        "comment": {"summary": "Reject, saying why", "value": {"comment": "not on a Friday"}},
     },
     "retryWorkflow": {
         "failure": {"summary": "Re-run what failed (no body does the same)", "value": {}},
@@ -191,6 +204,8 @@ OPERATION_ERRORS = {
     "cancelWorkflow": ("404", "409"),
     "retryWorkflow": ("400", "404", "409"),
     "suspendWorkflow": ("404", "409"),
+    "approveTask": ("400", "404", "409"),
+    "rejectTask": ("400", "404", "409"),
     "resumeWorkflow": ("404", "409"),
     "deleteWorkflow": ("404",),
     "getWorkflowStatus": ("404",),
@@ -258,6 +273,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "iterations": "Iterations of its `until` loop so far.",
         "whenResult": "What its `when` condition gave.",
         "nextAttemptAt": "When its next attempt is due, while it waits out a retry's backoff.",
+        "decision": "An approval task's answer: who, when, their comment and outputs.",
     },
     "TaskSpec": {
         "params": "Keyword arguments of the task; `{{ }}` references other tasks' outputs.",

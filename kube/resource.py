@@ -73,6 +73,7 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
     spec.pop("forceCancel", None)
     spec.pop("retryRequest", None)
     spec.pop("suspend", None)
+    spec.pop("approvals", None)
     raw_status = obj.get("status") or {}
     status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
     retry = None if as_stored else pending_retry(obj)

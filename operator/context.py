@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
 from stageflow.kube import KubeClient, ObjectKey
+from stageflow.models.status import Decision
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.jobs import JobWatcher
 from stageflow.operator.kube_events import KubeEventRecorder
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
 from stageflow.operator.watchcheck import WatchCheck
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from stageflow.operator.leader import LeaseElector
@@ -35,6 +39,7 @@ class RunControl:
         self.cancel_requested = False
         self.force_cancel = False  # the finally tasks too
         self.suspended = False  # spec.suspend
+        self.decisions: dict[str, Decision] = {}  # spec.approvals: task id -> answer
         self.deleted = asyncio.Event()
 
     @property
@@ -49,6 +54,23 @@ class RunControl:
             runner.cancel(force=self.force_cancel)
         elif self.suspended:
             runner.suspend()
+        for task_id, decision in self.decisions.items():
+            runner.decide(task_id, decision)
+
+    def decide(self, approvals: dict[str, Any]) -> None:
+        """`spec.approvals` as it now reads: hand each new answer to the run (the runner
+        takes the first answer for a task and ignores any other)."""
+        for task_id, body in approvals.items():
+            if task_id in self.decisions:
+                continue
+            try:
+                decision = Decision.model_validate(body)
+            except ValueError:
+                logger.warning("approval for %s of %s/%s is not valid; ignored", task_id, *self.key)
+                continue
+            self.decisions[task_id] = decision
+            if self.runner is not None:
+                self.runner.decide(task_id, decision)
 
     def hold(self, *, suspended: bool) -> None:
         """`spec.suspend` as it now reads: suspend or resume the run."""

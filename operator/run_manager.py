@@ -77,6 +77,7 @@ class RunManager:
             control.generation = metadata.get("generation", control.generation)
             spec = obj.get("spec", {})
             control.hold(suspended=bool(spec.get("suspend")))
+            control.decide(spec.get("approvals") or {})
             if spec.get("cancelRequested"):
                 control.cancel(force=bool(spec.get("forceCancel")))
             return
@@ -99,6 +100,7 @@ class RunManager:
         control = RunControl(*key, generation=obj.get("metadata", {}).get("generation"))
         spec = obj.get("spec", {})
         control.hold(suspended=bool(spec.get("suspend")))
+        control.decide(spec.get("approvals") or {})
         if spec.get("cancelRequested"):
             control.cancel(force=bool(spec.get("forceCancel")))
         task = asyncio.create_task(drive(ctx=self._ctx, obj=obj, control=control), name=key[1])

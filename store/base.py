@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.models.records import RunEvent, RunRecord
+from stageflow.models.status import Decision
 from stageflow.store.pages import Cursor, RunPage
 
 DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
@@ -29,9 +30,11 @@ class StoreUnavailableError(Exception):
 class Control(BaseModel):
     """A request to whichever process runs `run_id` (the local backend's replicas)."""
 
-    action: Literal["cancel", "suspend", "resume"]
+    action: Literal["cancel", "suspend", "resume", "decide"]
     run_id: str
     force: bool = False  # the finally tasks too
+    task: str | None = None  # decide: the approval task
+    decision: Decision | None = None
 
 
 class RunStore(Protocol):

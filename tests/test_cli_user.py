@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.support.live_api import running_api
+from tests.support.polling import wait_until
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled")
 SEED = {
@@ -181,6 +182,33 @@ def test_a_run_failed_at_its_third_task_is_retried_without_re_running_the_first_
     for kept in ("task_a", "task_b"):
         assert after["status"]["tasks"][kept] == before["status"]["tasks"][kept]
     assert after["status"]["retries"][0]["reset"] == ["check", "task_c"]
+
+
+def test_approve_and_reject(api: str) -> None:
+    gated = {
+        "dag": [
+            {"name": "gate", "approval": {}},
+            {"name": "after", "task": "task_a", "dependsOn": ["gate"]},
+        ]
+    }
+    first = stageflow("submit", "-", url=api, stdin=json.dumps(gated)).stdout.strip()
+    second = stageflow("submit", "-", url=api, stdin=json.dumps(gated)).stdout.strip()
+    for run_id in (first, second):
+        wait_until(
+            lambda run_id=run_id: (
+                '"Waiting"' in stageflow("get", run_id, "-o", "json", url=api).stdout
+            )
+        )
+    approved = stageflow("approve", first, "gate", "-c", "ok", url=api)
+    assert (approved.returncode, approved.stdout) == (0, f"{first}: gate approved\n")
+    assert stageflow("watch", first, url=api).returncode == 0
+    unfit = stageflow("approve", second, "gate", "-o", "v=1", url=api)
+    assert unfit.returncode == 2
+    assert "Task gate takes no outputs (its approval has no inputs)" in unfit.stderr
+    assert stageflow("reject", second, "gate", "-c", "no", url=api).returncode == 0
+    watched = stageflow("watch", second, url=api)
+    assert watched.returncode == 1
+    assert "rejected: no" in line_of(watched.stdout, "gate")
 
 
 def test_suspend_and_resume(api: str) -> None:

@@ -219,6 +219,44 @@ def test_retry_from_the_page_re_runs_only_what_failed(
     assert after["retries"][0]["reset"] == ["talker", "report"]
 
 
+def test_approve_from_the_page_with_outputs(page: Any, api: httpx.Client) -> None:
+    body = {
+        "dag": [
+            {
+                "name": "approve-deploy",
+                "approval": {
+                    "inputs": {
+                        "type": "object",
+                        "properties": {"version": {"type": "string"}},
+                        "required": ["version"],
+                    }
+                },
+            },
+            {
+                "name": "deploy",
+                "task": "echo",
+                "params": {"version": "{{ tasks.approve-deploy.outputs.version }}"},
+            },
+        ]
+    }
+    run_id = submit(api, body)
+    wait_for_task(api, run_id, "approve-deploy", "Waiting")
+    page.goto(f"{api.base_url}/ui/runs/{run_id}")
+    sync_api.expect(node(page, "approve-deploy")).to_contain_text("⏸ Waiting")
+    node(page, "approve-deploy").click()
+    page.locator("#decision-outputs").fill('{"version": 3}')
+    page.get_by_role("button", name="Approve", exact=True).click()
+    sync_api.expect(page.locator("#error")).to_contain_text("3 is not of type 'string'")
+    page.locator("#decision-comment").fill("ship it")
+    page.locator("#decision-outputs").fill('{"version": "1.4.2"}')
+    page.get_by_role("button", name="Approve", exact=True).click()
+    sync_api.expect(page.locator("#run-phase")).to_have_text("✓ Succeeded")
+    sync_api.expect(page.locator("#decision")).to_be_hidden()
+    run = api.get(f"/workflow/{run_id}").json()
+    assert run["status"]["tasks"]["deploy"]["outputs"] == {"version": "1.4.2"}
+    assert run["status"]["tasks"]["approve-deploy"]["decision"]["comment"] == "ship it"
+
+
 def test_the_nightly_example_draws_the_edge_its_reference_makes(
     page: Any, api: httpx.Client
 ) -> None:

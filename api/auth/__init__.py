@@ -8,6 +8,7 @@ RBAC is then the whole policy; stageflow keeps no user database of its own.
 
 from stageflow.api.auth.dependency import (
     Authenticated,
+    MayApprove,
     MayCreate,
     MayDelete,
     MayGet,
@@ -26,6 +27,7 @@ __all__ = [
     "AuthSettings",
     "Authenticated",
     "Authorizer",
+    "MayApprove",
     "MayCreate",
     "MayDelete",
     "MayGet",

@@ -78,6 +78,7 @@ MayGet = Annotated[Principal, Depends(_require("get"))]
 MayList = Annotated[Principal, Depends(_require("list"))]
 MayCreate = Annotated[Principal, Depends(_require("create"))]
 MayPatch = Annotated[Principal, Depends(_require("patch"))]
+MayApprove = Annotated[Principal, Depends(_require("approve"))]
 MayDelete = Annotated[Principal, Depends(_require("delete"))]
 
 

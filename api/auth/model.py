@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-Verb = Literal["get", "list", "create", "patch", "delete"]
+# `approve` is stageflow's own verb (RBAC takes any verb): deciding an approval task is a
+# permission apart, so a user who may read or even patch a run need not be able to approve.
+Verb = Literal["get", "list", "create", "patch", "delete", "approve"]
 RESOURCE = "workflowruns.stageflow.dev"
 
 

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from stageflow.engine import RunPhase, WorkflowRequest
 from stageflow.models.records import RunEvent, RunRecord
+from stageflow.models.status import Decision
 from stageflow.store import Cursor, RunPage
 
 
@@ -41,6 +42,12 @@ class Backend(Protocol):
         """Retry a Failed or Cancelled run in place (engine/retry.py); raise RunNotFoundError,
         NotRetryableError or RunConflictError (409), or SpecError (400: `from` names no task,
         or the params do not fit)."""
+        ...
+
+    async def decide(self, run_id: str, task_id: str, decision: Decision) -> RunRecord:
+        """A person's answer to approval task `task_id`; raise RunNotFoundError (no such
+        run or task), NotWaitingError (409: not waiting, or decided already), or
+        ApprovalInputError (400: outputs that do not fit its inputs)."""
         ...
 
     async def hold(self, run_id: str, *, suspended: bool) -> RunRecord:

@@ -6,10 +6,12 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from stageflow.api.errors import NoLogsError
+from stageflow.api.errors import NoLogsError, TaskNotFoundError
 from stageflow.engine import Plan, TaskRegistry, TaskSpec, WorkflowRequest, compile_workflow
+from stageflow.engine.approval import NotWaitingError, check_outputs
 from stageflow.engine.config import EngineSettings
 from stageflow.models.records import RunEvent, RunRecord
+from stageflow.models.status import Decision, TaskPhase
 from stageflow.store import RunStore
 
 
@@ -27,6 +29,31 @@ async def compile_off_loop(
     if _compiles_quickly(request):
         return compile_it()
     return await asyncio.to_thread(compile_it)
+
+
+def check_decision(record: RunRecord, task_id: str, decision: Decision) -> None:
+    """What both backends check before a decision is sent on: the task is an approval
+    task of the run, it is Waiting, and the outputs fit its inputs."""
+    spec = next((task for task in approval_tasks(record.spec) if task.name == task_id), None)
+    if spec is None or spec.approval is None:
+        if task_id in record.status.tasks:
+            raise NotWaitingError(f"Task {task_id} is not an approval task")
+        raise TaskNotFoundError(f"No task {task_id} in run {record.run_id}")
+    phase = record.status.tasks[task_id].phase if task_id in record.status.tasks else None
+    if phase is not TaskPhase.WAITING:
+        now = phase.value if phase is not None else "Pending"
+        raise NotWaitingError(f"Task {task_id} is not waiting for approval (it is {now})")
+    if decision.approved:
+        check_outputs(task_id, spec.approval, decision.outputs)
+
+
+def approval_tasks(spec: WorkflowRequest) -> list[TaskSpec]:
+    entries = [
+        *(spec.dag or []),
+        *(entry for stage in spec.workflow or [] for entry in stage.tasks),
+        *(spec.finally_ or []),
+    ]
+    return [entry for entry in entries if isinstance(entry, TaskSpec) and entry.approval]
 
 
 INLINE_TASKS = 32  # at most this many tasks, with no condition or forEach ...

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
+from stageflow.api.backends.common import check_decision, compile_off_loop, stored_log, stream_run
 from stageflow.api.errors import (
     NoLogsError,
     RunConflictError,
@@ -31,6 +31,7 @@ from stageflow.engine import (
     TaskRegistry,
     WorkflowRequest,
 )
+from stageflow.engine.approval import NotWaitingError
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.output import MAX_LOG_BYTES
 from stageflow.engine.records import new_record
@@ -44,7 +45,7 @@ from stageflow.kube import (
 )
 from stageflow.kube.bodies import WorkflowRun
 from stageflow.models.records import RunEvent, RunRecord
-from stageflow.models.status import format_timestamp, utcnow
+from stageflow.models.status import Decision, format_timestamp, utcnow
 from stageflow.store import (
     Cursor,
     RedisMirrorWriter,
@@ -189,6 +190,36 @@ class KubernetesBackend:
         retried = record_from_object(patched)
         await self._remember(patched, retried)  # GET says Pending from now on, not the old end
         return retried
+
+    async def decide(self, run_id: str, task_id: str, decision: Decision) -> RunRecord:
+        """`spec.approvals.TASK`: the operator gives the answer to the run. The patch names
+        the resourceVersion the task was seen Waiting at: of two answers sent at once,
+        the apiserver takes one."""
+        obj = await self._kube.get_run(self._namespace, run_id)
+        if obj is None or is_deleted(obj):
+            raise RunNotFoundError()
+        record = record_from_object(obj)
+        check_decision(record, task_id, decision)
+        if task_id in (obj.get("spec", {}).get("approvals") or {}):
+            raise NotWaitingError(f"Task {task_id} was decided already")
+        version = obj.get("metadata", {}).get("resourceVersion", "")
+        answer = decision.to_json_dict()
+        try:
+            patched = await self._kube.patch_run(
+                self._namespace,
+                run_id,
+                {
+                    "metadata": {"resourceVersion": version},
+                    "spec": {"approvals": {task_id: answer}},
+                },
+            )
+        except KubeConflictError:
+            raise NotWaitingError(
+                f"The run changed meanwhile (another answer for {task_id}?); read it and try again"
+            ) from None
+        if patched is None:
+            raise RunNotFoundError()
+        return record_from_object(patched)
 
     async def hold(self, run_id: str, *, suspended: bool) -> RunRecord:
         """`spec.suspend` (as Argo's): the operator holds or releases the run."""

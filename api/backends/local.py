@@ -19,7 +19,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from stageflow.api.backends.common import compile_off_loop, stored_log, stream_run
+from stageflow.api.backends.common import (
+    check_decision,
+    compile_off_loop,
+    stored_log,
+    stream_run,
+)
 from stageflow.api.errors import (
     InvalidRequestError,
     RunConflictError,
@@ -36,12 +41,13 @@ from stageflow.engine import (
     WorkflowRequest,
     WorkflowRunner,
 )
+from stageflow.engine.approval import NotWaitingError
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.plan import Plan
 from stageflow.engine.records import new_record
 from stageflow.engine.retry import check_retryable, retried_status
 from stageflow.models.records import RunEvent, RunRecord
-from stageflow.models.status import utcnow
+from stageflow.models.status import Decision, utcnow
 from stageflow.store import Control, Cursor, RunPage, RunStore
 
 logger = logging.getLogger(__name__)
@@ -182,6 +188,18 @@ class LocalBackend:
         await self._stop(run_id, "Cancelled by request", force=force)
         return record
 
+    async def decide(self, run_id: str, task_id: str, decision: Decision) -> RunRecord:
+        record = await self.get(run_id)
+        check_decision(record, task_id, decision)
+        owned = self._runs.get(run_id)
+        if owned is None:  # another replica runs it: it applies the first answer it gets
+            await self._store.send_control(
+                Control(action="decide", run_id=run_id, task=task_id, decision=decision)
+            )
+        elif not owned[0].decide(task_id, decision):
+            raise NotWaitingError(f"Task {task_id} was decided already")
+        return record
+
     async def hold(self, run_id: str, *, suspended: bool) -> RunRecord:
         record = await self.get(run_id)
         if record.status.phase.finished:
@@ -230,7 +248,10 @@ class LocalBackend:
                     ready.set()
                     async for message in messages:
                         owned = self._runs.get(message.run_id)
-                        if owned is not None and message.action != "cancel":
+                        if owned is not None and message.action == "decide":
+                            if message.task is not None and message.decision is not None:
+                                owned[0].decide(message.task, message.decision)
+                        elif owned is not None and message.action != "cancel":
                             _hold(owned[0], suspended=message.action == "suspend")
                         elif owned is not None:
                             deleted = await self._store.get(message.run_id) is None

@@ -18,14 +18,17 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from stageflow.api.auth import (
     ANONYMOUS,
+    MayApprove,
     MayCreate,
     MayDelete,
     MayGet,
     MayList,
     MayPatch,
+    Principal,
     ShowsEnv,
     redact_env,
 )
+from stageflow.api.backends.base import Backend
 from stageflow.api.deps import BackendDep, RunId
 from stageflow.api.errors import InvalidRequestError
 from stageflow.api.guards import GuardedRoute
@@ -33,8 +36,16 @@ from stageflow.api.metrics import RUNS_SUBMITTED
 from stageflow.api.streaming.events import followed_log, run_events
 from stageflow.api.streaming.slots import stream_slot
 from stageflow.engine import RunPhase, TaskPhase, WorkflowRequest
-from stageflow.models.api import CancelRequest, ErrorBody, RetryRequest, RunList, Submitted
+from stageflow.models.api import (
+    CancelRequest,
+    DecisionRequest,
+    ErrorBody,
+    RetryRequest,
+    RunList,
+    Submitted,
+)
 from stageflow.models.records import RunRecord
+from stageflow.models.status import Decision, utcnow
 from stageflow.store import Cursor
 
 router = APIRouter(
@@ -168,6 +179,75 @@ async def retry_workflow(
         requested_by=None if caller is ANONYMOUS else caller.name,
     )
     return Submitted(run_id=record.run_id, status=record.status.phase)
+
+
+_DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    status.HTTP_409_CONFLICT: {
+        "model": ErrorBody,
+        "description": "The task is not waiting for approval, or was decided already",
+    },
+}
+
+
+async def _decide(
+    caller: Principal,
+    run_id: str,
+    task_id: str,
+    backend: Backend,
+    body: DecisionRequest | None,
+    *,
+    approved: bool,
+) -> Submitted:
+    request = body or DecisionRequest()
+    if not approved and request.outputs:
+        raise InvalidRequestError("A rejection takes no outputs")
+    record = await backend.decide(
+        run_id,
+        task_id,
+        Decision(
+            approved=approved,
+            by=None if caller is ANONYMOUS else caller.name,
+            at=utcnow(),
+            comment=request.comment,
+            outputs=request.outputs if approved else None,
+        ),
+    )
+    return Submitted(run_id=record.run_id, status=record.status.phase)
+
+
+@router.post(
+    "/workflow/{run_id}/tasks/{task_id}/approve",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_DECISION_RESPONSES,
+)
+async def approve_task(
+    caller: MayApprove,
+    run_id: RunId,
+    task_id: str,
+    backend: BackendDep,
+    body: Annotated[DecisionRequest | None, Body()] = None,
+) -> Submitted:
+    """Approve a task that waits for it: it succeeds with the `outputs` given (checked
+    against its `approval.inputs`) and the run goes on. Needs the `approve` permission."""
+    return await _decide(caller, run_id, task_id, backend, body, approved=True)
+
+
+@router.post(
+    "/workflow/{run_id}/tasks/{task_id}/reject",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_DECISION_RESPONSES,
+)
+async def reject_task(
+    caller: MayApprove,
+    run_id: RunId,
+    task_id: str,
+    backend: BackendDep,
+    body: Annotated[DecisionRequest | None, Body()] = None,
+) -> Submitted:
+    """Reject a task that waits for approval: it fails (with the comment), and so does the
+    run unless the task has `continueOn: {failed: true}`. Needs the `approve` permission."""
+    return await _decide(caller, run_id, task_id, backend, body, approved=False)
 
 
 _HOLD_RESPONSES: dict[int | str, dict[str, Any]] = {

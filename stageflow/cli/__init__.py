@@ -3,7 +3,8 @@
 Running stageflow: `api` serves the HTTP API, `operator` reconciles WorkflowRuns,
 `task run`/`task list` run tasks in this process (a Job task's container runs
 `stageflow task run`). Using it: `submit`, `get`, `list`, `watch`, `logs`, `cancel`,
-`retry`, `suspend`, `resume`, `delete`, `tasks` talk to the API through `stageflow.client`.
+`retry`, `approve`, `reject`, `suspend`, `resume`, `delete`, `tasks` talk to the API
+through `stageflow.client`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from stageflow.cli import runs, server
 app = typer.Typer(
     name="stageflow",
     help="A Kubernetes-native workflow engine: run it (api, operator, task) and use it "
-    "(submit, get, list, watch, logs, cancel, retry, suspend, resume, delete, tasks).",
+    "(submit, get, list, watch, logs, cancel, retry, approve, reject, suspend, resume, delete, "
+    "tasks).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

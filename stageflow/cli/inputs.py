@@ -38,19 +38,19 @@ def read_body(source: str) -> dict[str, Any]:
     return body
 
 
-def with_params(body: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+def with_params(body: dict[str, Any], pairs: list[str], *, flag: str = "--param") -> dict[str, Any]:
     """`body` with each KEY=VALUE set in its `params`. VALUE is read as JSON when it is JSON
     (`3`, `true`, `[1, 2]`), else kept as a string (`--param day=2026-11-22`)."""
     if not pairs:
         return body
     params = body.get("params", {})
     if not isinstance(params, dict):
-        raise UsageError("the body's `params` must be an object to take --param")
+        raise UsageError(f"the body's `params` must be an object to take {flag}")
     params = dict(params)
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--param takes KEY=VALUE, not {pair!r}")
+            raise UsageError(f"{flag} takes KEY=VALUE, not {pair!r}")
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:

@@ -235,6 +235,52 @@ def retry(
         follow_to_the_end(client, run_id)
 
 
+Comment = Annotated[
+    str | None, typer.Option("--comment", "-c", help="Why; recorded in the task's status.")
+]
+
+
+def approve(
+    run_id: RunId,
+    task: Annotated[str, typer.Argument(metavar="TASK", help="The approval task waiting.")],
+    comment: Comment = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="KEY=VALUE",
+            help="What the task's inputs ask for (repeatable; VALUE read as JSON when it is).",
+        ),
+    ] = None,
+    server: Server = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Approve a task that waits for approval: the run goes on."""
+    from stageflow.cli.inputs import with_params
+    from stageflow.cli.session import connect
+
+    outputs = with_params({}, output or [], flag="--output").get("params")
+    with connect(server, token) as client:
+        client.approve(run_id, task, comment=comment, outputs=outputs)
+    print(f"{run_id}: {task} approved")
+
+
+def reject(
+    run_id: RunId,
+    task: Annotated[str, typer.Argument(metavar="TASK", help="The approval task waiting.")],
+    comment: Comment = None,
+    server: Server = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Reject a task that waits for approval: it fails."""
+    from stageflow.cli.session import connect
+
+    with connect(server, token) as client:
+        client.reject(run_id, task, comment=comment)
+    print(f"{run_id}: {task} rejected")
+
+
 def suspend(run_id: RunId, server: Server = DEFAULT_URL, token: Token = None) -> None:
     """Suspend a run: no new task starts until `stageflow resume` (running ones finish)."""
     from stageflow.cli.session import connect
@@ -286,6 +332,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "logs": logs,
     "cancel": cancel,
     "retry": retry,
+    "approve": approve,
+    "reject": reject,
     "suspend": suspend,
     "resume": resume,
     "delete": delete,

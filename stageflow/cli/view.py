@@ -30,6 +30,7 @@ STYLES = {
     "Failed": "bold red",
     "Skipped": "magenta",
     "Cancelled": "yellow",
+    "Waiting": "bold magenta",
 }
 MARKS = PHASE_MARKS
 _INSTANCE = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")

@@ -120,6 +120,23 @@ def retry(
     return Call("POST", f"/workflow/{run_id}/retry", _model(Submitted), body=body)
 
 
+def decide(
+    run_id: str,
+    task: str,
+    *,
+    approved: bool,
+    comment: str | None = None,
+    outputs: dict[str, Any] | None = None,
+) -> Call[Submitted]:
+    body: dict[str, Any] = {}
+    if comment is not None:
+        body["comment"] = comment
+    if outputs:
+        body["outputs"] = outputs
+    verb = "approve" if approved else "reject"
+    return Call("POST", f"/workflow/{run_id}/tasks/{task}/{verb}", _model(Submitted), body=body)
+
+
 def hold(run_id: str, *, suspended: bool) -> Call[Submitted]:
     action = "suspend" if suspended else "resume"
     return Call("POST", f"/workflow/{run_id}/{action}", _model(Submitted))

@@ -85,6 +85,22 @@ class Client:
         that task and all after it; `params`: run parameters to override)."""
         return self._send(calls.retry(run_id, from_task=from_task, params=params))
 
+    def approve(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        comment: str | None = None,
+        outputs: dict[str, Any] | None = None,
+    ) -> Submitted:
+        """Approve a task that waits for it, with what its `inputs` ask for."""
+        call = calls.decide(run_id, task, approved=True, comment=comment, outputs=outputs)
+        return self._send(call)
+
+    def reject(self, run_id: str, task: str, *, comment: str | None = None) -> Submitted:
+        """Reject a task that waits for approval: it fails."""
+        return self._send(calls.decide(run_id, task, approved=False, comment=comment))
+
     def suspend(self, run_id: str) -> Submitted:
         """No new task of the run starts until `resume` (running ones finish)."""
         return self._send(calls.hold(run_id, suspended=True))

@@ -47,6 +47,21 @@ class RetryRequest(BaseModel):
     )
 
 
+class DecisionRequest(BaseModel):
+    """The optional body of POST /workflow/{id}/tasks/{task}/approve (or /reject)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str | None = Field(
+        default=None, max_length=4096, description="Why; recorded in the task's status."
+    )
+    outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="What the approver supplies (approve only), checked against the task's "
+        "`approval.inputs`; the tasks after it read it as {{ tasks.NAME.outputs.KEY }}.",
+    )
+
+
 class RunList(BaseModel):
     items: list[RunSummary]
     next_cursor: str | None = Field(

@@ -41,6 +41,11 @@ def service_account_token(namespace: str, account: str) -> str:
         "create", "rolebinding", account, "-n", namespace, f"--role={account}",
         f"--serviceaccount={namespace}:{account}",
     )  # fmt: skip
+    return token_of(namespace, account)
+
+
+def token_of(namespace: str, account: str) -> str:
+    """The token of service account `account`, from a service-account-token Secret."""
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -162,3 +167,47 @@ def test_an_image_outside_the_allowlist_is_refused_by_the_api_and_by_the_operato
     )
     jobs = json.loads(kubectl("get", "jobs", "-n", k8s_namespace, "-o", "json"))["items"]
     assert jobs == []
+
+
+def test_approving_is_a_permission_of_its_own(
+    secured: tuple[httpx.Client, dict[str, str]], k8s_namespace: str
+) -> None:
+    """The `approve` verb on workflowruns (docs/security.md gives the Role): a submitter,
+    who may create, patch and delete runs, may not approve; an approver may."""
+    api, tokens = secured
+    submitter = bearer(tokens["submitter"])
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "approver", "namespace": k8s_namespace},
+        "rules": [
+            {"apiGroups": [GROUP], "resources": ["workflowruns"], "verbs": ["get", "approve"]}
+        ],
+    }
+    kubectl("create", "serviceaccount", "approver", "-n", k8s_namespace)
+    kubectl("apply", "-f", "-", stdin=json.dumps(role))
+    kubectl(
+        "create", "rolebinding", "approver", "-n", k8s_namespace, "--role=approver",
+        f"--serviceaccount={k8s_namespace}:approver",
+    )  # fmt: skip
+    approver = bearer(token_of(k8s_namespace, "approver"))
+    gated = {"dag": [{"name": "gate", "approval": {}}, {"name": "after", "task": "task_a",
+             "dependsOn": ["gate"]}]}  # fmt: skip
+    run_id = api.post("/workflow", json=gated, headers=submitter).json()["run_id"]
+    with httpx.Client(base_url=str(api.base_url), headers=submitter, timeout=30) as as_submitter:
+        wait_until(
+            lambda: as_submitter.get(f"/workflow/{run_id}/status").json().get("gate") == "Waiting"
+        )
+        refused = as_submitter.post(f"/workflow/{run_id}/tasks/gate/approve")
+        assert refused.status_code == 403
+        assert refused.json()["detail"] == (
+            f"Forbidden: system:serviceaccount:{k8s_namespace}:submitter may not approve "
+            f"workflowruns.stageflow.dev in namespace {k8s_namespace}"
+        )
+        approved = api.post(f"/workflow/{run_id}/tasks/gate/approve", headers=approver)
+        assert approved.status_code == 202, approved.text
+        run = wait_for_run(as_submitter, run_id)
+    assert run["status"]["phase"] == "Succeeded"
+    assert run["status"]["tasks"]["gate"]["decision"]["by"] == (
+        f"system:serviceaccount:{k8s_namespace}:approver"
+    )

@@ -20,6 +20,8 @@ OPERATIONS = {
     ("post", "/workflow/{run_id}/cancel"): "cancelWorkflow",
     ("post", "/workflow/{run_id}/retry"): "retryWorkflow",
     ("post", "/workflow/{run_id}/suspend"): "suspendWorkflow",
+    ("post", "/workflow/{run_id}/tasks/{task_id}/approve"): "approveTask",
+    ("post", "/workflow/{run_id}/tasks/{task_id}/reject"): "rejectTask",
     ("post", "/workflow/{run_id}/resume"): "resumeWorkflow",
     ("delete", "/workflow/{run_id}"): "deleteWorkflow",
     ("get", "/workflow/{run_id}/status"): "getWorkflowStatus",

@@ -41,7 +41,7 @@ def test_names() -> None:
 
 def test_spec_fields_are_the_request_models() -> None:
     forms = {"workflow", "dag", "finally", "cancelRequested", "forceCancel", "retryRequest"}
-    forms |= {"suspend"}
+    forms |= {"suspend", "approvals"}
     assert set(SPEC["properties"]) == aliases(RunOptions) | forms
     task = SPEC["properties"]["dag"]["items"]
     assert set(task["properties"]) == aliases(TaskSpec)

@@ -1,7 +1,7 @@
 // What both pages share: the token entered once, API calls with it, phases in words.
 "use strict";
 const TOKEN_KEY = "stageflow.token";
-const MARKS = { Pending: "·", Running: "▶", Succeeded: "✓", Failed: "✗", Skipped: "-", Cancelled: "⊘" };
+const MARKS = { Pending: "·", Running: "▶", Succeeded: "✓", Failed: "✗", Skipped: "-", Cancelled: "⊘", Waiting: "⏸" };
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
 
@@ -11,10 +11,15 @@ function showError(text) {
   box.hidden = !text;
 }
 
-async function api(method, path) {
+async function api(method, path, body) {
   const headers = {};
   if (token()) headers.Authorization = "Bearer " + token();
-  const response = await fetch(path, { method, headers });
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }

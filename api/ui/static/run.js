@@ -61,6 +61,11 @@ function renderPanel() {
     ["Executor", task.executor || "—"],
   ];
   if (task.jobName) rows.push(["Job", task.jobName]);
+  if (task.decision) {
+    const who = task.decision.by ? ` by ${task.decision.by}` : "";
+    rows.push(["Decision", `${task.decision.approved ? "approved" : "rejected"}${who} at ${task.decision.at}`]);
+  }
+  document.getElementById("decision").hidden = task.phase !== "Waiting";
   for (const [term, value] of rows) {
     const dt = document.createElement("dt");
     dt.textContent = term;
@@ -143,9 +148,9 @@ async function load() {
   }
 }
 
-async function act(method, path, then) {
+async function act(method, path, then, body) {
   try {
-    await api(method, path);
+    await api(method, path, body);
     showError("");
     then();
   } catch (error) {
@@ -158,6 +163,19 @@ document.addEventListener("DOMContentLoaded", () => {
   const path = `/workflow/${encodeURIComponent(runId)}`;
   document.getElementById("cancel").addEventListener("click", () =>
     act("POST", path + "/cancel", () => { document.getElementById("run-live").textContent = "cancel requested"; }));
+  for (const verdict of ["approve", "reject"]) {
+    document.getElementById(verdict).addEventListener("click", () => {
+      const body = {};
+      const comment = document.getElementById("decision-comment").value.trim();
+      if (comment) body.comment = comment;
+      const outputs = document.getElementById("decision-outputs").value.trim();
+      if (verdict === "approve" && outputs) {
+        try { body.outputs = JSON.parse(outputs); } catch (error) { showError("Outputs: " + error.message); return; }
+      }
+      act("POST", `${path}/tasks/${encodeURIComponent(selected)}/${verdict}`,
+          () => { document.getElementById("run-live").textContent = verdict + " sent"; }, body);
+    });
+  }
   for (const action of ["suspend", "resume"]) {
     document.getElementById(action).addEventListener("click", () =>
       act("POST", `${path}/${action}`, () => { document.getElementById("run-live").textContent = action + " requested"; }));

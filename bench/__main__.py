@@ -43,6 +43,9 @@ class CountingSink:
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         self.writes += 1
 
+    async def written(self) -> None:
+        return None
+
     async def record_log(self, task_id: str, text: str) -> None:
         return None
 

@@ -40,6 +40,13 @@ class CoalescingSink:
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_later())
 
+    async def written(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._flush(final=False)
+        await self._inner.written()
+
     async def record_log(self, task_id: str, text: str) -> None:
         await self._inner.record_log(task_id, text)
 

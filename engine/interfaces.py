@@ -79,6 +79,12 @@ class StatusSink(Protocol):
 
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None: ...
 
+    async def written(self) -> None:
+        """Return once everything published so far is stored (a task with `delivery:
+        atMostOnce` waits for its attempt's start to be stored before its body runs). A
+        sink that stores on `publish` has nothing to wait for."""
+        ...
+
     async def record_log(self, task_id: str, text: str) -> None:
         """Keep what an attempt printed (the latest attempt's, bounded) where users read logs."""
         ...

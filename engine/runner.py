@@ -616,8 +616,25 @@ class WorkflowRunner:
         backing_off = resumed and status.next_attempt_at is not None
         reattach = resumed and not backing_off and executor.can_resume(node, status)
         number = status.attempts if reattach else status.attempts + 1
-        if backing_off:
+        interrupted = resumed and not backing_off and not reattach and status.attempts > 0
+        if backing_off or (interrupted and node.spec.delivery == "atMostOnce"):
+            # atMostOnce: the interrupted attempt may have done its work; it counts as failed
             tries = node.spec.retries + 1 - status.attempts
+            if tries <= 0:
+                self._end(
+                    task_id,
+                    TaskPhase.FAILED,
+                    f"attempt {status.attempts} was interrupted (its host stopped) and is not "
+                    "run again (delivery: atMostOnce)",
+                )
+                return
+            if interrupted:
+                await self._record_log(
+                    task_id,
+                    status.attempts,
+                    "interrupted: its host stopped; it counts as a failed attempt "
+                    "(delivery: atMostOnce)\n",
+                )
         else:
             tries = node.spec.retries + 1 - (max(0, status.attempts - 1) if resumed else 0)
         wait = self._backoff_left(status) if backing_off else 0.0
@@ -689,6 +706,8 @@ class WorkflowRunner:
         for left in range(tries - 1, -1, -1):
             status.attempts, status.next_attempt_at = number, None
             self._touch(task_id)
+            if node.spec.delivery == "atMostOnce" and not reattach:
+                await self._sink.written()  # its start is stored before its body runs
             attempt = Attempt(
                 task=node,
                 task_id=task_id,

@@ -110,6 +110,8 @@ class StatusWriter:
         self._written = 0  # the publishes that the last successful write covered
         self._dirty = asyncio.Event()
         self._final = asyncio.Event()  # the final status was published
+        self._hurry = asyncio.Event()  # write now, not at the end of the window
+        self._progress = asyncio.Condition()  # notified after each successful write
         self._done = asyncio.Event()  # ... and written (or the run is gone)
         self._loop: asyncio.Task[None] | None = None
         self._phase: RunPhase | None = None
@@ -131,9 +133,20 @@ class StatusWriter:
             self._phase, self._since = status.phase, utcnow()
         if final:
             self._final.set()
+            self._hurry.set()
         self._wake()
         if final:
             await self._done.wait()
+
+    async def written(self) -> None:
+        """Return once what was published so far is in the WorkflowRun (or the run is
+        gone): written at once, not at the end of the window, and waited for through an
+        apiserver outage, since what waits (an atMostOnce attempt) must not start before."""
+        target = self._published
+        self._hurry.set()
+        self._wake()
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._written >= target or self._done.is_set())
 
     def _wake(self) -> None:
         self._dirty.set()
@@ -181,10 +194,11 @@ class StatusWriter:
         failures = 0
         while True:
             await self._dirty.wait()
-            if not self._final.is_set() and failures == 0:
+            if not self._final.is_set() and not self._hurry.is_set() and failures == 0:
                 with contextlib.suppress(TimeoutError):  # the window; the final status ends it
                     async with asyncio.timeout(self._interval):
-                        await self._final.wait()
+                        await self._hurry.wait()
+            self._hurry.clear()
             self._dirty.clear()
             try:
                 written = await self._write()
@@ -199,12 +213,18 @@ class StatusWriter:
             if not written:
                 logger.info("WorkflowRun %s/%s is gone; status not written", *self._key())
                 self._done.set()
+                await self._notify()
                 return
+            await self._notify()
             if self._final.is_set() and self._written == self._published:
                 if self._logs_pending:
                     continue  # recorded while the last write was out: one more
                 self._done.set()
                 return
+
+    async def _notify(self) -> None:
+        async with self._progress:
+            self._progress.notify_all()
 
     async def _write(self) -> bool:
         """Save gathered logs, then patch the status if it changed since the last write;

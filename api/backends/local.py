@@ -68,6 +68,9 @@ class _StoreSink:
         if not written and not final and self.runner is not None:
             self.runner.cancel("Cancelled: the run was deleted", force=True)
 
+    async def written(self) -> None:
+        return None  # `publish` has stored it
+
     async def record_log(self, task_id: str, text: str) -> None:
         await self._store.save_logs(self._run_id, {task_id: text})
 

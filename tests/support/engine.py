@@ -23,12 +23,16 @@ class RecordingSink:
     def __init__(self) -> None:
         self.published: list[tuple[RunStatus, frozenset[str], bool]] = []
         self.logs: dict[str, str] = {}
+        self.barriers = 0  # calls of `written`: one per atMostOnce attempt
 
     async def record_log(self, task_id: str, text: str) -> None:
         self.logs[task_id] = text
 
     async def publish(self, status: RunStatus, changed: frozenset[str], *, final: bool) -> None:
         self.published.append((status.model_copy(deep=True), changed, final))
+
+    async def written(self) -> None:
+        self.barriers += 1
 
 
 RunBody = Callable[..., Awaitable[RunStatus]]

@@ -1,5 +1,6 @@
-"""The operator carries out a retry the API asked for (spec.retryRequest) once: on kmock,
-across an operator restart, and against a stale watch event that still shows the request."""
+"""Acting on runs in the operator, on kmock: a retry the API asked for (spec.retryRequest)
+is carried out once, across a restart and against stale watch events; an atMostOnce
+attempt's start is in the WorkflowRun before its body runs."""
 
 from __future__ import annotations
 
@@ -115,3 +116,33 @@ def test_a_stale_event_showing_a_carried_out_retry_does_not_start_it_again(
     monkeypatch.setattr(run_manager, "drive", drive)
     asyncio.run(scenario())
     assert starts == ["5", "5"]  # r-7 once (the stale copies ignored), then r-8
+
+
+seen_before_body: list[bool] = []
+patches_of: list[Cluster] = []
+
+
+@task("op_charge")
+def charge() -> bool:
+    """Notes whether its attempt's start was in the WorkflowRun before this body ran."""
+    cluster = patches_of[0]
+    seen_before_body.append(
+        any(
+            (patch.data.get("status", {}).get("tasks", {}).get("pay") or {}).get("phase")
+            == "Running"
+            for patch in cluster.status_patches()
+        )
+    )
+    return True
+
+
+async def test_an_at_most_once_attempt_is_in_the_workflow_run_before_its_body_runs(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    seen_before_body.clear()
+    patches_of[:] = [cluster]
+    await start_operator(status_flush_seconds=5)  # a long window: only the barrier writes
+    spec = {"dag": [{"name": "pay", "task": "op_charge", "delivery": "atMostOnce"}]}
+    name = await cluster.create(spec)
+    await cluster.wait_for_phase(name, "Succeeded")
+    assert seen_before_body == [True]

@@ -263,7 +263,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
     },
     "TaskStatus": {
         "phase": "The task's phase.",
-        "attempts": "Attempts started so far (1 + retries used).",
+        "attempts": "Attempts started so far, in every run of the task (a retried run's too).",
+        "attemptsBefore": "Attempts before the current run of attempts: `retries` counts "
+        "from here (after a retry of the run, or an `until` iteration).",
         "startedAt": "When its first attempt started (UTC).",
         "finishedAt": "When it ended (UTC).",
         "message": "Why it failed, was skipped or cancelled; or its retry.",

@@ -43,7 +43,12 @@ def check_outputs(task_id: str, spec: ApprovalSpec, outputs: dict[str, Any] | No
             )
         return
     validator = jsonschema.Draft202012Validator(spec.inputs)
-    error = next(iter(sorted(validator.iter_errors(outputs or {}), key=str)), None)
+    try:
+        error = next(iter(sorted(validator.iter_errors(outputs or {}), key=str)), None)
+    except Exception as failure:  # e.g. a `$ref` nothing resolves: the schema's fault
+        raise ApprovalInputError(
+            f"Task {task_id}: its approval inputs cannot be applied: {failure}"
+        ) from None
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "outputs"
         raise ApprovalInputError(

@@ -83,7 +83,8 @@ def retried_status(
     messages: dict[str, str] = {}
     for task_id in reset:
         _reset(new, task_id, messages, drop_instances=task_id in forced)
-    new.phase, new.message, new.finished_at = RunPhase.PENDING, None, None
+    # timeoutSeconds counts from the retry's start, not the first run's
+    new.phase, new.message, new.started_at, new.finished_at = RunPhase.PENDING, None, None, None
     new.tolerated_failures, new.main_phase = None, None
     record = RetryRecord(
         id=retry_id,

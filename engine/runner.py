@@ -284,14 +284,18 @@ class WorkflowRunner:
         elapsed = (utcnow() - started).total_seconds()
         return asyncio.get_running_loop().time() + timeout - elapsed
 
+    def _under_way(self, task_id: str) -> bool:
+        """Running or waiting in the status (an attempt or a wait a restart interrupted)."""
+        return self._status.tasks[task_id].phase in (TaskPhase.RUNNING, TaskPhase.WAITING)
+
     def _has_work(self) -> bool:
         """Something would start if the run were not suspended."""
         return bool(self._ready) or bool(self._final and not self._in_finally and not self._force)
 
     def _start_ready(self) -> None:
-        while (
-            self._ready and self._stop is None and self._failed_fast is None and not self._suspended
-        ):
+        while self._ready and self._stop is None and self._failed_fast is None:
+            if self._suspended and not self._under_way(self._ready[0]):
+                break  # what was under way before a restart is followed even so
             task_id = self._ready.popleft()
             if task_id in self._running or self._status.tasks[task_id].phase.finished:
                 continue
@@ -360,7 +364,12 @@ class WorkflowRunner:
         """End every task not started: of the main graph, or (`final`) the finally tasks too."""
         self._ready.clear()
         for task_id, status in self._status.tasks.items():
-            if status.phase is TaskPhase.PENDING:
+            # a cancel or timeout also ends what a restart left under way and this runner
+            # has not picked up again (it never will: nothing starts after a stop)
+            left = (
+                self._stop is not None and self._under_way(task_id) and task_id not in self._running
+            )
+            if status.phase is TaskPhase.PENDING or (left and "[" not in task_id):
                 node = self._node_of(task_id)
                 if final or node is None or not node.final:
                     self._end(task_id, phase, message)
@@ -413,18 +422,15 @@ class WorkflowRunner:
         if failed:
             return RunPhase.FAILED, _failure("Task", failed, self._status)
         if tolerated:
-            first = self._status.tasks[tolerated[0]]
-            more = f" (and {len(tolerated) - 1} more)" if len(tolerated) > 1 else ""
-            return RunPhase.SUCCEEDED, (
-                f"Succeeded past a tolerated failure: task {tolerated[0]} failed: "
-                f"{first.message}{more}"
-            )
+            past = _failure("task", tolerated, self._status)
+            return RunPhase.SUCCEEDED, f"Succeeded past a tolerated failure: {past}"
         return RunPhase.SUCCEEDED, None
 
     def _conclude(self) -> None:
         """The run's phase: the main graph's outcome, made Failed by a finally task that
         failed or ran out of time (Cancelled if they were cancelled with force)."""
         status = self._status
+        status.suspended = None  # an ended run holds nothing
         tolerated = [tid for tid in self._plan.tasks if self._tolerated(tid)]
         status.tolerated_failures = tolerated or None
         if not self._in_finally:
@@ -485,7 +491,9 @@ class WorkflowRunner:
                 return
         decision = status.decision
         if decision.approved:
-            self._end(node.id, TaskPhase.SUCCEEDED, message_of(decision), decision.outputs or {})
+            outputs = decision.outputs or {}
+            if self._within_budget(node.id, outputs):
+                self._end(node.id, TaskPhase.SUCCEEDED, message_of(decision), outputs)
         else:
             self._end(node.id, TaskPhase.FAILED, message_of(decision))
             self._fail_fast(node.id)
@@ -556,12 +564,16 @@ class WorkflowRunner:
             if instance not in self._status.tasks:
                 self._status.tasks[instance] = TaskStatus(executor=node.executor.value)
                 self._touch(instance)
-        await asyncio.gather(
-            *(
-                self._run_instance(node, instance, item, executor)
-                for instance, item in zip(ids, items, strict=True)
+        try:
+            await asyncio.gather(
+                *(
+                    self._run_instance(node, instance, item, executor)
+                    for instance, item in zip(ids, items, strict=True)
+                )
             )
-        )
+        except asyncio.CancelledError:  # instances still queued for a slot, or suspended
+            self._stopped(node.id)
+            return
         instances = [self._status.tasks[instance] for instance in ids]
         failed = sum(1 for instance in instances if instance.phase is TaskPhase.FAILED)
         if failed:
@@ -616,10 +628,13 @@ class WorkflowRunner:
         backing_off = resumed and status.next_attempt_at is not None
         reattach = resumed and not backing_off and executor.can_resume(node, status)
         number = status.attempts if reattach else status.attempts + 1
-        interrupted = resumed and not backing_off and not reattach and status.attempts > 0
-        if backing_off or (interrupted and node.spec.delivery == "atMostOnce"):
-            # atMostOnce: the interrupted attempt may have done its work; it counts as failed
-            tries = node.spec.retries + 1 - status.attempts
+        if not resumed:  # a fresh run of attempts: those before it (a retry's) do not count
+            status.attempts_before = status.attempts or None
+        used = status.attempts - (status.attempts_before or 0)  # of this run of attempts
+        interrupted = resumed and not backing_off and not reattach and used > 0
+        if interrupted and node.spec.delivery == "atMostOnce":
+            # the interrupted attempt may have done its work: it counts as a failed one
+            tries = node.spec.retries + 1 - used
             if tries <= 0:
                 self._end(
                     task_id,
@@ -628,15 +643,16 @@ class WorkflowRunner:
                     "run again (delivery: atMostOnce)",
                 )
                 return
-            if interrupted:
-                await self._record_log(
-                    task_id,
-                    status.attempts,
-                    "interrupted: its host stopped; it counts as a failed attempt "
-                    "(delivery: atMostOnce)\n",
-                )
+            await self._record_log(
+                task_id,
+                status.attempts,
+                "interrupted: its host stopped; it counts as a failed attempt "
+                "(delivery: atMostOnce)\n",
+            )
+        elif backing_off:
+            tries = node.spec.retries + 1 - used
         else:
-            tries = node.spec.retries + 1 - (max(0, status.attempts - 1) if resumed else 0)
+            tries = node.spec.retries + 1 - (max(0, used - 1) if resumed else 0)
         wait = self._backoff_left(status) if backing_off else 0.0
         iteration = status.iterations or 0
         status.phase, status.executor, status.message = TaskPhase.RUNNING, executor.name, None
@@ -676,6 +692,7 @@ class WorkflowRunner:
                 if done:
                     self._end(task_id, TaskPhase.SUCCEEDED, None, result.outputs)
                     return
+                status.attempts_before = number  # the next iteration has its retries anew
                 if iteration >= node.spec.iteration_limit:
                     self._end(
                         task_id,
@@ -707,7 +724,8 @@ class WorkflowRunner:
             status.attempts, status.next_attempt_at = number, None
             self._touch(task_id)
             if node.spec.delivery == "atMostOnce" and not reattach:
-                await self._sink.written()  # its start is stored before its body runs
+                await self._publish(final=False)  # its start is stored before its body runs
+                await self._sink.written()
             attempt = Attempt(
                 task=node,
                 task_id=task_id,

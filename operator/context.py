@@ -40,6 +40,9 @@ class RunControl:
         self.force_cancel = False  # the finally tasks too
         self.suspended = False  # spec.suspend
         self.decisions: dict[str, Decision] = {}  # spec.approvals: task id -> answer
+        self.finished = False  # its run has ended (it may still wait out its TTL)
+        self.again = asyncio.Event()  # a retry arrived while it waited out its TTL
+        self.retried: dict[str, Any] | None = None  # the WorkflowRun that asked for it
         self.deleted = asyncio.Event()
 
     @property
@@ -54,8 +57,18 @@ class RunControl:
             runner.cancel(force=self.force_cancel)
         elif self.suspended:
             runner.suspend()
+        else:
+            runner.resume()  # spec.suspend says so: a resume sent while no operator ran
         for task_id, decision in self.decisions.items():
             runner.decide(task_id, decision)
+
+    def retry(self, obj: dict[str, Any]) -> None:
+        """A retry of the ended run, asked for while it waits out its TTL: run it again
+        from `obj`, as a new run would be (the API cleared cancel and the answers)."""
+        self.cancel_requested = self.force_cancel = False
+        self.decisions = {}
+        self.retried = obj
+        self.again.set()
 
     def decide(self, approvals: dict[str, Any]) -> None:
         """`spec.approvals` as it now reads: hand each new answer to the run (the runner

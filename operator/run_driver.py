@@ -60,15 +60,21 @@ async def drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunContro
 
 
 async def _drive(*, ctx: OperatorContext, obj: dict[str, Any], control: RunControl) -> None:
-    retry = pending_retry(obj)
-    record = record_from_object(obj, as_stored=True)
-    if not record.status.phase.finished or retry is not None:
-        finished = await _run(ctx, obj, record, control, retry)
-        if finished is None:
+    again: dict[str, Any] | None = obj
+    while again is not None:  # once, unless a retry comes while it waits out its TTL
+        obj = again
+        retry = pending_retry(obj)
+        record = record_from_object(obj, as_stored=True)
+        if not record.status.phase.finished or retry is not None:
+            finished = await _run(ctx, obj, record, control, retry)
+            if finished is None:
+                return
+            record.status = finished
+        control.finished = True
+        if control.deleted.is_set():
             return
-        record.status = finished
-    if not control.deleted.is_set():
-        await _expire(ctx, control, record)
+        again = await _expire(ctx, control, record)
+        control.finished = False
 
 
 class TaskLogged:
@@ -194,28 +200,38 @@ async def _run(
     return final
 
 
-async def _expire(ctx: OperatorContext, control: RunControl, record: RunRecord) -> None:
-    """Delete a finished run `ttlSecondsAfterFinished` after it finished (if set)."""
+async def _expire(
+    ctx: OperatorContext, control: RunControl, record: RunRecord
+) -> dict[str, Any] | None:
+    """Delete a finished run `ttlSecondsAfterFinished` after it finished (if set). A retry
+    asked for meanwhile ends the wait: the WorkflowRun that asked, to run again."""
     ttl = record.spec.ttl_seconds_after_finished
     if ttl is None:
-        return
+        return None
     finished_at = record.status.finished_at or utcnow()
     remaining = (finished_at + timedelta(seconds=ttl) - utcnow()).total_seconds()
     if remaining > 0:
+        deleted = asyncio.ensure_future(control.deleted.wait())
+        retried = asyncio.ensure_future(control.again.wait())
         try:
-            async with asyncio.timeout(remaining):
-                await control.deleted.wait()
-            return  # deleted by someone else meanwhile
-        except TimeoutError:
-            pass
+            done, _ = await asyncio.wait({deleted, retried}, timeout=remaining)
+        finally:
+            deleted.cancel()
+            retried.cancel()
+        if retried in done:
+            control.again.clear()
+            return control.retried
+        if deleted in done:
+            return None  # deleted by someone else meanwhile
     logger.info("WorkflowRun %s/%s reached ttlSecondsAfterFinished: deleting it", *control.key)
     failures = 0
     while not control.deleted.is_set():
         try:
             await ctx.kube.delete_run(control.namespace, control.name)
-            return
+            return None
         except KubeError as error:
             failures += 1
             if failures == 1:
                 logger.warning("deleting %s/%s failed (%s); retrying", *control.key, error)
             await asyncio.sleep(WRITE_RETRY.delay(failures))
+    return None

@@ -69,6 +69,7 @@ class RunManager:
         found = self._runs.get(key)
         if deleted or is_deleted(obj):
             self._ended.discard(key)
+            self._retried.pop(key, None)
             if found is not None:
                 found[0].delete()
             return
@@ -76,6 +77,11 @@ class RunManager:
             control = found[0]
             control.generation = metadata.get("generation", control.generation)
             spec = obj.get("spec", {})
+            retry = pending_retry(obj)
+            if retry is not None and control.finished and self._retried.get(key) != retry["id"]:
+                self._retried[key] = retry["id"]  # ended, waiting out its TTL: again
+                control.retry(obj)
+                return
             control.hold(suspended=bool(spec.get("suspend")))
             control.decide(spec.get("approvals") or {})
             if spec.get("cancelRequested"):

@@ -66,9 +66,9 @@ class RunStore(Protocol):
 
     async def mark_cancel_requested(self, run_id: str) -> bool: ...
 
-    async def claim_retry(self, run_id: str, number: int) -> bool:
-        """Whether this caller is the one to make retry number `number` of the run (held
-        for a minute): of two retries sent at once, one gets True."""
+    async def claim_retry(self, run_id: str, after: str) -> bool:
+        """Whether this caller is the one to make the retry that follows retry `after` (its
+        id, or `first`), held for a minute: of two retries sent at once, one gets True."""
         ...
 
     async def save_logs(self, run_id: str, logs: Mapping[str, str]) -> None:

@@ -17,8 +17,9 @@ same name in two namespaces never share a key):
   resourceVersion the run was deleted at (`*`: deleted by the API, any version);
 - `runs:{ns}` sorted set: the namespace's run ids scored by creation time in microseconds;
 - `namespaces` set: every namespace that has runs here (the operator's resync walks them);
-- `run:{ns}/{id}:retry:{n}`: held for a minute by the one request that may make retry
-  number `n` of a run (local backend; two retries sent at once give one retry and one 409);
+- `run:{ns}/{id}:retry:{after}`: held for a minute by the one request that may make the
+  retry that follows retry `after` (its id; `first` for the first) of a run (local backend;
+  two retries sent at once give one retry and one 409);
 - `mirror:{scope}:synced`: the run id of the Redis server the operator's mirror of
   `scope` (its namespace, or `*`) last resynced against (a restart or flush shows);
 - channel `run:{ns}/{id}:events`: every status update, as a RunEvent in JSON;
@@ -62,9 +63,9 @@ def events_channel(namespace: str, run_id: str) -> str:
     return f"{run_key(namespace, run_id)}:events"
 
 
-def retry_claim_key(namespace: str, run_id: str, number: int) -> str:
-    """Who makes retry number `number` of the run: the one request that set it."""
-    return f"{run_key(namespace, run_id)}:retry:{number}"
+def retry_claim_key(namespace: str, run_id: str, after: str) -> str:
+    """Who makes the retry that follows retry `after`: the one request that set it."""
+    return f"{run_key(namespace, run_id)}:retry:{after}"
 
 
 def runs_key(namespace: str) -> str:

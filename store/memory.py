@@ -31,7 +31,7 @@ class MemoryStore:
         self._subscribers: dict[str, set[asyncio.Queue[RunEvent]]] = defaultdict(set)
         self._controllers: set[asyncio.Queue[Control]] = set()
         self._logs: dict[str, dict[str, str]] = defaultdict(dict)
-        self._claims: dict[tuple[str, int], float] = {}
+        self._claims: dict[tuple[str, str], float] = {}
 
     async def create(self, record: RunRecord) -> None:
         self._records[checked_run_id(record.run_id)] = record.model_copy(deep=True)
@@ -77,9 +77,9 @@ class MemoryStore:
         record.cancel_requested = True
         return True
 
-    async def claim_retry(self, run_id: str, number: int) -> bool:
+    async def claim_retry(self, run_id: str, after: str) -> bool:
         now = time.monotonic()
-        key = (run_id, number)
+        key = (run_id, after)
         if self._claims.get(key, 0.0) > now:
             return False
         self._claims[key] = now + RETRY_CLAIM_SECONDS

@@ -153,9 +153,9 @@ class RedisRuns:
     def _write_args(
         self, record: RunRecord, *, namespace: str, version: str | None, event: RunEvent | None
     ) -> tuple[list[str], list[str]]:
-        """KEYS and ARGV of write_run.lua for a create (no event: the local backend's) or a
-        mirror write (an event: it replaces the task map and is published)."""
-        mirrored = event is not None
+        """KEYS and ARGV of write_run.lua for a create (no event: the local backend's, also
+        when a retry rewrites the run) or a mirror write (an event: it is published). Both
+        replace the task map: a retry may drop forEach instances a create must not keep."""
         ttl = expiry_seconds(record, self._finished_ttl)
         fields = {
             "runId": record.run_id,
@@ -175,7 +175,7 @@ class RedisRuns:
             record.run_id,
             str(score(record.created_at)),
             str(ttl) if record.status.phase.finished else "0",
-            "1" if mirrored else "0",  # a mirror write replaces the task map
+            "1",  # the task map is replaced
             event.model_dump_json(by_alias=True, exclude_none=True) if event is not None else "",
             version or "",
             namespace,

@@ -208,8 +208,8 @@ class RedisStore(RedisRuns):
         )
 
     @translated
-    async def claim_retry(self, run_id: str, number: int) -> bool:
-        key = retry_claim_key(self._namespace, run_id, number)
+    async def claim_retry(self, run_id: str, after: str) -> bool:
+        key = retry_claim_key(self._namespace, run_id, after)
         return bool(await self._redis.set(key, "1", nx=True, ex=RETRY_CLAIM_SECONDS))
 
     @translated

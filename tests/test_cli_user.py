@@ -285,7 +285,8 @@ def complete(words: str, url: str) -> list[str]:
 
 def test_version_and_shell_completion_of_commands_and_run_ids(api: str) -> None:
     assert stageflow("--version", url=api).stdout.strip() == "stageflow 0.1.0"
-    assert complete("stageflow su", api) == ["submit"]
+    assert complete("stageflow su", api) == ["submit", "suspend"]
+    assert complete("stageflow sub", api) == ["submit"]
     run_id = stageflow("submit", "-", url=api, stdin=json.dumps(SEED)).stdout.strip()
     assert complete(f"stageflow get {run_id[:8]}", api) == [run_id]
     assert complete("stageflow get x", "http://127.0.0.1:1") == []  # no server: no offers

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from stageflow.api.errors import NoLogsError, TaskNotFoundError
 from stageflow.engine import Plan, TaskRegistry, TaskSpec, WorkflowRequest, compile_workflow
 from stageflow.engine.approval import NotWaitingError, check_outputs
 from stageflow.engine.config import EngineSettings
+from stageflow.engine.retry import check_retryable
 from stageflow.models.records import RunEvent, RunRecord
 from stageflow.models.status import Decision, TaskPhase
 from stageflow.store import RunStore
@@ -29,6 +31,24 @@ async def compile_off_loop(
     if _compiles_quickly(request):
         return compile_it()
     return await asyncio.to_thread(compile_it)
+
+
+async def retry_plan(
+    record: RunRecord,
+    *,
+    from_task: str | None,
+    params: dict[str, Any] | None,
+    registry: TaskRegistry,
+    settings: EngineSettings,
+) -> Plan:
+    """The plan a retry of `record` runs (its params overridden), once the run is found
+    retryable and `from_task` one of its tasks (both backends check the same)."""
+    spec = record.spec
+    if params:
+        spec = spec.model_copy(update={"params": {**spec.params, **params}})
+    plan = await compile_off_loop(spec, registry=registry, settings=settings)
+    check_retryable(plan, record.status, from_task)
+    return plan
 
 
 def check_decision(record: RunRecord, task_id: str, decision: Decision) -> None:

@@ -19,7 +19,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from stageflow.api.backends.common import check_decision, compile_off_loop, stored_log, stream_run
+from stageflow.api.backends.common import (
+    check_decision,
+    compile_off_loop,
+    retry_plan,
+    stored_log,
+    stream_run,
+)
 from stageflow.api.errors import (
     NoLogsError,
     RunConflictError,
@@ -35,7 +41,6 @@ from stageflow.engine.approval import NotWaitingError
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.output import MAX_LOG_BYTES
 from stageflow.engine.records import new_record
-from stageflow.engine.retry import check_retryable
 from stageflow.kube import (
     KubeClient,
     KubeConflictError,
@@ -98,8 +103,8 @@ class KubernetesBackend:
                 record = await self._store.get(run_id)
                 if record is not None and record.namespace == self._namespace:
                     return record
-            except StoreUnavailableError:
-                pass
+            except StoreUnavailableError:  # Redis away: no repair (it would wait again)
+                return await self._get_from_cluster(run_id)
         return await self._get_from_cluster(run_id, repair=True)
 
     async def _get_from_cluster(self, run_id: str, *, repair: bool = False) -> RunRecord:
@@ -127,7 +132,7 @@ class KubernetesBackend:
                 if phases is not None:
                     return phases
             except StoreUnavailableError:
-                pass
+                return (await self._get_from_cluster(run_id)).status.task_phases()
         return (await self._get_from_cluster(run_id, repair=True)).status.task_phases()
 
     async def list(self, *, phase: RunPhase | None, limit: int, cursor: Cursor | None) -> RunPage:
@@ -158,11 +163,13 @@ class KubernetesBackend:
         if obj is None or is_deleted(obj):
             raise RunNotFoundError()
         record = record_from_object(obj)  # a retry already asked for shows as Pending
-        spec = record.spec
-        if params:
-            spec = spec.model_copy(update={"params": {**spec.params, **params}})
-        plan = await compile_off_loop(spec, registry=self._registry, settings=self._settings)
-        check_retryable(plan, record.status, from_task)
+        plan = await retry_plan(
+            record,
+            from_task=from_task,
+            params=params,
+            registry=self._registry,
+            settings=self._settings,
+        )
         request: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "from": from_task,
@@ -172,8 +179,9 @@ class KubernetesBackend:
         }
         changes: dict[str, Any] = {"retryRequest": request, "cancelRequested": False}
         changes["forceCancel"] = None
+        changes["approvals"] = None  # a gate the retry resets waits for a new answer
         if params:
-            changes["params"] = spec.params
+            changes["params"] = plan.spec.params
         version = obj.get("metadata", {}).get("resourceVersion", "")
         try:
             patched = await self._kube.patch_run(

@@ -22,6 +22,7 @@ from typing import Any
 from stageflow.api.backends.common import (
     check_decision,
     compile_off_loop,
+    retry_plan,
     stored_log,
     stream_run,
 )
@@ -45,7 +46,7 @@ from stageflow.engine.approval import NotWaitingError
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.plan import Plan
 from stageflow.engine.records import new_record
-from stageflow.engine.retry import check_retryable, retried_status
+from stageflow.engine.retry import retried_status
 from stageflow.models.records import RunEvent, RunRecord
 from stageflow.models.status import Decision, utcnow
 from stageflow.store import Control, Cursor, RunPage, RunStore
@@ -129,14 +130,16 @@ class LocalBackend:
         requested_by: str | None,
     ) -> RunRecord:
         record = await self.get(run_id)
-        spec = record.spec
-        if params:
-            spec = spec.model_copy(update={"params": {**spec.params, **params}})
-        plan = await compile_off_loop(spec, registry=self._registry, settings=self._settings)
-        check_retryable(plan, record.status, from_task)
-        number = len(record.status.retries or []) + 1
-        if not await self._store.claim_retry(run_id, number):
-            raise RunConflictError(f"Retry {number} of this run is already under way")
+        plan = await retry_plan(
+            record,
+            from_task=from_task,
+            params=params,
+            registry=self._registry,
+            settings=self._settings,
+        )
+        after = record.status.retries[-1].id if record.status.retries else "first"
+        if not await self._store.claim_retry(run_id, after):
+            raise RunConflictError("A retry of this run is already under way")
         status = retried_status(
             plan,
             record.status,

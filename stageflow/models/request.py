@@ -158,11 +158,12 @@ class TaskSpec(Model):
     approval: ApprovalSpec | None = Field(
         default=None, description="Wait for a person to approve or reject, instead of running."
     )
-    delivery: Literal["atLeastOnce", "atMostOnce"] = Field(
-        default="atLeastOnce",
-        description="`atMostOnce`: an attempt's start is stored before the task's body runs, "
-        "and an attempt cut short by the host's death counts as failed (retried only within "
-        "`retries`); for work that must not happen twice.",
+    delivery: Literal["atLeastOnce", "atMostOnce"] | None = Field(
+        default=None,
+        description="`atLeastOnce` (the default) or `atMostOnce`: an attempt's start is "
+        "stored before the task's body runs, and an attempt cut short by the host's death "
+        "counts as failed (retried only within `retries`); for work that must not happen "
+        "twice.",
     )
 
     @model_validator(mode="after")

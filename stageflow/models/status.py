@@ -85,6 +85,9 @@ class StatusModel(BaseModel):
 class TaskStatus(StatusModel):
     phase: TaskPhase = TaskPhase.PENDING
     attempts: int = 0
+    # Attempts made before the current run of attempts (a retry of the run, an `until`
+    # iteration): `retries` counts from here, while `attempts` counts on.
+    attempts_before: int | None = None
     # After a failed attempt with retries left: when the next one is due. In the status, so
     # a run resumed in its backoff waits out the rest of it and counts the failure.
     next_attempt_at: Timestamp | None = None

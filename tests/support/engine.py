@@ -24,6 +24,7 @@ class RecordingSink:
         self.published: list[tuple[RunStatus, frozenset[str], bool]] = []
         self.logs: dict[str, str] = {}
         self.barriers = 0  # calls of `written`: one per atMostOnce attempt
+        self.at_barrier: list[RunStatus | None] = []
 
     async def record_log(self, task_id: str, text: str) -> None:
         self.logs[task_id] = text
@@ -32,7 +33,9 @@ class RecordingSink:
         self.published.append((status.model_copy(deep=True), changed, final))
 
     async def written(self) -> None:
+        """What was stored when a barrier was asked for: the last status published."""
         self.barriers += 1
+        self.at_barrier.append(self.published[-1][0] if self.published else None)
 
 
 RunBody = Callable[..., Awaitable[RunStatus]]

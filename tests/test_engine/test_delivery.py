@@ -92,3 +92,50 @@ async def test_at_least_once_runs_the_interrupted_attempt_again_uncounted(
     ).run()
     assert bodies == [1, 2]
     assert status.tasks["pay"].phase is TaskPhase.SUCCEEDED
+
+
+async def test_every_attempt_s_start_is_stored_downstream_and_after_a_retry(
+    tasks: TaskRegistry,
+) -> None:
+    """The barrier publishes first: the attempt is in what the sink stored, whether the
+    task is the first of the run or not, and for its second attempt as for its first."""
+    tries: list[int] = []
+
+    async def flaky_charge() -> bool:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("declined")
+        return True
+
+    tasks.register(flaky_charge, "flaky_charge")
+    spec = {
+        "dag": [
+            {"name": "first", "task": "task_a"},
+            {
+                "name": "pay",
+                "task": "flaky_charge",
+                "dependsOn": ["first"],
+                "retries": 1,
+                "retryBackoffSeconds": 30,
+                "delivery": "atMostOnce",
+            },
+        ]
+    }
+    sink = RecordingSink()
+    status = await make_runner(spec, tasks, sink).run()
+    assert status.phase is RunPhase.SUCCEEDED
+    stored = [(s.tasks["pay"].phase, s.tasks["pay"].attempts) for s in sink.at_barrier if s]
+    assert stored == [(TaskPhase.RUNNING, 1), (TaskPhase.RUNNING, 2)]
+
+
+async def test_a_retried_run_s_task_gets_its_retries_anew_across_a_restart(
+    tasks: TaskRegistry, bodies: list[int]
+) -> None:
+    """`attempts` counts on after a retry of the run; `retries` counts from the retry."""
+    saved = (await interrupted(tasks, body(retries=1))).published[-1][0]
+    saved.tasks["pay"].attempts = 5  # five attempts in earlier runs of the graph
+    saved.tasks["pay"].attempts_before = 4  # the interrupted one is the 1st of this run
+    status = await make_runner(body(retries=1), tasks, RecordingSink(), status=saved).run()
+    assert status.tasks["pay"].phase is TaskPhase.SUCCEEDED
+    assert status.tasks["pay"].attempts == 6
+    assert bodies == [1, 2]

@@ -169,3 +169,15 @@ async def test_the_history_is_bounded(tasks: TaskRegistry, flaky: dict[str, Any]
         status = retry(SEQUENCE, tasks, status)
         status.phase = RunPhase.FAILED
     assert len(status.retries) == 20
+
+
+async def test_a_run_that_timed_out_is_retried_with_its_timeout_from_the_retry(
+    tasks: TaskRegistry, flaky: dict[str, Any]
+) -> None:
+    body = {**SEQUENCE, "timeoutSeconds": 60}
+    failed = await run(body, tasks)
+    failed.started_at = AT  # long ago: the timeout counts from the retry, not from here
+    reset = retry(body, tasks, failed)
+    assert reset.started_at is None
+    flaky["open"] = True
+    assert (await run(body, tasks, status=reset)).phase is RunPhase.SUCCEEDED

@@ -531,8 +531,10 @@ class WorkflowRunner:
         if node.spec.for_each is not None:
             await self._fan_out(node, executor)
             return
+        under_way = self._under_way(node.id)  # before a restart: followed even if suspended
         async with self._slot():
-            await self._go.wait()  # suspended while it waited for a slot
+            if not under_way:
+                await self._go.wait()  # suspended while it waited for a slot
             if status.phase.finished:  # skipped or cancelled while it waited for a slot
                 return
             await self._run_attempts(node, node.id, executor)
@@ -603,8 +605,10 @@ class WorkflowRunner:
         status = self._status.tasks[instance]
         if status.phase.finished:
             return  # resumed: it already ran
+        under_way = self._under_way(instance)
         async with self._slot():
-            await self._go.wait()  # a suspended run starts no instance either
+            if not under_way:
+                await self._go.wait()  # a suspended run starts no instance either
             if status.phase.finished or self._stop is not None:
                 return
             if self._failed_fast is not None:

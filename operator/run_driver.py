@@ -214,7 +214,9 @@ async def _expire(
         deleted = asyncio.ensure_future(control.deleted.wait())
         retried = asyncio.ensure_future(control.again.wait())
         try:
-            done, _ = await asyncio.wait({deleted, retried}, timeout=remaining)
+            done, _ = await asyncio.wait(
+                {deleted, retried}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             deleted.cancel()
             retried.cancel()

@@ -101,3 +101,41 @@ async def test_a_cancel_while_suspended_ends_the_run_and_runs_finally(
     assert status.tasks["b"].phase is TaskPhase.CANCELLED
     assert status.tasks["tidy"].phase is TaskPhase.SUCCEEDED
     assert status.suspended is None
+
+
+async def test_an_ended_run_is_not_left_suspended(
+    tasks: TaskRegistry, started: dict[str, float]
+) -> None:
+    runner = make_runner(
+        {"timeoutSeconds": 30, "dag": [timed("a"), timed("b", dependsOn=["a"])]}, tasks
+    )
+    running = asyncio.create_task(runner.run())
+    await asyncio.sleep(1)
+    runner.suspend()
+    status = await running  # times out while suspended
+    assert status.phase is RunPhase.FAILED
+    assert status.suspended is None
+
+
+async def test_a_task_under_way_before_a_restart_is_followed_while_suspended(
+    tasks: TaskRegistry, started: dict[str, float]
+) -> None:
+    sink = RecordingSink()
+    first = make_runner({"dag": [timed("a"), timed("b", dependsOn=["a"])]}, tasks, sink)
+    running = asyncio.create_task(first.run())
+    await asyncio.sleep(5)
+    first.suspend()
+    await asyncio.sleep(0)
+    running.cancel()  # the host goes away while `a` runs, the run suspended
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    saved = sink.published[-1][0]
+    assert saved.suspended is True
+    second = make_runner({"dag": [timed("a"), timed("b", dependsOn=["a"])]}, tasks, status=saved)
+    resumed = asyncio.create_task(second.run())
+    await asyncio.sleep(60)
+    assert second.status.tasks["a"].phase is TaskPhase.SUCCEEDED  # followed to its end
+    assert second.status.tasks["b"].phase is TaskPhase.PENDING  # nothing new started
+    second.cancel()
+    status = await resumed
+    assert status.phase is RunPhase.CANCELLED

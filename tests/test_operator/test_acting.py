@@ -13,7 +13,7 @@ import pytest
 from stageflow.engine import task
 from stageflow.operator import run_manager
 from stageflow.operator.run_manager import RunManager
-from tests.support.kmock_operator import STAMPING, Cluster, StartOperator
+from tests.support.kmock_operator import NAMESPACE, STAMPING, Cluster, StartOperator
 
 pytestmark = STAMPING
 
@@ -146,3 +146,50 @@ async def test_an_at_most_once_attempt_is_in_the_workflow_run_before_its_body_ru
     name = await cluster.create(spec)
     await cluster.wait_for_phase(name, "Succeeded")
     assert seen_before_body == [True]
+
+
+async def test_a_retry_asked_for_while_the_run_waits_out_its_ttl_runs(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    """The operator still holds the run (its TTL wait) when the request comes: it runs it
+    again, rather than dropping the request and deleting the run at the TTL."""
+    await start_operator()
+    spec, _ = failed_run("unused")
+    del spec["retryRequest"]
+    spec["ttlSecondsAfterFinished"] = 3600
+    spec["workflow"][0]["tasks"][1]["task"] = "fail"  # `two` fails: the run ends Failed
+    spec["workflow"][0]["tasks"][1]["params"] = {}
+    name = await cluster.create(spec)
+    await cluster.wait_for_phase(name, "Failed")
+    obj = await cluster.get(name)
+    assert obj is not None
+    request = {"id": "r-ttl", "requestedAt": STARTED}
+    await cluster.kube.patch_run(NAMESPACE, name, {"spec": {"retryRequest": request}})
+
+    def retried(found: dict[str, Any] | None) -> bool:
+        entries = ((found or {}).get("status") or {}).get("retries") or []
+        return [entry["id"] for entry in entries] == ["r-ttl"] and (found or {}).get(
+            "status", {}
+        ).get("phase") in ("Succeeded", "Failed")
+
+    again = await cluster.wait_for(name, retried)
+    assert again is not None
+    assert again["status"]["tasks"]["two"]["attempts"] == 2  # it ran again (and failed again)
+    assert calls["one"] == 1  # what had succeeded did not
+
+
+def test_a_resume_sent_while_no_operator_ran_applies_on_attach() -> None:
+    from stageflow.operator.context import RunControl
+
+    class Runner:
+        resumed = suspended = 0
+
+        def resume(self) -> None:
+            Runner.resumed += 1
+
+        def suspend(self) -> None:
+            Runner.suspended += 1
+
+    control = RunControl("ns", "run", generation=1)  # spec.suspend is false now
+    control.attach(Runner())  # type: ignore[arg-type]
+    assert (Runner.resumed, Runner.suspended) == (1, 0)

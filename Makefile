@@ -83,6 +83,9 @@ node-up:
 	bash $(K8S)/node/image-base.sh
 	bash $(K8S)/node/image-app.sh .
 	kubectl --kubeconfig=$(NODE_RUN)/kubeconfig get nodes >/dev/null 2>&1 || bash $(K8S)/node/up.sh
+	# up.sh imports an image only when containerd lacks its tag: a rebuilt stageflow:0.1.0
+	# would stay the old one (containerd keeps its images across runs), so import it always.
+	bash $(K8S)/node/image-import.sh docker.io/library/stageflow:0.1.0
 
 ## node-down: stop the node and wipe its state (images are kept)
 node-down:

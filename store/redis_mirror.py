@@ -83,16 +83,25 @@ class RedisMirrorWriter(RedisRuns):
 
     @translated
     async def mirror(
-        self, record: RunRecord, changed: frozenset[str], *, version: str | None
+        self,
+        record: RunRecord,
+        changed: frozenset[str],
+        *,
+        version: str | None,
+        unfinished_ttl: int | None = None,
     ) -> bool:
         """Write a WorkflowRun as observed: create or replace it, set its expiry once
         finished, and publish the `changed` tasks to subscribers, unless what is stored is
-        as new as `version` (its resourceVersion). Returns whether it wrote."""
+        as new as `version` (its resourceVersion). Returns whether it wrote.
+        `unfinished_ttl`: a write from outside the mirror (the API's read repair) of a run
+        still under way expires after that many seconds unless the mirror writes it again:
+        without a live mirror it would never be brought up to date."""
         return await self._write(
             record,
             namespace=_namespace_of(record),
             version=version,
             event=RunEvent.of(record.run_id, record.status, changed),
+            unfinished_ttl=unfinished_ttl,
         )
 
     @translated
@@ -154,6 +163,14 @@ class RedisMirrorWriter(RedisRuns):
             pipe.get(synced_key(scope))
             info, synced = await pipe.execute()
         return _run_id(info), synced
+
+    @translated
+    async def mirrored(self, namespace: str) -> bool:
+        """Whether an operator mirrors `namespace` into this Redis (its mirror of the
+        namespace, or of every namespace, has synced here): only then does a write from
+        elsewhere (the API's read repair) get kept up to date."""
+        found = await self._redis.exists(synced_key(namespace), synced_key("*"))
+        return bool(found)
 
     @translated
     async def mark_synced(self, scope: str, server_id: str) -> None:

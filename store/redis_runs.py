@@ -151,7 +151,13 @@ class RedisRuns:
         self._scripts = scripts or RunScripts.on(client)
 
     def _write_args(
-        self, record: RunRecord, *, namespace: str, version: str | None, event: RunEvent | None
+        self,
+        record: RunRecord,
+        *,
+        namespace: str,
+        version: str | None,
+        event: RunEvent | None,
+        unfinished_ttl: int | None = None,
     ) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of write_run.lua for a create (no event: the local backend's, also
         when a retry rewrites the run) or a mirror write (an event: it is published). Both
@@ -174,7 +180,7 @@ class RedisRuns:
         args: list[str] = [
             record.run_id,
             str(score(record.created_at)),
-            str(ttl) if record.status.phase.finished else "0",
+            str(ttl) if record.status.phase.finished else str(unfinished_ttl or 0),
             "1",  # the task map is replaced
             event.model_dump_json(by_alias=True, exclude_none=True) if event is not None else "",
             version or "",
@@ -194,10 +200,24 @@ class RedisRuns:
         return keys, args
 
     async def _write(
-        self, record: RunRecord, *, namespace: str, version: str | None, event: RunEvent | None
+        self,
+        record: RunRecord,
+        *,
+        namespace: str,
+        version: str | None,
+        event: RunEvent | None,
+        unfinished_ttl: int | None = None,
     ) -> bool:
-        """Write a whole run (write_run.lua); False if its version lost (a no-op)."""
-        keys, args = self._write_args(record, namespace=namespace, version=version, event=event)
+        """Write a whole run (write_run.lua); False if its version lost (a no-op). An
+        unfinished run written with `unfinished_ttl` expires then unless a later write
+        (the mirror's, which keeps it) comes first."""
+        keys, args = self._write_args(
+            record,
+            namespace=namespace,
+            version=version,
+            event=event,
+            unfinished_ttl=unfinished_ttl,
+        )
         return bool(await self._scripts.write_run(keys=keys, args=args))
 
     async def _drop(self, *, namespace: str, run_id: str, version: str) -> bool:

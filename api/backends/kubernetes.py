@@ -64,6 +64,7 @@ from stageflow.store.pages import paginate
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+REPAIR_TTL_SECONDS = 5  # how long a repaired run under way may stand without the mirror
 
 
 class KubernetesBackend:
@@ -123,7 +124,15 @@ class KubernetesBackend:
             return
         version = obj.get("metadata", {}).get("resourceVersion")
         with contextlib.suppress(StoreUnavailableError):
-            await self._repair.mirror(record, frozenset(record.status.tasks), version=version)
+            # only into a Redis an operator mirrors, and a run under way only for a while:
+            # should that mirror be gone, nothing else would bring it up to date
+            if await self._repair.mirrored(self._namespace):
+                await self._repair.mirror(
+                    record,
+                    frozenset(record.status.tasks),
+                    version=version,
+                    unfinished_ttl=REPAIR_TTL_SECONDS,
+                )
 
     async def task_phases(self, run_id: str) -> dict[str, str]:
         if self._store is not None:

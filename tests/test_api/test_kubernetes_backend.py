@@ -349,6 +349,14 @@ def test_what_a_miss_read_from_the_workflow_run_is_never_read_older_later(
         finally:
             await writer.close()
 
+    async def mirror_synced() -> None:  # an operator mirrors every namespace into this Redis
+        writer = RedisMirrorWriter.from_url(redis_url)
+        try:
+            await writer.mark_synced("*", "server")
+        finally:
+            await writer.close()
+
+    asyncio.run(mirror_synced())
     with make_client(tasks, RedisStore.from_url(redis_url, namespace=NAMESPACE)) as client:
         assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Succeeded"
         assert asyncio.run(late_mirror()) is False  # refused: Redis holds version 12
@@ -357,6 +365,19 @@ def test_what_a_miss_read_from_the_workflow_run_is_never_read_older_later(
             "task_b": "Succeeded",
         }
     assert custom.get_namespaced_custom_object.call_count == 1  # the second read was Redis's
+
+
+def test_no_read_repair_into_a_redis_no_operator_mirrors(
+    tasks: TaskRegistry, custom: MagicMock, version_api: MagicMock, redis_url: str
+) -> None:
+    """Nothing would keep a repaired run up to date there: every read goes to the cluster."""
+    run_id = str(uuid.uuid4())
+    custom.get_namespaced_custom_object.return_value = workflow_run(run_id, phase="Running")
+    with make_client(tasks, RedisStore.from_url(redis_url, namespace=NAMESPACE)) as client:
+        assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Running"
+        custom.get_namespaced_custom_object.return_value = workflow_run(run_id, phase="Succeeded")
+        assert client.get(f"/workflow/{run_id}").json()["status"]["phase"] == "Succeeded"
+    assert custom.get_namespaced_custom_object.call_count == 2
 
 
 def test_a_job_task_log_is_its_pods_log(

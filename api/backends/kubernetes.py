@@ -6,8 +6,12 @@ WorkflowRun itself on a miss or with Redis down, so answers stay correct while
 the mirror is behind or away. What such a read finds is put into Redis, version-checked
 as the operator's mirror writes (read repair): otherwise a run read from the WorkflowRun
 as Succeeded could read back as Pending a moment later, from a mirror that has only
-caught up with the run's creation. Cancel sets `spec.cancelRequested`; delete deletes
-the WorkflowRun (the operator stops what runs; owned Jobs go with it).
+caught up with the run's creation. Only into a Redis an operator mirrors (its marker is
+there), and a run still under way so written expires in a few seconds unless the mirror
+writes it: with no live mirror, nothing else would bring it up to date. Cancel sets
+`spec.cancelRequested`; delete deletes the WorkflowRun (the operator stops what runs;
+owned Jobs go with it); retry, suspend and approve write `spec.retryRequest`,
+`spec.suspend` and `spec.approvals`, which the operator carries out.
 """
 
 from __future__ import annotations

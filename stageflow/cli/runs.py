@@ -66,6 +66,14 @@ RunId = Annotated[
 ]
 
 
+# Shared by `submit` and `retry`: a run parameter set (or overridden), and following the run.
+Params = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", metavar="KEY=VALUE", help="Set a run parameter (repeatable)."),
+]
+Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow the run until it ends.")]
+
+
 class Output(enum.StrEnum):
     JSON = "json"
     YAML = "yaml"
@@ -75,15 +83,8 @@ def submit(
     file: Annotated[
         str, typer.Argument(metavar="FILE|-", help="The request body, JSON or YAML; `-` for stdin.")
     ],
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param", "-p", metavar="KEY=VALUE", help="Set a run parameter (repeatable)."
-        ),
-    ] = None,
-    watch: Annotated[
-        bool, typer.Option("--watch", "-w", help="Follow the run until it ends.")
-    ] = False,
+    param: Params = None,
+    watch: Watch = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
 ) -> None:
@@ -206,15 +207,8 @@ def retry(
             help="Re-run TASK and every task after it, even if they succeeded.",
         ),
     ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param", "-p", metavar="KEY=VALUE", help="Override a run parameter (repeatable)."
-        ),
-    ] = None,
-    watch: Annotated[
-        bool, typer.Option("--watch", "-w", help="Follow the run until it ends.")
-    ] = False,
+    param: Params = None,
+    watch: Watch = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
 ) -> None:

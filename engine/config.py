@@ -72,6 +72,22 @@ class EngineSettings(BaseSettings):
         default=0.05, ge=0, description="How long status writes are coalesced."
     )
 
+    template_revision_history: int = Field(
+        default=10, ge=1, le=1000, description="Revisions of each template kept readable."
+    )
+    schedules: bool = Field(
+        default=True,
+        description="Fire schedules: the leading operator (kubernetes), or the API replica "
+        "holding the scheduler lease (local). Off: schedules are kept, and none fires.",
+    )
+    schedule_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often the scheduler looks at schedules with runs going or slots "
+        "waiting, and at changed specs (a slot itself fires on time, not on this).",
+    )
+
     task_image: str = Field(
         default=DEFAULT_TASK_IMAGE,
         description="Image of Job tasks that name none (it runs `stageflow task run`).",

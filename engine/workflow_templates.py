@@ -1,0 +1,115 @@
+"""A template's params: what a run by reference must give, and what it may (docs/templates.md).
+
+Pure: the API resolves a `templateRef` with these on either backend, and the scheduler
+the same way for every slot it fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from stageflow.engine.plan import SpecError
+from stageflow.models.records import RunOrigin
+from stageflow.models.request import WorkflowRequest
+from stageflow.models.schedule import ScheduleRecord
+from stageflow.models.status import format_timestamp
+from stageflow.models.template import (
+    SCHEDULED_TIME_PARAM,
+    TemplateRecord,
+    TemplateSubmission,
+    WorkflowTemplateSpec,
+)
+
+
+def resolve_params(
+    name: str,
+    spec: WorkflowTemplateSpec,
+    given: Mapping[str, Any],
+    *,
+    also: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The run's param values: those given, then the declared defaults. A param the
+    template does not declare (other than those in `also`, which a schedule sets) or a
+    required one left out is a SpecError naming it."""
+    declared = spec.params
+    allowed = set(declared) | set(also)
+    unknown = sorted(key for key in given if key not in allowed)
+    if unknown:
+        names = ", ".join(sorted(declared)) or "none"
+        raise SpecError(f"Unknown param for template {name}: {unknown[0]} (it declares: {names})")
+    missing = sorted(key for key, param in declared.items() if param.required and key not in given)
+    if missing:
+        raise SpecError(f"Missing param for template {name}: {missing[0]} (it has no default)")
+    values = {key: param.default for key, param in declared.items() if not param.required}
+    values.update(given)
+    return values
+
+
+def sample_body(spec: WorkflowTemplateSpec) -> WorkflowRequest:
+    """The body a template is validated as when it is saved: the defaults, a null for each
+    required param and for `scheduledTime` (references are checked by name, not value)."""
+    values: dict[str, Any] = {SCHEDULED_TIME_PARAM: None}
+    values.update(
+        {key: None if param.required else param.default for key, param in spec.params.items()}
+    )
+    return spec.body(values)
+
+
+def submission_body(
+    template: TemplateRecord, submission: TemplateSubmission
+) -> tuple[WorkflowRequest, RunOrigin]:
+    """What a run by reference runs: the revision's body with the params resolved, its
+    labels and the run's own, and the name given (else the template's)."""
+    params = resolve_params(template.name, template.spec, submission.params)
+    body = template.spec.body(params)
+    body = body.model_copy(
+        update={
+            "name": submission.name or body.name or template.name,
+            "labels": {**body.labels, **submission.labels},
+        }
+    )
+    return body, _template_origin(template)
+
+
+def slot_body(
+    schedule: ScheduleRecord,
+    template: TemplateRecord | None,
+    scheduled_time: datetime,
+    *,
+    backfill: bool,
+) -> tuple[WorkflowRequest, RunOrigin]:
+    """What a schedule's slot runs: its template (the revision given to this function) or
+    its inline body, with the schedule's params and `scheduledTime` (RFC 3339, UTC)."""
+    spec = schedule.spec
+    values = {**spec.params, SCHEDULED_TIME_PARAM: format_timestamp(scheduled_time)}
+    if template is not None:
+        params = resolve_params(template.name, template.spec, values, also=[SCHEDULED_TIME_PARAM])
+        body = template.spec.body(params)
+        origin = _template_origin(template)
+    else:
+        assert spec.workflow_spec is not None, "a schedule runs a template or a body"
+        body = spec.workflow_spec.model_copy(
+            update={"params": {**spec.workflow_spec.params, **values}}
+        )
+        origin = RunOrigin()
+    body = body.model_copy(
+        update={"name": body.name or schedule.name, "labels": {**body.labels, **spec.labels}}
+    )
+    origin = origin.model_copy(
+        update={
+            "schedule": schedule.name,
+            "scheduled_time": scheduled_time,
+            "backfill": backfill or None,
+        }
+    )
+    return body, origin
+
+
+def _template_origin(template: TemplateRecord) -> RunOrigin:
+    return RunOrigin(
+        template=template.name,
+        template_revision=template.revision,
+        template_digest=template.digest,
+    )

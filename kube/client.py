@@ -5,6 +5,7 @@ of their own:
 - kube/transport.py: how a call is made (thread pool, timeout, metrics, errors);
 - kube/direct.py: the per-run create, status patch and Event, sent over aiohttp;
 - kube/run_api.py: WorkflowRuns;  kube/job_api.py: Jobs, their pods and logs;
+- kube/catalog_api.py: WorkflowTemplates (and their ControllerRevisions), Schedules;
 - kube/event_api.py: Events;  kube/lease_api.py: Leases;
 - kube/review_api.py: TokenReviews and SubjectAccessReviews;
 - here: the apiserver's version (the readiness probe's ping) and the composition.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import kubernetes.client
 
+from stageflow.kube.catalog_api import ScheduleApi, TemplateApi
 from stageflow.kube.errors import (
     KubeConfigError,
     KubeConflictError,
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 
-class KubeClient(RunApi, JobApi, EventApi, LeaseApi, ReviewApi):
+class KubeClient(RunApi, TemplateApi, ScheduleApi, JobApi, EventApi, LeaseApi, ReviewApi):
     """Every call is bounded: `timeout` is (connect, read) seconds, and a failed call is not
     retried underneath, so one call answers or fails within connect + read seconds
     (kube/transport.py's `ApiCalls`, whose constructor this is)."""

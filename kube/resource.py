@@ -15,7 +15,7 @@ from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus, TaskSpec, TaskStatus, WorkflowRequest
 from stageflow.kube.bodies import Condition, RetryRequestBody, WorkflowRun, WorkflowRunStatus
-from stageflow.models.records import RunRecord
+from stageflow.models.records import RunOrigin, RunRecord
 from stageflow.models.status import format_timestamp, parse_timestamp, utcnow
 
 GROUP = "stageflow.dev"
@@ -29,6 +29,11 @@ SUBMITTED_BY_ANNOTATION = f"{LABEL_PREFIX}submitted-by"  # the authenticated cal
 RUN_LABEL = f"{LABEL_PREFIX}run"
 TASK_LABEL = f"{LABEL_PREFIX}task"
 SUCCEEDED_CONDITION = "Succeeded"
+# Where a run came from (RunOrigin): labels to select by, annotations for the rest.
+TEMPLATE_LABEL = f"{LABEL_PREFIX}template"
+TEMPLATE_REVISION_LABEL = f"{LABEL_PREFIX}template-revision"
+SCHEDULE_LABEL = f"{LABEL_PREFIX}schedule"
+ORIGIN_ANNOTATION = f"{LABEL_PREFIX}origin"  # the whole RunOrigin, as JSON
 
 
 def new_object(record: RunRecord, namespace: str) -> WorkflowRun:
@@ -38,17 +43,32 @@ def new_object(record: RunRecord, namespace: str) -> WorkflowRun:
     annotations = {CREATED_AT_ANNOTATION: format_timestamp(record.created_at)}
     if record.submitted_by is not None:
         annotations[SUBMITTED_BY_ANNOTATION] = record.submitted_by
+    labels = {"app.kubernetes.io/managed-by": "stageflow"}
+    if record.origin is not None:
+        annotations[ORIGIN_ANNOTATION] = record.origin.model_dump_json(exclude_none=True)
+        labels.update(origin_labels(record.origin))
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
             "name": record.run_id,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "stageflow"},
+            "labels": labels,
             "annotations": annotations,
         },
         "spec": spec,
     }
+
+
+def origin_labels(origin: RunOrigin) -> dict[str, str]:
+    """`kubectl get wfr -l stageflow.dev/schedule=nightly` finds a schedule's runs."""
+    labels = {}
+    if origin.template is not None:
+        labels[TEMPLATE_LABEL] = origin.template
+        labels[TEMPLATE_REVISION_LABEL] = str(origin.template_revision)
+    if origin.schedule is not None:
+        labels[SCHEDULE_LABEL] = origin.schedule
+    return labels
 
 
 def pending_retry(obj: Mapping[str, Any]) -> RetryRequestBody | None:
@@ -99,6 +119,9 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
         status=status,
         cancel_requested=cancel_requested,
         submitted_by=annotations.get(SUBMITTED_BY_ANNOTATION),
+        origin=RunOrigin.model_validate_json(annotations[ORIGIN_ANNOTATION])
+        if annotations.get(ORIGIN_ANNOTATION)
+        else None,
     )
 
 

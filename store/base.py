@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from stageflow.engine import RunPhase, RunStatus
 from stageflow.models.records import RunEvent, RunRecord
 from stageflow.models.status import Decision
+from stageflow.store.catalog import Claims, ScheduleRepo, SchedulerLease, TemplateRepo
 from stageflow.store.pages import Cursor, RunPage
 
 DEFAULT_FINISHED_TTL_SECONDS = 7 * 24 * 3600
@@ -91,6 +92,16 @@ class RunStore(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot answer."""
         ...
+
+    def templates(self, *, keep: int) -> TemplateRepo:
+        """The namespace's templates, keeping the last `keep` revisions (catalog.py)."""
+        ...
+
+    def schedules(self) -> ScheduleRepo: ...
+
+    def scheduler_lease(self) -> SchedulerLease: ...
+
+    def claims(self) -> Claims: ...
 
     async def close(self) -> None: ...
 

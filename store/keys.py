@@ -24,6 +24,12 @@ same name in two namespaces never share a key):
   `scope` (its namespace, or `*`) last resynced against (a restart or flush shows);
 - channel `run:{ns}/{id}:events`: every status update, as a RunEvent in JSON;
 - channel `control`: cancellation requests for whichever replica runs a run (local backend).
+- `templates:{ns}` hash: template name -> its current revision as JSON (local backend);
+- `template:{ns}/{name}:revisions` hash: revision -> that revision as JSON (the last few);
+- `schedules:{ns}` hash: schedule name -> the schedule (spec, status, version) as JSON;
+- `scheduler:{ns}:lease`: the API replica that runs the namespace's schedules now;
+- `run:{ns}/{id}:claimed`: set by the one scheduler that creates the run a schedule slot
+  derives (so a slot fires once even when a lease changes hands mid-firing).
 
 Every per-run name is built from `run_key`, which takes only a checked run ID: a string
 such as `{id}:tasks` given as an ID cannot name another run's key.
@@ -76,3 +82,28 @@ def runs_key(namespace: str) -> str:
 def synced_key(scope: str) -> str:
     """The Redis server the operator's mirror of `scope` (a namespace, or `*`) last resynced."""
     return f"{PREFIX}mirror:{scope}:synced"
+
+
+def templates_key(namespace: str) -> str:
+    """Template name -> its current revision (local backend)."""
+    return f"{PREFIX}templates:{namespace}"
+
+
+def template_revisions_key(namespace: str, name: str) -> str:
+    """Revision -> that revision of one template; names are DNS labels, never `:`."""
+    return f"{PREFIX}template:{namespace}/{name}:revisions"
+
+
+def schedules_key(namespace: str) -> str:
+    """Schedule name -> the schedule as JSON (local backend)."""
+    return f"{PREFIX}schedules:{namespace}"
+
+
+def scheduler_lease_key(namespace: str) -> str:
+    """Which API replica fires the namespace's schedules (local backend)."""
+    return f"{PREFIX}scheduler:{namespace}:lease"
+
+
+def claim_key(namespace: str, run_id: str) -> str:
+    """Set by the one caller that creates this run (a schedule slot's)."""
+    return f"{run_key(namespace, run_id)}:claimed"

@@ -17,6 +17,13 @@ from stageflow.store.base import (
     Control,
     expiry_seconds,
 )
+from stageflow.store.catalog import (
+    MemoryClaims,
+    MemorySchedules,
+    MemoryTemplates,
+    OwnLease,
+    SchedulerLease,
+)
 from stageflow.store.pages import Cursor, RunPage, paginate
 
 _QUEUE_SIZE = 1000
@@ -32,6 +39,23 @@ class MemoryStore:
         self._controllers: set[asyncio.Queue[Control]] = set()
         self._logs: dict[str, dict[str, str]] = defaultdict(dict)
         self._claims: dict[tuple[str, str], float] = {}
+        self._templates: MemoryTemplates | None = None
+        self._schedules = MemorySchedules()
+        self._slot_claims = MemoryClaims()
+
+    def templates(self, *, keep: int) -> MemoryTemplates:
+        if self._templates is None:
+            self._templates = MemoryTemplates(keep=keep)
+        return self._templates
+
+    def schedules(self) -> MemorySchedules:
+        return self._schedules
+
+    def scheduler_lease(self) -> SchedulerLease:
+        return OwnLease()
+
+    def claims(self) -> MemoryClaims:
+        return self._slot_claims
 
     async def create(self, record: RunRecord) -> None:
         self._records[checked_run_id(record.run_id)] = record.model_copy(deep=True)

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 
 from stageflow.engine import RunPhase, RunStatus, WorkflowRequest
-from stageflow.models.records import RunEvent, RunRecord, RunSummary
+from stageflow.models.records import RunEvent, RunOrigin, RunRecord, RunSummary
 from stageflow.models.status import format_timestamp, parse_timestamp
 from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, StoreUnavailableError, expiry_seconds
 from stageflow.store.keys import (
@@ -104,6 +104,7 @@ def record_from_hash(fields: Mapping[str, str]) -> RunRecord:
         status=RunStatus.model_validate_json(fields["detail"]),
         cancel_requested=fields.get("cancelRequested") == "1",
         submitted_by=fields.get("submittedBy") or None,
+        origin=RunOrigin.model_validate_json(fields["origin"]) if fields.get("origin") else None,
     )
 
 
@@ -172,6 +173,7 @@ class RedisRuns:
             "spec": record.spec.model_dump_json(by_alias=True, exclude_none=True),
             "cancelRequested": "1" if record.cancel_requested else "0",
             "submittedBy": record.submitted_by or "",
+            "origin": record.origin.model_dump_json(exclude_none=True) if record.origin else "",
             "ttl": str(ttl),
             **run_fields(record.status),
         }

@@ -46,6 +46,12 @@ from stageflow.store.keys import (
     tasks_key,
 )
 from stageflow.store.pages import Cursor, RunPage
+from stageflow.store.redis_catalog import (
+    RedisClaims,
+    RedisSchedulerLease,
+    RedisSchedules,
+    RedisTemplates,
+)
 from stageflow.store.redis_runs import (
     ANY_VERSION,
     SUMMARY_FIELDS,
@@ -95,6 +101,18 @@ class RedisStore(RedisRuns):
     @property
     def namespace(self) -> str:
         return self._namespace
+
+    def templates(self, *, keep: int) -> RedisTemplates:
+        return RedisTemplates(self._redis, self._namespace, keep=keep)
+
+    def schedules(self) -> RedisSchedules:
+        return RedisSchedules(self._redis, self._namespace)
+
+    def scheduler_lease(self) -> RedisSchedulerLease:
+        return RedisSchedulerLease(self._redis, self._namespace)
+
+    def claims(self) -> RedisClaims:
+        return RedisClaims(self._redis, self._namespace, seconds=self._finished_ttl)
 
     @property
     def pool(self) -> aioredis.ConnectionPool:

@@ -61,6 +61,7 @@ _API_GROUPS = {  # the group each client API class speaks for; a new class must 
     "AuthenticationV1Api": "authentication.k8s.io",
     "AuthorizationV1Api": "authorization.k8s.io",
     "CoordinationV1Api": "coordination.k8s.io",
+    "AppsV1Api": "apps",
     "EventsV1Api": "events.k8s.io",
 }
 
@@ -98,8 +99,9 @@ def request_of(api_class: str, method: str) -> tuple[str, str]:
     raise AssertionError(f"{api_class}.{method} sent no request")
 
 
-def permission_of(api_class: str, method: str) -> Permission | None:
-    """The RBAC permission a client call needs (None for a non-resource URL)."""
+def permission_of(api_class: str, method: str, plural: str = PLURAL) -> Permission | None:
+    """The RBAC permission a client call needs (None for a non-resource URL); `plural` is
+    the custom resource a CustomObjectsApi call is made for (its `{plural}` argument)."""
     group = _API_GROUPS.get(api_class, "?")
     assert group != "?", f"add {api_class} to _API_GROUPS"
     if group is None:
@@ -109,7 +111,7 @@ def permission_of(api_class: str, method: str) -> Permission | None:
     parts = parts[2:] if parts[0] == "api" else parts[3:]  # drop api/v1 or apis/group/version
     if parts[:1] == ["namespaces"] and len(parts) > 2:
         parts = parts[2:]  # namespaces/{namespace}/...
-    resource = PLURAL if parts[0] == "{plural}" else parts[0]
+    resource = plural if parts[0] == "{plural}" else parts[0]
     named = len(parts) > 1 and parts[1].startswith("{")
     subresource = "/".join(parts[2:]) if named else ""
     if http == "GET":
@@ -168,7 +170,10 @@ def kube_client_requests() -> dict[str, set[Permission]]:
     direct: dict[str, set[Permission]] = {}
     calls: dict[str, set[str]] = {}
     for name, function in inspect.getmembers(KubeClient, inspect.isfunction):
-        apis = _client_apis(_defined_in(name))
+        owner = _defined_in(name)
+        apis = _client_apis(owner)
+        # the custom resource this class's CustomObjectsApi calls are for (catalog_api.py)
+        plural = getattr(owner, "CUSTOM_PLURAL", PLURAL)
         tree = ast.parse(inspect.getsource(function).strip())
         needs: set[Permission] = set()
         called: set[str] = set()
@@ -182,7 +187,7 @@ def kube_client_requests() -> dict[str, set[Permission]]:
                 and holder.value.id == "self"
                 and holder.attr in apis
             ):
-                permission = permission_of(apis[holder.attr], node.attr)
+                permission = permission_of(apis[holder.attr], node.attr, plural)
                 if permission is not None:
                     needs.add(permission)
             elif isinstance(holder, ast.Name) and holder.id == "self":
@@ -198,9 +203,39 @@ def kube_client_requests() -> dict[str, set[Permission]]:
     return {name: closure(name) for name in direct if not name.startswith("_")}
 
 
+def _kube_helpers(public: set[str]) -> dict[str, set[str]]:
+    """Classes of stageflow.kube that call KubeClient on their user's behalf (the template
+    and schedule repositories of kube/catalog.py): class name -> the methods they call on
+    the client they hold (`self._kube.…`)."""
+    found: dict[str, set[str]] = {}
+    bases: dict[str, list[str]] = {}
+    for path in (ROOT / "kube").glob("*.py"):
+        for cls in ast.parse(path.read_text()).body:
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            bases[cls.name] = [base.id for base in cls.bases if isinstance(base, ast.Name)]
+            calls = {
+                node.func.attr
+                for node in ast.walk(cls)
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in public
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "_kube"
+            }
+            if calls:
+                found[cls.name] = calls
+    for name in list(found):  # a helper also does what the helpers it extends do
+        for base in bases.get(name, []):
+            found[name] |= found.get(base, set())
+    return found
+
+
 def kube_methods_called(package: Path) -> set[str]:
-    """The KubeClient methods that the modules under `package` call."""
+    """The KubeClient methods that the modules under `package` call, themselves or through
+    a kube helper class they use."""
     public = {name for name in kube_client_requests()}
+    helpers = _kube_helpers(public)
     called: set[str] = set()
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -210,6 +245,8 @@ def kube_methods_called(package: Path) -> set[str]:
                 and node.func.attr in public
             ):
                 called.add(node.func.attr)
+            elif isinstance(node, ast.Name) and node.id in helpers:
+                called |= helpers[node.id]
     return called
 
 

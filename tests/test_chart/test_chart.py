@@ -76,11 +76,21 @@ def test_default_objects(render: Render) -> None:
     ]
 
 
-def test_the_crd_is_crds_workflowrun_yaml_itself(render: Render) -> None:
+def test_the_crds_are_those_of_crds_itself(render: Render) -> None:
     crds = [doc for doc in render(crds=True) if doc["kind"] == "CustomResourceDefinition"]
-    assert crds == [yaml.safe_load((ROOT / "crds" / "workflowrun.yaml").read_text())]
-    link = CHART / "crds" / "workflowrun.yaml"
-    assert link.is_symlink(), "the chart's CRD must be a link to crds/, not a copy that can drift"
+    files = sorted((ROOT / "crds").glob("*.yaml"))
+    assert [path.name for path in files] == [
+        "schedule.yaml",
+        "workflowrun.yaml",
+        "workflowtemplate.yaml",
+    ]
+    by_name = {doc["metadata"]["name"]: doc for doc in crds}
+    for path in files:
+        crd = yaml.safe_load(path.read_text())
+        assert by_name[crd["metadata"]["name"]] == crd, path.name
+        link = CHART / "crds" / path.name
+        assert link.is_symlink(), f"the chart's {path.name} must link to crds/, not copy it"
+    assert len(crds) == len(files)
 
 
 def test_every_object_has_the_standard_labels(render: Render) -> None:

@@ -16,7 +16,8 @@ from starlette.staticfiles import StaticFiles
 from stageflow.engine import SpecError
 from stageflow.engine.approval import ApprovalInputError, NotWaitingError
 from stageflow.engine.retry import NotRetryableError
-from stageflow.kube import KubeError, KubeUnavailableError
+from stageflow.kube import KubeConflictError, KubeError, KubeUnavailableError
+from stageflow.kube.catalog import InvalidTemplateError
 from stageflow.models.records import InvalidRunIdError
 from stageflow.store import StoreUnavailableError
 
@@ -87,7 +88,10 @@ async def _store_unavailable(_: Request, error: Exception) -> JSONResponse:
 
 
 async def _kube_error(_: Request, error: Exception) -> JSONResponse:
-    """The apiserver unreachable is 503; anything else it refused (RBAC, say) is 502."""
+    """The apiserver unreachable is 503; an object changed under a write that kept retrying
+    409; anything else it refused (RBAC, say) is 502."""
+    if isinstance(error, KubeConflictError):
+        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
     unavailable = isinstance(error, KubeUnavailableError)
     code = status.HTTP_503_SERVICE_UNAVAILABLE if unavailable else status.HTTP_502_BAD_GATEWAY
     return JSONResponse({"detail": f"Kubernetes API: {error}"}, status_code=code)
@@ -141,6 +145,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotRetryableError, _conflict)
     app.add_exception_handler(NotWaitingError, _conflict)
     app.add_exception_handler(ApprovalInputError, _spec_error)
+    app.add_exception_handler(InvalidTemplateError, _spec_error)
     app.add_exception_handler(InvalidRunIdError, _invalid_run_id)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(KubeError, _kube_error)

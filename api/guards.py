@@ -142,8 +142,20 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     """FastAPI's 422, minus what cannot be encoded: it once echoed NaN and lone surrogates
     back, which made the 422 itself a 500."""
     assert isinstance(error, RequestValidationError)
-    errors = jsonable_encoder(error.errors())
+    errors = jsonable_encoder([_untagged(item) for item in error.errors()])
     return JSONResponse({"detail": _encodable(errors)}, status_code=422)
+
+
+# The tags of a body that is one of several forms (POST /workflow: a workflow, or a template
+# reference); pydantic puts the tag in an error's `loc`, where it names no field of the body.
+BODY_FORMS = frozenset({"workflow-form", "template-form"})
+
+
+def _untagged(item: Any) -> Any:
+    loc = item.get("loc") if isinstance(item, dict) else None
+    if isinstance(loc, tuple | list) and len(loc) > 1 and loc[0] == "body" and loc[1] in BODY_FORMS:
+        return {**item, "loc": (loc[0], *loc[2:])}
+    return item
 
 
 class BodyGuard:

@@ -12,7 +12,7 @@ from stageflow.api import errors, guards, metrics, openapi
 from stageflow.api.auth import Authorizer, make_authorizer
 from stageflow.api.backends import Backend, KubernetesBackend, LocalBackend
 from stageflow.api.config import ApiSettings
-from stageflow.api.routes import streams, system, ui, workflows
+from stageflow.api.routes import schedules, streams, system, templates, ui, workflows
 from stageflow.api.streaming.slots import StreamSlots
 from stageflow.api.ui.headers import SecurityHeaders
 from stageflow.engine import TaskRegistry, registry
@@ -24,7 +24,12 @@ def make_backend(settings: ApiSettings, tasks: TaskRegistry) -> Backend:
         kube = KubeClient(load_configuration(), timeout=settings.request_timeout())
         store = settings.open_store(namespace=settings.namespace) if settings.redis_url else None
         return KubernetesBackend(kube, store, tasks, settings, namespace=settings.namespace)
-    return LocalBackend(settings.open_store(namespace=settings.namespace), tasks, settings)
+    return LocalBackend(
+        settings.open_store(namespace=settings.namespace),
+        tasks,
+        settings,
+        schedules=settings.schedules,
+    )
 
 
 def create_app(
@@ -75,6 +80,8 @@ def create_app(
     openapi.install(app)
     metrics.install(app)
     app.include_router(workflows.router)
+    app.include_router(templates.router)
+    app.include_router(schedules.router)
     app.include_router(streams.router)
     app.include_router(system.router)
     app.include_router(ui.router)

@@ -131,6 +131,7 @@ class OperatorContext:
     run_watch: WatchCheck | None = None
     job_watch: WatchCheck | None = None
     watch_checking: list[asyncio.Task[None]] = field(default_factory=list)
+    scheduling: asyncio.Task[None] | None = None  # the leader's scheduler (schedules.py)
 
     @property
     def watch_checks(self) -> list[WatchCheck]:

@@ -19,9 +19,11 @@ from typing import Any
 
 import kopf
 
-from stageflow.kube import GROUP, PLURAL, VERSION, ObjectKey
+from stageflow.engine.scheduler import Scheduler
+from stageflow.kube import GROUP, PLURAL, VERSION, KubeUnavailableError, ObjectKey
 from stageflow.kube.resource import RUN_LABEL
 from stageflow.operator.context import OperatorContext
+from stageflow.operator.schedules import KubeScheduleHost
 from stageflow.operator.watchcheck import WatchCheck
 
 logger = logging.getLogger(__name__)
@@ -58,13 +60,23 @@ async def _startup(memo: Any, **_: Any) -> None:
         asyncio.create_task(check.run_forever(), name=f"stageflow {check.what} watch check")
         for check in ctx.watch_checks
     ]
+    if ctx.settings.schedules:  # kopf runs on the leader only: so does the scheduler
+        poll = ctx.settings.schedule_poll_seconds
+        scheduler = Scheduler(
+            KubeScheduleHost(ctx),
+            poll_seconds=poll,
+            idle_seconds=poll,
+            transient=(KubeUnavailableError,),
+        )
+        ctx.scheduling = asyncio.create_task(scheduler.run_forever(), name="stageflow scheduler")
 
 
 async def _cleanup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
-    for checking in ctx.watch_checking:
-        checking.cancel()
-    await asyncio.gather(*ctx.watch_checking, return_exceptions=True)
+    background = [*ctx.watch_checking, *([ctx.scheduling] if ctx.scheduling else [])]
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
     if ctx.runs is not None:
         await ctx.runs.stop()  # their last status is written
     if ctx.elector is not None:

@@ -98,6 +98,7 @@ def e2e_cluster() -> Iterator[Cluster]:
         "KUBECONFIG": kubeconfig,
         "STAGEFLOW_REDIS_URL": redis.url,
         "STAGEFLOW_MIRROR_RESYNC_SECONDS": "0.5",
+        "STAGEFLOW_SCHEDULE_POLL_SECONDS": "0.5",  # schedules' e2e tests look every 0.5 s
         "STAGEFLOW_TASK_MODULES": EXAMPLE_TASKS,
         # The suite's one operator, killed and restarted by tests: no Lease to wait out.
         "STAGEFLOW_LEADER_ELECTION": "false",

@@ -2,7 +2,8 @@
 
 `none` checks nothing (the default only on a loopback address), `token` reads bearer
 tokens from a file, `kubernetes` asks the apiserver: a TokenReview says who the
-caller is and a SubjectAccessReview on `workflowruns` whether they may. Kubernetes
+caller is and a SubjectAccessReview on `workflowruns` (or `workflowtemplates`, `schedules`)
+whether they may. Kubernetes
 RBAC is then the whole policy; stageflow keeps no user database of its own.
 """
 
@@ -10,10 +11,21 @@ from stageflow.api.auth.dependency import (
     Authenticated,
     MayApprove,
     MayCreate,
+    MayCreateSchedule,
+    MayCreateTemplate,
     MayDelete,
+    MayDeleteSchedule,
+    MayDeleteTemplate,
     MayGet,
+    MayGetSchedule,
+    MayGetTemplate,
     MayList,
+    MayListSchedules,
+    MayListTemplates,
     MayPatch,
+    MayPatchSchedule,
+    MayUpdateSchedule,
+    MayUpdateTemplate,
     ShowsEnv,
 )
 from stageflow.api.auth.model import ANONYMOUS, Authorizer, Principal, Verb
@@ -29,10 +41,21 @@ __all__ = [
     "Authorizer",
     "MayApprove",
     "MayCreate",
+    "MayCreateSchedule",
+    "MayCreateTemplate",
     "MayDelete",
+    "MayDeleteSchedule",
+    "MayDeleteTemplate",
     "MayGet",
+    "MayGetSchedule",
+    "MayGetTemplate",
     "MayList",
+    "MayListSchedules",
+    "MayListTemplates",
     "MayPatch",
+    "MayPatchSchedule",
+    "MayUpdateSchedule",
+    "MayUpdateTemplate",
     "Principal",
     "ShowsEnv",
     "Verb",

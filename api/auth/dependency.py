@@ -15,7 +15,7 @@ from typing import Annotated, cast
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from stageflow.api.auth.model import ANONYMOUS, RESOURCE, Authorizer, Principal, Verb
+from stageflow.api.auth.model import ANONYMOUS, RUNS, Authorizer, Principal, Resource, Verb
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -59,18 +59,20 @@ async def authenticated(
 Authenticated = Annotated[Principal, Depends(authenticated)]
 
 
-def _require(verb: Verb) -> Callable[[Request, Principal], Awaitable[Principal]]:
+def _require(
+    verb: Verb, resource: Resource = RUNS
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
     async def check(request: Request, principal: Authenticated) -> Principal:
         namespace = _namespace(request)
-        if not await _authorizer(request).allowed(principal, verb, namespace):
+        if not await _authorizer(request).allowed(principal, verb, namespace, resource):
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
-                detail=f"Forbidden: {principal.name} may not {verb} {RESOURCE} "
+                detail=f"Forbidden: {principal.name} may not {verb} {resource}.stageflow.dev "
                 f"in namespace {namespace}",
             )
         return principal
 
-    check.__name__ = f"may_{verb}"
+    check.__name__ = f"may_{verb}" if resource == RUNS else f"may_{verb}_{resource}"
     return check
 
 
@@ -80,6 +82,19 @@ MayCreate = Annotated[Principal, Depends(_require("create"))]
 MayPatch = Annotated[Principal, Depends(_require("patch"))]
 MayApprove = Annotated[Principal, Depends(_require("approve"))]
 MayDelete = Annotated[Principal, Depends(_require("delete"))]
+
+# The same verbs on templates and on schedules (docs/security.md).
+MayGetTemplate = Annotated[Principal, Depends(_require("get", "workflowtemplates"))]
+MayListTemplates = Annotated[Principal, Depends(_require("list", "workflowtemplates"))]
+MayCreateTemplate = Annotated[Principal, Depends(_require("create", "workflowtemplates"))]
+MayUpdateTemplate = Annotated[Principal, Depends(_require("update", "workflowtemplates"))]
+MayDeleteTemplate = Annotated[Principal, Depends(_require("delete", "workflowtemplates"))]
+MayGetSchedule = Annotated[Principal, Depends(_require("get", "schedules"))]
+MayListSchedules = Annotated[Principal, Depends(_require("list", "schedules"))]
+MayCreateSchedule = Annotated[Principal, Depends(_require("create", "schedules"))]
+MayUpdateSchedule = Annotated[Principal, Depends(_require("update", "schedules"))]
+MayPatchSchedule = Annotated[Principal, Depends(_require("patch", "schedules"))]
+MayDeleteSchedule = Annotated[Principal, Depends(_require("delete", "schedules"))]
 
 
 async def shows_env(request: Request, principal: MayGet) -> bool:

@@ -15,8 +15,8 @@ import hashlib
 
 from cachetools import TTLCache
 
-from stageflow.api.auth.model import Principal, Verb
-from stageflow.kube import GROUP, PLURAL, KubeClient
+from stageflow.api.auth.model import RUNS, Principal, Resource, Verb
+from stageflow.kube import GROUP, KubeClient
 from stageflow.kube.reviews import SubjectAccessReviewSpec
 
 CACHE_ENTRIES = 4096
@@ -30,7 +30,7 @@ class KubernetesAuth:
         self._identities: TTLCache[str, Principal | None] = TTLCache(
             maxsize=CACHE_ENTRIES, ttl=cache_seconds
         )
-        self._decisions: TTLCache[tuple[Principal, Verb, str], bool] = TTLCache(
+        self._decisions: TTLCache[tuple[Principal, Verb, str, Resource], bool] = TTLCache(
             maxsize=CACHE_ENTRIES, ttl=cache_seconds
         )
         self.reviews = 0  # how many reviews were sent (what the cache saves shows here)
@@ -55,8 +55,10 @@ class KubernetesAuth:
         self._identities[key] = principal
         return principal
 
-    async def allowed(self, principal: Principal, verb: Verb, namespace: str) -> bool:
-        key = (principal, verb, namespace)
+    async def allowed(
+        self, principal: Principal, verb: Verb, namespace: str, resource: Resource = RUNS
+    ) -> bool:
+        key = (principal, verb, namespace, resource)
         if key in self._decisions:
             return self._decisions[key]
         self.reviews += 1
@@ -67,7 +69,7 @@ class KubernetesAuth:
                 "namespace": namespace,
                 "verb": verb,
                 "group": GROUP,
-                "resource": PLURAL,
+                "resource": resource,
             },
         }
         if principal.uid:

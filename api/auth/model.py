@@ -7,7 +7,11 @@ from typing import Literal, Protocol
 
 # `approve` is stageflow's own verb (RBAC takes any verb): deciding an approval task is a
 # permission apart, so a user who may read or even patch a run need not be able to approve.
-Verb = Literal["get", "list", "create", "patch", "delete", "approve"]
+Verb = Literal["get", "list", "create", "update", "patch", "delete", "approve"]
+# The resources of group stageflow.dev a route acts on: runs, templates and schedules are
+# granted apart (a user may run templates without being able to change them).
+Resource = Literal["workflowruns", "workflowtemplates", "schedules"]
+RUNS: Resource = "workflowruns"
 RESOURCE = "workflowruns.stageflow.dev"
 
 
@@ -33,8 +37,10 @@ class Authorizer(Protocol):
         """The caller this bearer token stands for; None if it is invalid."""
         ...
 
-    async def allowed(self, principal: Principal, verb: Verb, namespace: str) -> bool:
-        """May `principal` do `verb` on workflowruns in `namespace`?"""
+    async def allowed(
+        self, principal: Principal, verb: Verb, namespace: str, resource: Resource = RUNS
+    ) -> bool:
+        """May `principal` do `verb` on `resource` (of group stageflow.dev) in `namespace`?"""
         ...
 
     async def close(self) -> None: ...
@@ -48,7 +54,9 @@ class NoAuth:
     async def authenticate(self, token: str) -> Principal | None:
         return ANONYMOUS
 
-    async def allowed(self, principal: Principal, verb: Verb, namespace: str) -> bool:
+    async def allowed(
+        self, principal: Principal, verb: Verb, namespace: str, resource: Resource = RUNS
+    ) -> bool:
         return True
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stageflow.api.auth.model import Principal, Verb
+from stageflow.api.auth.model import RUNS, Principal, Resource, Verb
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,11 @@ class TokenFileAuth:
                 found = entry
         return None if found is None else Principal(name=found.name, groups=(found.role,))
 
-    async def allowed(self, principal: Principal, verb: Verb, namespace: str) -> bool:
-        """The role came with the token (as the principal's group)."""
+    async def allowed(
+        self, principal: Principal, verb: Verb, namespace: str, resource: Resource = RUNS
+    ) -> bool:
+        """The role came with the token (as the principal's group), and covers runs,
+        templates and schedules alike."""
         return "editor" in principal.groups or (
             "viewer" in principal.groups and verb in VIEWER_VERBS
         )

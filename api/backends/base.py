@@ -5,20 +5,31 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from stageflow.api.backends.catalog import Catalog
 from stageflow.engine import RunPhase, WorkflowRequest
-from stageflow.models.records import RunEvent, RunRecord
+from stageflow.models.records import RunEvent, RunOrigin, RunRecord
 from stageflow.models.status import Decision
 from stageflow.store import Cursor, RunPage
 
 
 class Backend(Protocol):
+    catalog: Catalog  # templates and schedules (api/backends/catalog.py)
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
-        """Validate and start a run, recording who submitted it (None: unauthenticated);
-        a SpecError or InvalidRequestError (400) stores nothing."""
+    async def submit(
+        self,
+        request: WorkflowRequest,
+        *,
+        submitted_by: str | None,
+        origin: RunOrigin | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Validate and start a run, recording who submitted it (None: unauthenticated) and
+        where it came from (a template, a schedule's slot, whose `run_id` it derives); a
+        SpecError or InvalidRequestError (400) stores nothing."""
         ...
 
     async def get(self, run_id: str) -> RunRecord:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from stageflow.api.backends.catalog import Catalog
 from stageflow.api.backends.common import (
     check_decision,
     compile_off_loop,
@@ -53,7 +54,8 @@ from stageflow.kube import (
     record_from_object,
 )
 from stageflow.kube.bodies import WorkflowRun
-from stageflow.models.records import RunEvent, RunRecord
+from stageflow.kube.catalog import KubeSchedules, KubeTemplates
+from stageflow.models.records import RunEvent, RunOrigin, RunRecord
 from stageflow.models.status import Decision, format_timestamp, utcnow
 from stageflow.store import (
     Cursor,
@@ -87,6 +89,13 @@ class KubernetesBackend:
         self._settings = settings
         self._namespace = namespace
         self._repair = RedisMirrorWriter.beside(store) if isinstance(store, RedisStore) else None
+        # Schedules fire in the operator; the API keeps their specs and queues backfills.
+        self.catalog = Catalog(
+            KubeTemplates(kube, namespace, keep=settings.template_revision_history),
+            KubeSchedules(kube, namespace),
+            registry=registry,
+            settings=settings,
+        )
 
     async def start(self) -> None:
         return None
@@ -96,9 +105,16 @@ class KubernetesBackend:
         if self._store is not None:
             await self._store.close()
 
-    async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
+    async def submit(
+        self,
+        request: WorkflowRequest,
+        *,
+        submitted_by: str | None,
+        origin: RunOrigin | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
         plan = await compile_off_loop(request, registry=self._registry, settings=self._settings)
-        record = new_record(plan, submitted_by=submitted_by)
+        record = new_record(plan, submitted_by=submitted_by, run_id=run_id, origin=origin)
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from stageflow.api.backends.catalog import Catalog
 from stageflow.api.backends.common import (
     check_decision,
     compile_off_loop,
@@ -26,6 +27,7 @@ from stageflow.api.backends.common import (
     stored_log,
     stream_run,
 )
+from stageflow.api.backends.local_schedules import LocalScheduleHost
 from stageflow.api.errors import (
     InvalidRequestError,
     RunConflictError,
@@ -47,9 +49,10 @@ from stageflow.engine.config import EngineSettings
 from stageflow.engine.plan import Plan
 from stageflow.engine.records import new_record
 from stageflow.engine.retry import retried_status
-from stageflow.models.records import RunEvent, RunRecord
+from stageflow.engine.scheduler import Scheduler
+from stageflow.models.records import RunEvent, RunOrigin, RunRecord
 from stageflow.models.status import Decision, utcnow
-from stageflow.store import Control, Cursor, RunPage, RunStore
+from stageflow.store import Control, Cursor, RunPage, RunStore, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -84,23 +87,57 @@ def _hold(runner: WorkflowRunner, *, suspended: bool) -> None:
 
 
 class LocalBackend:
-    def __init__(self, store: RunStore, registry: TaskRegistry, settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        registry: TaskRegistry,
+        settings: EngineSettings,
+        *,
+        schedules: bool = True,
+    ) -> None:
         self._store = store
         self._registry = registry
         self._settings = settings
         self._executor = InProcessExecutor(registry, max_threads=settings.max_threads)
         self._runs: dict[str, tuple[WorkflowRunner, asyncio.Task[RunStatus]]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._scheduling: asyncio.Task[None] | None = None
+        poll = settings.schedule_poll_seconds
+        self._schedule_host = (
+            LocalScheduleHost(self, store, poll_seconds=poll) if schedules else None
+        )
+        self.scheduler = (
+            Scheduler(
+                self._schedule_host,
+                poll_seconds=poll,
+                idle_seconds=poll,
+                transient=(StoreUnavailableError,),
+            )
+            if self._schedule_host is not None
+            else None
+        )
+        self.catalog = Catalog(
+            store.templates(keep=settings.template_revision_history),
+            store.schedules(),
+            registry=registry,
+            settings=settings,
+            nudge=self.scheduler.nudge if self.scheduler is not None else None,
+        )
 
     async def start(self) -> None:
         ready = asyncio.Event()
         self._listener = asyncio.create_task(self._listen_for_control(ready))
         await ready.wait()
+        if self.scheduler is not None:
+            self._scheduling = asyncio.create_task(self.scheduler.run_forever())
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        for background in (self._listener, self._scheduling):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
+        if self._schedule_host is not None:
+            await self._schedule_host.release()
         for runner, _ in self._runs.values():
             runner.cancel("Cancelled: the API process that ran it shut down")
         tasks = [task for _, task in self._runs.values()]
@@ -109,14 +146,27 @@ class LocalBackend:
         self._executor.close()
         await self._store.close()
 
-    async def submit(self, request: WorkflowRequest, *, submitted_by: str | None) -> RunRecord:
+    async def submit(
+        self,
+        request: WorkflowRequest,
+        *,
+        submitted_by: str | None,
+        origin: RunOrigin | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
         plan = await compile_off_loop(request, registry=self._registry, settings=self._settings)
         for node in plan.tasks.values():
             if node.executor is Executor.JOB:
                 raise InvalidRequestError(
                     f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
                 )
-        record = new_record(plan, submitted_by=submitted_by)
+        record = new_record(plan, submitted_by=submitted_by, run_id=run_id, origin=origin)
+        if run_id is not None:  # a schedule slot's: whoever claims it first creates it
+            existing = await self._store.get(run_id)
+            if existing is not None:
+                return existing
+            if not await self._store.claims().claim(run_id):
+                raise RunConflictError(f"Run {run_id} is being created by another replica")
         await self._store.create(record)
         self._start(plan, record)
         return record

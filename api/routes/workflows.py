@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import Discriminator, Tag
 
 from stageflow.api.auth import (
     ANONYMOUS,
@@ -46,6 +47,7 @@ from stageflow.models.api import (
 )
 from stageflow.models.records import RunRecord
 from stageflow.models.status import Decision, utcnow
+from stageflow.models.template import TemplateSubmission
 from stageflow.store import Cursor
 
 router = APIRouter(
@@ -74,6 +76,20 @@ async def existing_run(_: MayGet, run_id: RunId, backend: BackendDep, shown: Sho
 RunDep = Annotated[RunRecord, Depends(existing_run)]
 
 
+def _form(body: Any) -> str:
+    return "template-form" if isinstance(body, dict) and "templateRef" in body else "workflow-form"
+
+
+# A body with `templateRef` runs a template; any other is a workflow. Told apart by that
+# key alone, so a bad body's 422 names the fields of the form it meant, not of both (and
+# the tag itself is taken out of each error's `loc`: api/guards.py).
+Submission = Annotated[
+    Annotated[WorkflowRequest, Tag("workflow-form")]
+    | Annotated[TemplateSubmission, Tag("template-form")],
+    Discriminator(_form),
+]
+
+
 @router.post(
     "/workflow",
     status_code=status.HTTP_202_ACCEPTED,
@@ -87,10 +103,16 @@ RunDep = Annotated[RunRecord, Depends(existing_run)]
     },
 )
 async def submit_workflow(
-    caller: MayCreate, body: WorkflowRequest, backend: BackendDep, response: Response
+    caller: MayCreate, body: Submission, backend: BackendDep, response: Response
 ) -> Submitted:
-    """Submit a workflow; it starts at once. Poll `/workflow/{run_id}/status` or stream events."""
-    record = await backend.submit(body, submitted_by=None if caller is ANONYMOUS else caller.name)
+    """Submit a workflow, or run a template by reference (`templateRef`, `params`); it
+    starts at once. Poll `/workflow/{run_id}/status` or stream events."""
+    origin = None
+    if isinstance(body, TemplateSubmission):
+        body, origin = await backend.catalog.resolve(body)
+    record = await backend.submit(
+        body, submitted_by=None if caller is ANONYMOUS else caller.name, origin=origin
+    )
     RUNS_SUBMITTED.inc()
     response.headers["Location"] = f"/workflow/{record.run_id}"
     return Submitted(run_id=record.run_id, status=record.status.phase)

@@ -46,6 +46,18 @@ class WireModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class RunOrigin(WireModel):
+    """Where a run came from, when not from a body sent as it is: the template revision it
+    was resolved from (its name, revision and digest), the schedule slot that fired it."""
+
+    template: str | None = None
+    template_revision: int | None = None
+    template_digest: str | None = None
+    schedule: str | None = None
+    scheduled_time: Timestamp | None = None
+    backfill: bool | None = None
+
+
 class RunSummary(WireModel):
     run_id: str
     namespace: str | None = None
@@ -70,6 +82,9 @@ class RunRecord(WireModel):
     cancel_requested: bool = False
     submitted_by: str | None = Field(
         default=None, description="Who submitted the run (the authenticated name)."
+    )
+    origin: RunOrigin | None = Field(
+        default=None, description="The template revision and schedule slot it came from."
     )
 
     def summary(self) -> RunSummary:

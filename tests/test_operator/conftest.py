@@ -16,7 +16,7 @@ import kubernetes.client
 import pytest
 from kmock import KubernetesNotFoundError
 
-from stageflow.kube import KubeClient
+from stageflow.kube import GROUP, VERSION, KubeClient
 from stageflow.operator.config import OperatorSettings
 from stageflow.operator.main import kopf_settings, serve
 from tests.support.kmock_operator import (
@@ -38,6 +38,20 @@ async def cluster(kmock: Any) -> AsyncIterator[Cluster]:
         namespaced=True,
         subresources={"status"},
         verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
+    )
+    for plural, kind in (("workflowtemplates", "WorkflowTemplate"), ("schedules", "Schedule")):
+        kmock.resources[f"{GROUP}/{VERSION}/{plural}"] = kmock.ResourceInfo(
+            kind=kind,
+            singular=kind.lower(),
+            namespaced=True,
+            subresources={"status"},
+            verbs={"list", "watch", "get", "create", "patch", "update", "delete"},
+        )
+    kmock.resources["apps/v1/controllerrevisions"] = kmock.ResourceInfo(
+        kind="ControllerRevision",
+        singular="controllerrevision",
+        namespaced=True,
+        verbs={"list", "get", "create", "delete"},
     )
     kmock.resources["v1/pods"] = kmock.ResourceInfo(
         kind="Pod", singular="pod", namespaced=True, verbs={"list", "get", "create"}

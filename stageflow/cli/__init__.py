@@ -3,8 +3,8 @@
 Running stageflow: `api` serves the HTTP API, `operator` reconciles WorkflowRuns,
 `task run`/`task list` run tasks in this process (a Job task's container runs
 `stageflow task run`). Using it: `submit`, `get`, `list`, `watch`, `logs`, `cancel`,
-`retry`, `approve`, `reject`, `suspend`, `resume`, `delete`, `tasks` talk to the API
-through `stageflow.client`.
+`retry`, `approve`, `reject`, `suspend`, `resume`, `delete`, `tasks`, and the `template` and
+`schedule` groups talk to the API through `stageflow.client`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Annotated
 import typer
 
 import stageflow
-from stageflow.cli import runs, server
+from stageflow.cli import catalog, runs, server
 
 app = typer.Typer(
     name="stageflow",
     help="A Kubernetes-native workflow engine: run it (api, operator, task) and use it "
     "(submit, get, list, watch, logs, cancel, retry, approve, reject, suspend, resume, delete, "
-    "tasks).",
+    "tasks, template, schedule).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -50,6 +50,8 @@ app.command()(server.operator)
 app.add_typer(server.task_app)
 for name, command in runs.COMMANDS.items():
     app.command(name)(command)
+app.add_typer(catalog.template_app)
+app.add_typer(catalog.schedule_app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

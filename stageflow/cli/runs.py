@@ -81,22 +81,53 @@ class Output(enum.StrEnum):
 
 def submit(
     file: Annotated[
-        str, typer.Argument(metavar="FILE|-", help="The request body, JSON or YAML; `-` for stdin.")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="FILE|-",
+            help="The request body, JSON or YAML; `-` for stdin. Not with --template.",
+            show_default=False,
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            "-t",
+            metavar="NAME",
+            help="Run this template (`stageflow template list`) instead of a FILE; "
+            "--param gives its params.",
+        ),
+    ] = None,
+    revision: Annotated[
+        int | None,
+        typer.Option(
+            "--revision", min=1, help="With --template: this revision, not the current one."
+        ),
+    ] = None,
     param: Params = None,
     watch: Watch = False,
     server: Server = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Submit a workflow and print its run id; --watch follows it.
+    """Submit a workflow (FILE, or --template NAME) and print its run id; -w follows it.
 
     With --watch the exit status is the run's: 0 Succeeded, 1 Failed, 3 Cancelled.
     """
-    from stageflow.cli.inputs import read_body, with_params
+    from stageflow.cli.inputs import UsageError, read_body, with_params
     from stageflow.cli.session import connect, follow_to_the_end
 
     with connect(server, token) as client:
-        submitted = client.submit(with_params(read_body(file), param or []))
+        if template is not None:
+            if file is not None:
+                raise UsageError("give a FILE or --template, not both")
+            params = with_params({}, param or []).get("params", {})
+            submitted = client.submit_template(template, params, revision)
+        elif file is None:
+            raise UsageError("give a FILE (`-` for stdin) or --template NAME")
+        elif revision is not None:
+            raise UsageError("--revision goes with --template")
+        else:
+            submitted = client.submit(with_params(read_body(file), param or []))
         if not watch:
             print(submitted.run_id)
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -21,6 +21,7 @@ from rich.text import Text
 from stageflow.client import RunRecord, RunSummary, TaskPhase
 from stageflow.engine import RunPhase, TaskSpec
 from stageflow.engine.templates import TemplateError, references
+from stageflow.models.records import RunOrigin
 from stageflow.models.status import PHASE_MARKS, utcnow
 
 STYLES = {
@@ -183,10 +184,30 @@ def run_view(record: RunRecord, *, now: datetime | None = None) -> RenderableTyp
                 duration(task.started_at, task.finished_at, now),
                 task.message or "",
             )
-    parts: list[RenderableType] = [header, table]
+    parts: list[RenderableType] = [header]
+    if record.origin is not None and (origin := origin_text(record.origin)):
+        parts.append(Text(origin, style="dim"))
+    parts.append(table)
     if status.message:
         parts.append(Text(status.message, style=STYLES.get(status.phase, "")))
     return Group(*parts)
+
+
+def origin_text(origin: RunOrigin) -> str:
+    """Where a run came from: `from template nightly@3, schedule hourly at
+    2026-11-22T02:00:00Z (backfill)`; empty when it says nothing."""
+    found = []
+    if origin.template is not None:
+        revision = f"@{origin.template_revision}" if origin.template_revision is not None else ""
+        found.append(f"template {origin.template}{revision}")
+    if origin.schedule is not None:
+        slot = ""
+        if origin.scheduled_time is not None:
+            slot = " at " + origin.scheduled_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found.append(
+            f"schedule {origin.schedule}{slot}" + (" (backfill)" if origin.backfill else "")
+        )
+    return "from " + ", ".join(found) if found else ""
 
 
 class LiveRun:

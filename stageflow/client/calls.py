@@ -11,7 +11,9 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import ServerSentEvent
@@ -21,6 +23,14 @@ from stageflow.client.errors import UnreachableError, error_for
 from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.models.api import RunList, Submitted, TaskInfo
 from stageflow.models.records import RunEvent, RunRecord, RunSummary
+from stageflow.models.schedule import (
+    BackfillResult,
+    OverlapPolicy,
+    ScheduleList,
+    ScheduleRecord,
+    ScheduleSpec,
+)
+from stageflow.models.template import TemplateList, TemplateRecord, WorkflowTemplateSpec
 
 T = TypeVar("T")
 
@@ -42,6 +52,9 @@ class Buildable(Protocol):
 
 
 Body = WorkflowRequest | Mapping[str, Any] | Buildable
+TemplateBody = WorkflowTemplateSpec | Mapping[str, Any]
+ScheduleBody = ScheduleSpec | Mapping[str, Any]
+Moment = datetime | str
 
 
 @dataclass(frozen=True)
@@ -248,6 +261,107 @@ class Deadline:
     def check(self, run_id: str) -> None:
         if self.expired():
             raise TimeoutError(f"run {run_id} did not finish within {self.timeout} s")
+
+
+# -- templates and schedules --------------------------------------------------------------
+
+
+def put_template(name: str, spec: TemplateBody) -> Call[TemplateRecord]:
+    """Create or replace: an unchanged spec keeps its revision, a changed one gets the next."""
+    body = spec.normalised_json() if isinstance(spec, WorkflowTemplateSpec) else dict(spec)
+    return Call("PUT", _template_path(name), _model(TemplateRecord), body=body)
+
+
+def templates() -> Call[list[TemplateRecord]]:
+    read = _model(TemplateList)
+    return Call("GET", "/templates", lambda r: read(r).items)
+
+
+def template(name: str, revision: int | None = None) -> Call[TemplateRecord]:
+    path = _template_path(name)
+    if revision is not None:
+        path += f"/revisions/{int(revision)}"
+    return Call("GET", path, _model(TemplateRecord))
+
+
+def delete_template(name: str) -> Call[None]:
+    return Call("DELETE", _template_path(name), lambda _: None)
+
+
+def submit_template(
+    template: str,
+    params: Mapping[str, Any] | None = None,
+    revision: int | None = None,
+    *,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Call[Submitted]:
+    """POST /workflow by reference: `templateRef` (its current revision unless `revision`)
+    and the values of its params; `name` and `labels` are the run's."""
+    ref: dict[str, Any] = {"name": template}
+    if revision is not None:
+        ref["revision"] = revision
+    body: dict[str, Any] = {"templateRef": ref, "params": dict(params or {})}
+    if name is not None:
+        body["name"] = name
+    if labels:
+        body["labels"] = dict(labels)
+    return Call("POST", "/workflow", _model(Submitted), body=body)
+
+
+def put_schedule(name: str, spec: ScheduleBody) -> Call[ScheduleRecord]:
+    """Create or replace (the status the scheduler keeps stays)."""
+    body = (
+        spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(spec, ScheduleSpec)
+        else dict(spec)
+    )
+    return Call("PUT", _schedule_path(name), _model(ScheduleRecord), body=body)
+
+
+def schedules() -> Call[list[ScheduleRecord]]:
+    read = _model(ScheduleList)
+    return Call("GET", "/schedules", lambda r: read(r).items)
+
+
+def schedule(name: str) -> Call[ScheduleRecord]:
+    return Call("GET", _schedule_path(name), _model(ScheduleRecord))
+
+
+def delete_schedule(name: str) -> Call[None]:
+    return Call("DELETE", _schedule_path(name), lambda _: None)
+
+
+def hold_schedule(name: str, *, suspended: bool) -> Call[ScheduleRecord]:
+    action = "pause" if suspended else "resume"
+    return Call("POST", f"{_schedule_path(name)}/{action}", _model(ScheduleRecord))
+
+
+def backfill(
+    name: str,
+    start: Moment,
+    end: Moment,
+    *,
+    overlap_policy: OverlapPolicy | str | None = None,
+    dry_run: bool = False,
+) -> Call[BackfillResult]:
+    """The slots of [start, end): queued to fire, or only listed with `dry_run`."""
+    body: dict[str, Any] = {"start": _moment(start), "end": _moment(end), "dryRun": dry_run}
+    if overlap_policy is not None:
+        body["overlapPolicy"] = str(overlap_policy)
+    return Call("POST", f"{_schedule_path(name)}/backfill", _model(BackfillResult), body=body)
+
+
+def _template_path(name: str) -> str:
+    return f"/templates/{quote(name, safe='')}"
+
+
+def _schedule_path(name: str) -> str:
+    return f"/schedules/{quote(name, safe='')}"
+
+
+def _moment(value: Moment) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _model(kind: type[T]) -> Callable[[httpx.Response], T]:

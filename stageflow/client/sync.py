@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,11 +13,21 @@ from httpx_sse import connect_sse
 
 from stageflow import DEFAULT_URL
 from stageflow.client import calls
-from stageflow.client.calls import Body, Call, Deadline, Event
+from stageflow.client.calls import (
+    Body,
+    Call,
+    Deadline,
+    Event,
+    Moment,
+    ScheduleBody,
+    TemplateBody,
+)
 from stageflow.client.errors import UnreachableError
 from stageflow.models import RunPhase, TaskPhase
 from stageflow.models.api import Submitted, TaskInfo
 from stageflow.models.records import RunRecord, RunSummary
+from stageflow.models.schedule import BackfillResult, OverlapPolicy, ScheduleRecord
+from stageflow.models.template import TemplateRecord
 
 T = TypeVar("T")
 
@@ -132,6 +142,79 @@ class Client:
     def tasks(self) -> builtins.list[TaskInfo]:
         """The tasks the server can run, with their parameters."""
         return self._send(calls.tasks())
+
+    # -- templates ------------------------------------------------------------------------
+
+    def put_template(self, name: str, spec: TemplateBody) -> TemplateRecord:
+        """Create or replace the template `name` (a mapping in the API's camelCase, or a
+        `WorkflowTemplateSpec`). An unchanged spec keeps its revision; a changed one gets
+        the next."""
+        return self._send(calls.put_template(name, spec))
+
+    def templates(self) -> builtins.list[TemplateRecord]:
+        """Every template, by name, each at its current revision."""
+        return self._send(calls.templates())
+
+    def template(self, name: str, revision: int | None = None) -> TemplateRecord:
+        """The template at its current revision, or at `revision` while it is kept."""
+        return self._send(calls.template(name, revision))
+
+    def delete_template(self, name: str) -> None:
+        """Delete the template and its revisions; runs made from it keep what they ran."""
+        self._send(calls.delete_template(name))
+
+    def submit_template(
+        self,
+        template: str,
+        params: Mapping[str, Any] | None = None,
+        revision: int | None = None,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Submitted:
+        """Start a run of the template `template` (its current revision unless `revision`)
+        with these values of its params; `name` and `labels` are the run's."""
+        call = calls.submit_template(template, params, revision, name=name, labels=labels)
+        return self._send(call)
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def put_schedule(self, name: str, spec: ScheduleBody) -> ScheduleRecord:
+        """Create or replace the schedule `name` (a mapping in the API's camelCase, or a
+        `ScheduleSpec`); its status stays."""
+        return self._send(calls.put_schedule(name, spec))
+
+    def schedules(self) -> builtins.list[ScheduleRecord]:
+        return self._send(calls.schedules())
+
+    def schedule(self, name: str) -> ScheduleRecord:
+        """The schedule with its status: last and next slot, runs going and recent, counts."""
+        return self._send(calls.schedule(name))
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete the schedule; the runs it started stay."""
+        self._send(calls.delete_schedule(name))
+
+    def pause_schedule(self, name: str) -> ScheduleRecord:
+        """No slot fires until `resume_schedule` (slots that pass count as missed)."""
+        return self._send(calls.hold_schedule(name, suspended=True))
+
+    def resume_schedule(self, name: str) -> ScheduleRecord:
+        return self._send(calls.hold_schedule(name, suspended=False))
+
+    def backfill(
+        self,
+        name: str,
+        start: Moment,
+        end: Moment,
+        overlap_policy: OverlapPolicy | str | None = None,
+        dry_run: bool = False,
+    ) -> BackfillResult:
+        """Fire the schedule's slots of [start, end) (RFC 3339 strings or aware datetimes),
+        each at most once, under `overlap_policy` (the API's default: BufferAll);
+        `dry_run` only lists them."""
+        call = calls.backfill(name, start, end, overlap_policy=overlap_policy, dry_run=dry_run)
+        return self._send(call)
 
     def events(self, run_id: str) -> Iterator[Event]:
         """A `RunRecord` snapshot, then a `RunEvent` per change, until the run ends."""

@@ -1,4 +1,5 @@
-"""The web page under /ui: a list of runs and a page per run, served from the package.
+"""The web page under /ui: a list of runs and a page per run, the templates and the
+schedules, served from the package.
 
 The pages are static (HTML, CSS and a script in api/ui/static, shipped in the wheel:
 no CDN); the script calls the same HTTP API as the CLI with the token the user
@@ -45,6 +46,21 @@ async def run_list_page() -> FileResponse:
 @router.api_route("/runs/{run_id}", methods=PAGE)
 async def run_page(run_id: str) -> FileResponse:
     return FileResponse(STATIC / "run.html")
+
+
+@router.api_route("/templates", methods=PAGE)
+@router.api_route("/templates/{name}", methods=PAGE)
+@router.api_route("/templates/{name}/revisions/{revision}", methods=PAGE)
+async def templates_page() -> FileResponse:
+    """The templates; the one in the path (a revision, or the current one) opened below."""
+    return FileResponse(STATIC / "templates.html")
+
+
+@router.api_route("/schedules", methods=PAGE)
+@router.api_route("/schedules/{name}", methods=PAGE)
+async def schedules_page() -> FileResponse:
+    """The schedules; the one in the path shown in full below."""
+    return FileResponse(STATIC / "schedules.html")
 
 
 @router.get("/runs/{run_id}/graph.svg")

@@ -31,6 +31,43 @@ function renderRun() {
   if (selected) renderPanel();
 }
 
+// Where the run came from: the template revision it was made from, the schedule slot
+// that fired it (each a link to its view). Drawn when the record is read, not on each
+// update: it never changes, and a link redrawn would lose the keyboard focus.
+function renderOrigin(origin) {
+  const line = document.getElementById("run-origin");
+  const parts = [];
+  if (origin && origin.template) {
+    const part = document.createElement("span");
+    part.id = "origin-template";
+    const name = encodeURIComponent(origin.template);
+    if (origin.template_revision) {
+      part.append("from template ", link(`/ui/templates/${name}/revisions/${origin.template_revision}`,
+                                         `${origin.template} revision ${origin.template_revision}`));
+    } else {
+      part.append("from template ", link(`/ui/templates/${name}`, origin.template));
+    }
+    if (origin.template_digest) part.title = origin.template_digest;
+    parts.push(part);
+  }
+  if (origin && origin.schedule) {
+    const part = document.createElement("span");
+    part.id = "origin-schedule";
+    part.append("scheduled by ", link(`/ui/schedules/${encodeURIComponent(origin.schedule)}`, origin.schedule));
+    if (origin.scheduled_time) {
+      const time = document.createElement("time");
+      time.dateTime = origin.scheduled_time;
+      time.textContent = stamp(origin.scheduled_time);
+      part.append(" for ", time);
+    }
+    if (origin.backfill) part.append(" (backfill)");
+    parts.push(part);
+  }
+  line.replaceChildren();
+  parts.forEach((part, index) => line.append(...(index ? [" · ", part] : [part])));
+  line.hidden = !parts.length;
+}
+
 function renderNode(taskId, task) {
   const node = document.getElementById("node-" + taskId);
   if (!node) return;  // a forEach instance: its task's node shows the task
@@ -107,6 +144,7 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.event === "snapshot") {
       record = event.data;
+      renderOrigin(record.origin);
       renderRun();
     } else if (event.event === "update") {
       const status = record.status;
@@ -141,6 +179,7 @@ async function load() {
       });
     }
     showError("");
+    renderOrigin(record.origin);
     renderRun();
     connect();
   } catch (error) {

@@ -211,3 +211,51 @@ def test_approving_is_a_permission_of_its_own(
     assert run["status"]["tasks"]["gate"]["decision"]["by"] == (
         f"system:serviceaccount:{k8s_namespace}:approver"
     )
+
+
+def test_templates_and_schedules_are_permissions_of_their_own(
+    secured: tuple[httpx.Client, dict[str, str]], k8s_namespace: str
+) -> None:
+    """RBAC on workflowtemplates and schedules, apart from workflowruns: an author who may
+    write templates and schedules, and a submitter who may only run what exists."""
+    api, tokens = secured
+    submitter = bearer(tokens["submitter"])
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "author", "namespace": k8s_namespace},
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["workflowtemplates", "schedules"],
+                "verbs": ["get", "list", "create", "update", "patch", "delete"],
+            }
+        ],
+    }
+    kubectl("create", "serviceaccount", "author", "-n", k8s_namespace)
+    kubectl("apply", "-f", "-", stdin=json.dumps(role))
+    kubectl(
+        "create", "rolebinding", "author", "-n", k8s_namespace, "--role=author",
+        f"--serviceaccount={k8s_namespace}:author",
+    )  # fmt: skip
+    author = bearer(token_of(k8s_namespace, "author"))
+    template = {"dag": [{"name": "a", "task": "task_a"}]}
+    refused = api.put("/templates/flow", json=template, headers=submitter)
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        f"Forbidden: system:serviceaccount:{k8s_namespace}:submitter may not create "
+        f"workflowtemplates.stageflow.dev in namespace {k8s_namespace}"
+    )
+    assert api.put("/templates/flow", json=template, headers=author).status_code == 201
+    # running a template is creating a run: the submitter may, the author may not
+    by_reference = {"templateRef": {"name": "flow"}}
+    assert api.post("/workflow", json=by_reference, headers=author).status_code == 403
+    run = api.post("/workflow", json=by_reference, headers=submitter)
+    assert run.status_code == 202, run.text
+    schedule = {"schedule": "@daily", "templateRef": {"name": "flow"}, "suspend": True}
+    assert api.put("/schedules/daily", json=schedule, headers=submitter).status_code == 403
+    assert api.put("/schedules/daily", json=schedule, headers=author).status_code == 201
+    assert api.post("/schedules/daily/pause", headers=submitter).status_code == 403
+    assert api.post("/schedules/daily/resume", headers=author).status_code == 200
+    assert api.get("/schedules", headers=submitter).status_code == 403
+    assert api.delete("/schedules/daily", headers=author).status_code == 204

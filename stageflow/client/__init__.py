@@ -1,7 +1,8 @@
 """A typed Python client for the stageflow API, and a builder to write workflows in Python.
 
 `Client` and `AsyncClient` have the same methods; answers are the API's own
-pydantic models (`Submitted`, `RunRecord`, `RunSummary`, `RunEvent`, `TaskInfo`), and
+pydantic models (`Submitted`, `RunRecord`, `RunSummary`, `RunEvent`, `TaskInfo`,
+`TemplateRecord`, `ScheduleRecord`, `BackfillResult`), and
 an error answer raises `ApiError` with its `status_code` and `detail`:
 
     from stageflow.client import Client, Stages, parallel, sequential
@@ -25,12 +26,15 @@ from stageflow.client.errors import (
 from stageflow.client.sync import Client
 from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.models.api import RunList, Submitted, TaskInfo
-from stageflow.models.records import RunEvent, RunRecord, RunSummary
+from stageflow.models.records import RunEvent, RunOrigin, RunRecord, RunSummary
+from stageflow.models.schedule import BackfillResult, ScheduleRecord, ScheduleSpec
+from stageflow.models.template import TemplateRecord, WorkflowTemplateSpec
 
 __all__ = [
     "DEFAULT_URL",
     "ApiError",
     "AsyncClient",
+    "BackfillResult",
     "Client",
     "ClientError",
     "ConflictError",
@@ -39,16 +43,21 @@ __all__ = [
     "NotFoundError",
     "RunEvent",
     "RunList",
+    "RunOrigin",
     "RunPhase",
     "RunRecord",
     "RunSummary",
+    "ScheduleRecord",
+    "ScheduleSpec",
     "Stages",
     "Submitted",
     "Task",
     "TaskInfo",
     "TaskPhase",
+    "TemplateRecord",
     "UnreachableError",
     "WorkflowRequest",
+    "WorkflowTemplateSpec",
     "apply",
     "parallel",
     "sequential",

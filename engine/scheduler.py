@@ -149,12 +149,15 @@ class Scheduler:
         status = result.status
         for firing in result.fire:
             status = await self._start(record, firing, status)
-        if result.pause_reason is not None:
-            logger.info("schedule %s: %s", _name(record), result.pause_reason)
-            await self._host.pause(record, result.pause_reason)
         if not await self._host.write_status(record, status):
             logger.info("schedule %s changed meanwhile; reading it again", _name(record))
             return min(result.wake_at, now + timedelta(seconds=self._poll))
+        if result.pause_reason is not None:
+            # after the status is written (the failure recorded, the run in `recent`): a
+            # pause first would change the version, fail this write, and a resume sent
+            # before the next round would be paused again for the same failure
+            logger.info("schedule %s: %s", _name(record), result.pause_reason)
+            await self._host.pause(record, result.pause_reason)
         for run_id in result.delete:
             await self._host.delete_run(record, run_id)
         return result.wake_at

@@ -127,11 +127,17 @@ def _parse_every(entry: str) -> timedelta:
     return step
 
 
+_NOT_A_ZONE = frozenset({"localtime", "Factory", "posixrules", "posix", "right"})
+
+
 @lru_cache(maxsize=256)
 def _zone(name: str) -> tzinfo:
     """The IANA zone; UTC as `datetime.UTC`, which cronsim iterates without conversions."""
     if name in ("UTC", "Etc/UTC"):
         return UTC
+    if name in _NOT_A_ZONE or name.startswith(("/", ".")):
+        # the host's own (`localtime`) would differ between the API and the operator
+        raise SpecError(f"Unknown time zone: {name} (give an IANA name, e.g. Europe/Berlin)")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -359,6 +365,11 @@ def tick(
     spec, status = record.spec, record.status
     settled = _settle(status, spec, phases)
     stopped = spec.suspend or settled.pause_reason is not None
+    when = when_key(spec)
+    if status.schedule_key is not None and status.schedule_key != when:
+        # the entries or the zone changed: the new ones start from now, with nothing to
+        # catch up (their past slots never were)
+        status = status.model_copy(update={"last_scheduled_time": now})
     origin = _stored(status.last_scheduled_time or record.created_at)
     due = _due(record, now, origin, stopped=stopped)
     if stopped:  # nothing fires, and the slots already waiting keep waiting
@@ -390,6 +401,7 @@ def tick(
             "skipped": status.skipped + dispatched.skipped,
             "missed": status.missed + due.missed,
             "message": settled.message,
+            "schedule_key": when,
         }
     )
     # Runs going are watched even while stopped (they end, and move to `recent`); slots
@@ -404,6 +416,11 @@ def tick(
         status=new_status,
         wake_at=wake_at,
     )
+
+
+def when_key(spec: ScheduleSpec) -> str:
+    """What says when a schedule fires: its entries and zone (a change restarts it)."""
+    return f"{spec.timezone}|" + "|".join(spec.schedule)
 
 
 def _settle(

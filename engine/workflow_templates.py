@@ -6,16 +6,20 @@ the same way for every slot it fires.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from stageflow.engine.plan import SpecError
 from stageflow.models.records import RunOrigin
 from stageflow.models.request import WorkflowRequest
 from stageflow.models.schedule import ScheduleRecord
-from stageflow.models.status import format_timestamp
+from stageflow.models.status import format_timestamp, utcnow
 from stageflow.models.template import (
+    SCHEDULE_LABEL,
     SCHEDULED_TIME_PARAM,
     TemplateRecord,
     TemplateSubmission,
@@ -62,15 +66,36 @@ def submission_body(
 ) -> tuple[WorkflowRequest, RunOrigin]:
     """What a run by reference runs: the revision's body with the params resolved, its
     labels and the run's own, and the name given (else the template's)."""
-    params = resolve_params(template.name, template.spec, submission.params)
-    body = template.spec.body(params)
-    body = body.model_copy(
-        update={
-            "name": submission.name or body.name or template.name,
-            "labels": {**body.labels, **submission.labels},
-        }
+    given = dict(submission.params)
+    if SCHEDULED_TIME_PARAM not in template.spec.params and _reads_scheduled_time(template):
+        # run by hand: `scheduledTime` is when it was submitted (Argo's for a manual run)
+        given.setdefault(SCHEDULED_TIME_PARAM, format_timestamp(utcnow()))
+    params = resolve_params(template.name, template.spec, given, also=[SCHEDULED_TIME_PARAM])
+    body = _with(
+        template.spec.body(params),
+        name=submission.name or template.name,
+        labels=submission.labels,
     )
     return body, _template_origin(template)
+
+
+def _reads_scheduled_time(template: TemplateRecord) -> bool:
+    text = json.dumps(template.spec.normalised_json())
+    return f"params.{SCHEDULED_TIME_PARAM}" in text
+
+
+def _with(body: WorkflowRequest, *, name: str, labels: Mapping[str, str]) -> WorkflowRequest:
+    """`body` named `name` (unless it has a name) with `labels` added, validated again (the
+    labels' bound holds for the sum)."""
+    fields = body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    fields["name"] = body.name or name
+    fields["labels"] = {**body.labels, **labels}
+    try:
+        return WorkflowRequest.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SpecError(f"{where}: {first['msg']}") from None
 
 
 def slot_body(
@@ -94,9 +119,8 @@ def slot_body(
             update={"params": {**spec.workflow_spec.params, **values}}
         )
         origin = RunOrigin()
-    body = body.model_copy(
-        update={"name": body.name or schedule.name, "labels": {**body.labels, **spec.labels}}
-    )
+    # the label names the schedule on either backend (`-l stageflow.dev/schedule=NAME`)
+    body = _with(body, name=schedule.name, labels={**spec.labels, SCHEDULE_LABEL: schedule.name})
     origin = origin.model_copy(
         update={
             "schedule": schedule.name,

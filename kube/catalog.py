@@ -5,7 +5,6 @@ and by the operator's scheduler alike."""
 from __future__ import annotations
 
 import builtins
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -112,10 +111,16 @@ class TemplateRevisions:
             body["metadata"]["ownerReferences"] = [
                 {"apiVersion": API_VERSION, "kind": TEMPLATE_KIND, "name": name, "uid": uid}
             ]
-        with contextlib.suppress(KubeConflictError):  # kept already: the same spec
+        try:
             await self._kube.create_revision(self._namespace, body)
-        kept = await self._kube.list_revisions(self._namespace, name)
-        numbers = sorted(int(item.get("revision") or 0) for item in kept)
+        except KubeConflictError:  # kept already; or left by a deleted template of that name
+            found = await self._kube.get_revision(self._namespace, body["metadata"]["name"])
+            owners = ((found or {}).get("metadata") or {}).get("ownerReferences") or []
+            if found is not None and uid and all(owner.get("uid") != uid for owner in owners):
+                await self._kube.delete_revision(self._namespace, body["metadata"]["name"])
+                await self._kube.create_revision(self._namespace, body)
+        listed = await self._kube.list_revisions(self._namespace, name)
+        numbers = sorted(int(item.get("revision") or 0) for item in listed)
         for old in numbers[: -self._keep]:
             await self._kube.delete_revision(self._namespace, revision_name(name, old))
 
@@ -143,7 +148,7 @@ class KubeTemplates(TemplateRevisions):
                         },
                     )
                     return await self.snapshot(obj), True
-                if current.get("spec") == body:
+                if _digest_of(current) == spec.digest():  # no change, however it was written
                     return await self.snapshot(current), False
                 obj = await self._kube.replace_template(
                     self._namespace, name, {**current, "spec": body}
@@ -155,6 +160,13 @@ class KubeTemplates(TemplateRevisions):
 
     async def delete(self, name: str) -> bool:
         return await self._kube.delete_template(self._namespace, name)
+
+
+def _digest_of(obj: dict[str, Any]) -> str | None:
+    try:
+        return template_spec_of(obj).digest()
+    except InvalidTemplateError:
+        return None
 
 
 def _template_record(obj: dict[str, Any], spec: WorkflowTemplateSpec) -> TemplateRecord:

@@ -22,7 +22,7 @@ from stageflow.engine.plan import SpecError
 from stageflow.engine.records import new_record
 from stageflow.engine.schedules import Firing
 from stageflow.engine.workflow_templates import slot_body
-from stageflow.kube import KubeConflictError, KubeError
+from stageflow.kube import KubeConflictError, KubeError, KubeUnavailableError
 from stageflow.kube.catalog import InvalidTemplateError, ScheduleStates, TemplateRevisions
 from stageflow.kube.resource import new_object, record_from_object
 from stageflow.models.schedule import ScheduleRecord, ScheduleStatus
@@ -78,6 +78,12 @@ class KubeScheduleHost:
                     await self._kube.patch_template_status(
                         namespace, metadata["name"], {"status": {"message": str(error)}}
                     )
+            except KubeError as error:  # this template's trouble stops no schedule
+                if isinstance(error, KubeUnavailableError):
+                    raise
+                logger.warning(
+                    "template %s/%s: revision not kept: %s", namespace, metadata["name"], error
+                )
 
     async def write_status(self, record: ScheduleRecord, status: ScheduleStatus) -> bool:
         return await self._schedules.write_status(record, status)

@@ -14,6 +14,7 @@ The in-memory versions are here; the Redis ones in redis_catalog.py.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Protocol
 
@@ -22,6 +23,9 @@ from stageflow.models.status import utcnow
 from stageflow.models.template import TemplateRecord, WorkflowTemplateSpec
 
 DEFAULT_REVISION_HISTORY = 10
+# How long a schedule slot's claim holds: the claimer creates the run meanwhile; if it died
+# first, the slot is claimed again after this (and its run made then), never lost.
+CLAIM_SECONDS = 30.0
 
 
 class TemplateRepo(Protocol):
@@ -67,7 +71,8 @@ class SchedulerLease(Protocol):
 
 class Claims(Protocol):
     async def claim(self, run_id: str) -> bool:
-        """True for the first caller only: it creates the run (a schedule slot's)."""
+        """True for the first caller within CLAIM_SECONDS: it creates the run (a schedule
+        slot's); the run's existence, checked first, is what says the slot fired."""
         ...
 
 
@@ -176,11 +181,16 @@ class OwnLease:
 
 
 class MemoryClaims:
-    def __init__(self) -> None:
-        self._claimed: set[str] = set()
+    """Claims that lapse after `seconds` (long enough to create the run they stand for)."""
+
+    def __init__(self, *, seconds: float = CLAIM_SECONDS) -> None:
+        self._seconds = seconds
+        self._claimed: dict[str, float] = {}
 
     async def claim(self, run_id: str) -> bool:
+        now = time.monotonic()
+        self._claimed = {key: until for key, until in self._claimed.items() if until > now}
         if run_id in self._claimed:
             return False
-        self._claimed.add(run_id)
+        self._claimed[run_id] = now + self._seconds
         return True

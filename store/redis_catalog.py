@@ -212,7 +212,7 @@ class RedisSchedulerLease:
 
 
 class RedisClaims:
-    """Who creates a schedule slot's run: the first to claim it (kept as long as runs are)."""
+    """Who creates a schedule slot's run: the first to claim it within `seconds`."""
 
     def __init__(self, client: aioredis.Redis, namespace: str, *, seconds: int) -> None:
         self._redis, self._namespace, self._seconds = client, namespace, seconds

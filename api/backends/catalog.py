@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from stageflow.api.backends.common import compile_off_loop
 from stageflow.api.errors import ApiError, InvalidRequestError
-from stageflow.engine import SpecError, TaskRegistry, WorkflowRequest
+from stageflow.engine import Plan, SpecError, TaskRegistry, WorkflowRequest
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.schedules import backfill_slots, check_spec, queue_backfill
 from stageflow.engine.workflow_templates import sample_body, slot_body, submission_body
@@ -55,10 +55,13 @@ class Catalog:
         registry: TaskRegistry,
         settings: EngineSettings,
         nudge: Callable[[], None] | None = None,
+        validate: Callable[[Plan], None] | None = None,
     ) -> None:
+        """`validate`: what the backend refuses beyond the engine (local: Job tasks)."""
         self.templates, self.schedules = templates, schedules
         self._registry, self._settings = registry, settings
         self._nudge = nudge or (lambda: None)
+        self._validate = validate or (lambda _: None)
 
     # -- templates ------------------------------------------------------------------------
 
@@ -129,7 +132,11 @@ class Catalog:
         """The slots of [start, end) queued as waiting slots of the schedule's status (the
         scheduler fires them under the request's overlap policy); at most 1,000."""
         record = await self.schedule(name)
-        slots = backfill_slots(record.spec, request.start, request.end)
+        slots = backfill_slots(record.spec, request.start, request.end)  # naive, reversed: 400
+        if request.end > utcnow():
+            raise InvalidRequestError(
+                "A backfill covers past slots only: end is in the future (the clock fires those)"
+            )
         if request.dry_run:
             return BackfillResult(slots=slots, queued=0, dry_run=True)
         for _ in range(_BACKFILL_ATTEMPTS):
@@ -146,6 +153,10 @@ class Catalog:
 
     async def _compile(self, body: WorkflowRequest, what: str) -> None:
         try:
-            await compile_off_loop(body, registry=self._registry, settings=self._settings)
+            plan = await compile_off_loop(body, registry=self._registry, settings=self._settings)
         except SpecError as error:
             raise SpecError(f"{what}: {error}") from None
+        try:
+            self._validate(plan)
+        except ApiError as error:
+            raise InvalidRequestError(f"{what}: {error.detail}") from None

@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from stageflow.api.errors import RunConflictError, RunFinishedError, RunNotFoundError
+from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
 from stageflow.engine.plan import SpecError
 from stageflow.engine.schedules import Firing
 from stageflow.engine.workflow_templates import slot_body
@@ -56,10 +56,14 @@ class LocalScheduleHost:
             if template is None:
                 raise SpecError(f"Unknown template: {ref.name}")
         body, origin = slot_body(record, template, firing.scheduled_time, backfill=firing.backfill)
-        with contextlib.suppress(RunConflictError):  # claimed before: it fired already
+        try:
             await self._backend.submit(
                 body, submitted_by=f"schedule:{record.name}", origin=origin, run_id=firing.run_id
             )
+        except InvalidRequestError as error:  # cannot run here (a Job task): not retried
+            raise SpecError(error.detail) from None
+        # RunConflictError (another replica claimed it and is creating it, or died doing so)
+        # is transient: the round is done again, and finds the run, or claims it anew.
 
     async def run_phases(
         self, record: ScheduleRecord, run_ids: list[str]

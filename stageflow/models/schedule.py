@@ -48,7 +48,11 @@ class ScheduleSpec(Model):
         "`@every 90s`); a string is one entry. A slot two entries share fires once.",
     )
     timezone: str = Field(default="UTC", max_length=64, description="IANA name.")
-    template_ref: TemplateRef | None = None
+    template_ref: TemplateRef | None = Field(
+        default=None,
+        description="The template each run is made from (its current revision when the slot "
+        "fires, unless `revision` is given). Give this or `workflowSpec`.",
+    )
     workflow_spec: WorkflowRequest | None = Field(
         default=None, description="An inline workflow body, instead of `templateRef`."
     )
@@ -58,7 +62,11 @@ class ScheduleSpec(Model):
     labels: dict[Key, Annotated[str, StringConstraints(max_length=253)]] = Field(
         default_factory=dict, max_length=64, description="Added to each run's labels."
     )
-    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    overlap_policy: OverlapPolicy = Field(
+        default=OverlapPolicy.SKIP,
+        description="What a slot does while a run of the schedule is still going: `Skip`, "
+        "`BufferOne`, `BufferAll`, `AllowAll` or `CancelOther`.",
+    )
     catchup_window_seconds: int = Field(
         default=3600,
         ge=0,
@@ -76,8 +84,15 @@ class ScheduleSpec(Model):
         le=3600,
         description="Each slot fires up to this much later (the same delay on every replica).",
     )
-    successful_runs_history_limit: int = Field(default=3, ge=0, le=1000)
-    failed_runs_history_limit: int = Field(default=1, ge=0, le=1000)
+    successful_runs_history_limit: int = Field(
+        default=3, ge=0, le=1000, description="Succeeded runs kept; older ones are deleted."
+    )
+    failed_runs_history_limit: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Failed or cancelled runs kept; older ones are deleted.",
+    )
 
     @field_validator("schedule", mode="before")
     @classmethod
@@ -92,18 +107,20 @@ class ScheduleSpec(Model):
 
 
 class ScheduledRun(StatusModel):
-    run_id: str
-    scheduled_time: Timestamp
-    phase: RunPhase | None = None
-    backfill: bool | None = None
+    run_id: str = Field(description="The run's ID (derived from the schedule's uid and the slot).")
+    scheduled_time: Timestamp = Field(description="The slot it was fired for (UTC).")
+    phase: RunPhase | None = Field(default=None, description="The run's phase when last seen.")
+    backfill: bool | None = Field(default=None, description="Fired by a backfill.")
 
 
 class PendingSlot(StatusModel):
     """A slot waiting for the runs going to end (a buffered or backfilled one)."""
 
-    scheduled_time: Timestamp
-    overlap_policy: OverlapPolicy
-    backfill: bool | None = None
+    scheduled_time: Timestamp = Field(description="The slot (UTC).")
+    overlap_policy: OverlapPolicy = Field(
+        description="The policy it fires under: the schedule's, or its backfill's."
+    )
+    backfill: bool | None = Field(default=None, description="Queued by a backfill.")
 
 
 class ScheduleStatus(StatusModel):
@@ -112,19 +129,34 @@ class ScheduleStatus(StatusModel):
     last_scheduled_time: Timestamp | None = Field(
         default=None, description="The latest clock slot handled: fired, skipped or missed."
     )
-    next_scheduled_time: Timestamp | None = None
-    active: list[ScheduledRun] = Field(default_factory=list)
+    next_scheduled_time: Timestamp | None = Field(
+        default=None, description="The next clock slot (UTC)."
+    )
+    active: list[ScheduledRun] = Field(default_factory=list, description="Its runs still going.")
     recent: list[ScheduledRun] = Field(
         default_factory=list, description="Finished runs still kept, newest first."
     )
-    pending: list[PendingSlot] = Field(default_factory=list, max_length=MAX_PENDING)
-    last_run_phase: RunPhase | None = None
-    fired: int = 0
+    pending: list[PendingSlot] = Field(
+        default_factory=list,
+        max_length=MAX_PENDING,
+        description="Slots waiting to fire (buffered or backfilled), in order.",
+    )
+    last_run_phase: RunPhase | None = Field(
+        default=None, description="How its latest finished run ended."
+    )
+    fired: int = Field(default=0, description="Slots that started a run.")
     skipped: int = Field(default=0, description="Slots the overlap policy did not fire.")
     missed: int = Field(
         default=0, description="Slots past the catch-up window, or passed while suspended."
     )
-    message: str | None = None
+    message: str | None = Field(
+        default=None, description="Why it paused itself (`pauseOnFailure`): the run and slot."
+    )
+    schedule_key: str | None = Field(
+        default=None,
+        description="The entries and time zone the status was written for: when they "
+        "change, the schedule goes on from that moment (no catch-up of slots it never had).",
+    )
 
 
 class ScheduleRecord(WireModel):
@@ -132,34 +164,41 @@ class ScheduleRecord(WireModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    name: TemplateName
-    namespace: str | None = None
+    name: TemplateName = Field(description="The schedule's name (a DNS label).")
+    namespace: str | None = Field(
+        default=None, description="The Schedule's namespace (kubernetes backend)."
+    )
     uid: str = Field(description="Fixed for the schedule's life; run ids derive from it.")
-    created_at: Timestamp
+    created_at: Timestamp = Field(description="When the schedule was created (UTC).")
     version: str | None = Field(
         default=None, description="What a status write is conditional on (resourceVersion)."
     )
-    spec: ScheduleSpec
-    status: ScheduleStatus = Field(default_factory=ScheduleStatus)
+    spec: ScheduleSpec = Field(description="When it fires and what it runs, as written.")
+    status: ScheduleStatus = Field(
+        default_factory=ScheduleStatus,
+        description="The scheduler's record: last and next slot, runs going and recent, counts.",
+    )
 
 
 class ScheduleList(WireModel):
-    items: list[ScheduleRecord]
+    items: list[ScheduleRecord] = Field(
+        description="Every schedule of the namespace, by name, with its status."
+    )
 
 
 class BackfillRequest(Model):
     """The body of POST /schedules/{name}/backfill: the slots of [start, end)."""
 
-    start: datetime
-    end: datetime
+    start: datetime = Field(description="The range's first instant (inclusive), with an offset.")
+    end: datetime = Field(description="The range's end (exclusive), with an offset.")
     overlap_policy: OverlapPolicy = Field(
         default=OverlapPolicy.BUFFER_ALL,
         description="BufferAll (default): one run after another; AllowAll: all at once.",
     )
-    dry_run: bool = False
+    dry_run: bool = Field(default=False, description="List the slots only: nothing fires.")
 
 
 class BackfillResult(WireModel):
     slots: list[Timestamp] = Field(description="The slots in the range, in order.")
     queued: int = Field(description="How many were queued to fire (0 on a dry run).")
-    dry_run: bool
+    dry_run: bool = Field(description="The slots were listed only (`dryRun`).")

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, SerializerFunctionWrapHandler, StringConstraints, model_serializer
 
 from stageflow.models.records import WireModel
 from stageflow.models.request import Key, Model, WorkflowRequest
@@ -30,17 +30,30 @@ ParamName = Annotated[
 ]
 # Set on every run a schedule starts (RFC 3339), declared or not (docs/schedules.md).
 SCHEDULED_TIME_PARAM = "scheduledTime"
+# The label on every run a schedule starts (its value: the schedule's name).
+SCHEDULE_LABEL = "stageflow.dev/schedule"
 
 
 class TemplateParam(Model):
     """A declared param: with `default` the run may leave it out; without, it must give it."""
 
-    description: str | None = Field(default=None, max_length=1024)
+    description: str | None = Field(
+        default=None, max_length=1024, description="What the param is for, for whoever runs it."
+    )
     default: Any = Field(default=None, description="Leave out to make the param required.")
 
     @property
     def required(self) -> bool:
         return "default" not in self.model_fields_set
+
+    @model_serializer(mode="wrap")
+    def _keep_a_null_default(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`default: null` is a default (the param is optional): kept in every dump, also
+        those that leave out None fields, so a stored template reads back the same."""
+        dumped: dict[str, Any] = handler(self)
+        if not self.required and "default" not in dumped:
+            dumped["default"] = None
+        return dumped
 
 
 class WorkflowTemplateSpec(WorkflowRequest):
@@ -73,7 +86,7 @@ class WorkflowTemplateSpec(WorkflowRequest):
 
 
 class TemplateRef(Model):
-    name: TemplateName
+    name: TemplateName = Field(description="The template's name.")
     revision: int | None = Field(
         default=None, ge=1, description="Leave out for the template's current revision."
     )
@@ -82,7 +95,9 @@ class TemplateRef(Model):
 class TemplateSubmission(Model):
     """The other body of POST /workflow: run a template by reference."""
 
-    template_ref: TemplateRef
+    template_ref: TemplateRef = Field(
+        description="The template to run: its current revision, or the `revision` named."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Values of its params.")
     name: str | None = Field(default=None, max_length=253, description="A label for humans.")
     labels: dict[Key, Annotated[str, StringConstraints(max_length=253)]] = Field(
@@ -94,17 +109,25 @@ class TemplateRecord(WireModel):
     """A template as the API answers: its current spec, revision and digest (the envelope
     snake_case like a run's record; the spec camelCase as written)."""
 
-    name: str
-    namespace: str | None = None
+    name: str = Field(description="The template's name (a DNS label).")
+    namespace: str | None = Field(
+        default=None, description="The WorkflowTemplate's namespace (kubernetes backend)."
+    )
     revision: int = Field(description="Counts the changes of the spec, from 1.")
     digest: str = Field(description="sha256 of the normalised spec.")
-    created_at: Timestamp | None = None
-    updated_at: Timestamp | None = None
-    spec: WorkflowTemplateSpec
+    created_at: Timestamp | None = Field(
+        default=None, description="When the template was created (UTC)."
+    )
+    updated_at: Timestamp | None = Field(
+        default=None, description="When this revision was written (UTC)."
+    )
+    spec: WorkflowTemplateSpec = Field(description="This revision's spec, normalised.")
     revisions: list[int] = Field(
         default_factory=list, description="The revisions still readable, oldest first."
     )
 
 
 class TemplateList(WireModel):
-    items: list[TemplateRecord]
+    items: list[TemplateRecord] = Field(
+        description="Every template of the namespace, by name, each at its current revision."
+    )

@@ -198,3 +198,22 @@ def test_deleting_a_schedule_keeps_its_runs(client: TestClient) -> None:
     assert client.get("/schedules/short").status_code == 404
     assert _runs(client, "short")
     assert client.delete("/schedules/short").status_code == 404
+
+
+def test_review_findings_hold(client: TestClient) -> None:
+    """A Job task is refused when the schedule is saved (the local backend runs none), a
+    backfill of the future is refused, the host's own zone is not a zone, and every run a
+    schedule starts carries its label."""
+    job = {**INLINE, "workflowSpec": {"dag": [{"name": "j", "task": "echo", "executor": "job"}]}}
+    answer = client.put("/schedules/jobs", json=job)
+    assert answer.status_code == 400
+    assert "needs the kubernetes backend" in answer.json()["detail"]
+    answer = client.put("/schedules/local", json={**INLINE, "timezone": "localtime"})
+    assert answer.status_code == 400
+    client.put("/schedules/soon", json={**INLINE, "schedule": "0 * * * *", "suspend": True})
+    future = {"start": "2026-01-01T00:00:00Z", "end": "2999-01-01T00:00:00Z"}
+    answer = client.post("/schedules/soon/backfill", json={**future, "dryRun": True})
+    assert answer.status_code == 400
+    client.put("/schedules/labelled", json=INLINE)
+    wait_until(lambda: bool(_runs(client, "labelled")))
+    assert _runs(client, "labelled")[0]["labels"]["stageflow.dev/schedule"] == "labelled"

@@ -137,3 +137,26 @@ def test_deleting_a_template(client: TestClient) -> None:
     assert client.get("/templates/greet").status_code == 404
     assert client.delete("/templates/greet").status_code == 404
     assert client.get("/templates/greet/revisions/1").status_code == 404
+
+
+def test_a_null_default_is_a_default_after_storing(client: TestClient) -> None:
+    optional = {**TEMPLATE, "params": {**TEMPLATE["params"], "note": {"default": None}}}
+    stored = client.put("/templates/greet", json=optional).json()
+    assert stored["spec"]["params"]["note"] == {"default": None}
+    again = client.get("/templates/greet").json()
+    assert again["digest"] == stored["digest"]
+    assert again["spec"]["params"]["note"] == {"default": None}
+    run_id = submit(client, {"templateRef": {"name": "greet"}, "params": {"who": "cy"}})
+    assert wait_for_run(client, run_id)["spec"]["params"]["note"] is None
+    same = client.put("/templates/greet", json=again["spec"])
+    assert same.json()["revision"] == stored["revision"]  # read back and saved: no change
+
+
+def test_a_run_by_hand_of_a_template_reading_scheduled_time(client: TestClient) -> None:
+    stamped = {
+        "dag": [{"name": "at", "task": "echo", "params": {"t": "{{ params.scheduledTime }}"}}]
+    }
+    assert client.put("/templates/stamped", json=stamped).status_code == 201
+    run = wait_for_run(client, submit(client, {"templateRef": {"name": "stamped"}}))
+    assert run["status"]["phase"] == "Succeeded"
+    assert run["status"]["tasks"]["at"]["outputs"]["t"].endswith("Z")  # when it was submitted

@@ -567,3 +567,23 @@ def test_a_long_suspended_minutely_schedule_is_quick() -> None:
     assert result.status.missed == MAX_SLOTS_PER_TICK + 1
     assert result.status.last_scheduled_time == now
     assert result.status.next_scheduled_time == now + timedelta(minutes=1)
+
+
+def test_changing_the_entries_goes_on_from_now_without_catching_up() -> None:
+    daily = spec("0 0 * * *", overlap_policy=OverlapPolicy.ALLOW_ALL)
+    first = ticked(daily, ScheduleStatus(), START + timedelta(days=1, minutes=1))
+    assert [firing.scheduled_time for firing in first.fire] == [START + timedelta(days=1)]
+    now = START + timedelta(days=1, hours=10, minutes=30)
+    every_five = daily.model_copy(update={"schedule": ["*/5 * * * *"]})
+    changed = ticked(every_five, first.status, now)
+    assert changed.fire == []  # 10:30's slots of the new entry never were: none fires
+    assert changed.status.missed == first.status.missed
+    assert changed.status.next_scheduled_time == now + timedelta(minutes=5)
+    later = ticked(every_five, changed.status, now + timedelta(minutes=5, seconds=1))
+    assert [firing.scheduled_time for firing in later.fire] == [now + timedelta(minutes=5)]
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "/etc/localtime"])
+def test_the_hosts_own_zone_is_not_a_time_zone(zone: str) -> None:
+    with pytest.raises(SpecError, match="Unknown time zone"):
+        check_spec(spec("@daily", timezone=zone))

@@ -94,6 +94,101 @@ SUMMARY = {
     "progress": "1/3",
     "started_at": STARTED,
 }
+TEMPLATE_SPEC: dict[str, Any] = {
+    "name": "nightly",
+    "labels": {"team": "data"},
+    "params": {
+        "region": {"description": "Where to report on (no default: a run must give it)"},
+        "rows": {"description": "How many rows to extract", "default": 3},
+    },
+    "dag": [
+        {
+            "name": "extract",
+            "task": "echo",
+            "params": {"region": "{{ params.region }}", "rows": "{{ params.rows }}"},
+        },
+        {"name": "report", "task": "task_c", "dependsOn": ["extract"], "retries": 2},
+    ],
+}
+TEMPLATE_RECORD: dict[str, Any] = {
+    "name": "nightly",
+    "revision": 3,
+    "digest": "sha256:82b7cb488c8144ba021cc15fd84a928db0175ae23c3d776edb565c1b8dbc8a1b",
+    "created_at": "2026-11-10T08:12:04.518000Z",
+    "updated_at": "2026-11-21T16:40:51.207000Z",
+    "spec": TEMPLATE_SPEC,
+    "revisions": [1, 2, 3],
+}
+TEMPLATE_REVISION = {  # revision 2: `report` without its retries
+    **TEMPLATE_RECORD,
+    "revision": 2,
+    "digest": "sha256:7d1a58c2f2b77c7dec5da934d8fb4e4c0b931164b69555ebee5aef7729c38bdb",
+    "updated_at": "2026-11-14T11:03:27.880000Z",
+    "spec": {
+        **TEMPLATE_SPEC,
+        "dag": [
+            TEMPLATE_SPEC["dag"][0],
+            {"name": "report", "task": "task_c", "dependsOn": ["extract"]},
+        ],
+    },
+}
+SCHEDULE_SPEC = {
+    "schedule": ["0 2 * * *"],
+    "timezone": "Europe/Berlin",
+    "templateRef": {"name": "nightly"},
+    "params": {"region": "eu"},
+    "labels": {"team": "data"},
+    "overlapPolicy": "Skip",
+    "catchupWindowSeconds": 3600,
+    "pauseOnFailure": True,
+}
+SCHEDULE_RECORD: dict[str, Any] = {
+    "name": "nightly",
+    "uid": "9b1e4c2a-7f3d-4e8b-a6c5-2d0f1e3b7a94",
+    "created_at": "2026-11-10T08:15:22.304000Z",
+    "version": "37",
+    "spec": {  # as the API answers: every field, defaults too
+        **SCHEDULE_SPEC,
+        "suspend": False,
+        "jitterSeconds": 0,
+        "successfulRunsHistoryLimit": 3,
+        "failedRunsHistoryLimit": 1,
+    },
+    "status": {
+        "lastScheduledTime": "2026-11-22T01:00:00.000000Z",
+        "nextScheduledTime": "2026-11-23T01:00:00.000000Z",
+        "active": [],
+        "recent": [
+            {
+                "runId": run_id,
+                "scheduledTime": f"2026-11-{day}T01:00:00.000000Z",
+                "phase": "Succeeded",
+            }
+            for run_id, day in (
+                ("c0a8f1d2-64e3-5b7a-9d41-0e2f7b6c5a18", 22),
+                ("5d3e9b07-2a1c-5f48-8e6d-b4c7a2913f05", 21),
+                ("e71b4a6c-9f02-5d3e-a8b5-16c4d0f2e97a", 20),
+            )
+        ],
+        "pending": [],
+        "lastRunPhase": "Succeeded",
+        "fired": 11,
+        "skipped": 0,
+        "missed": 1,
+    },
+}
+SCHEDULE_PAUSED = {
+    **SCHEDULE_RECORD,
+    "version": "38",
+    "spec": {**SCHEDULE_RECORD["spec"], "suspend": True},
+}
+SCHEDULE_CREATED = {
+    **SCHEDULE_RECORD,
+    "created_at": "2026-11-22T06:30:00.120000Z",
+    "version": "1",
+    "status": {"active": [], "recent": [], "pending": [], "fired": 0, "skipped": 0, "missed": 0},
+}
+BACKFILL = {"start": "2026-11-01T00:00:00Z", "end": "2026-11-04T00:00:00Z"}
 EVENTS = (
     f'event: snapshot\ndata: {{"run_id": "{RUN_ID}", ...}}\n\n'
     f'event: update\ndata: {{"run_id": "{RUN_ID}", "phase": "Running", "progress": "1/3", '
@@ -124,6 +219,30 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
             }
         ]
     },
+    "putTemplate": {
+        "200": TEMPLATE_RECORD,
+        "201": {
+            **TEMPLATE_RECORD,
+            "revision": 1,
+            "updated_at": TEMPLATE_RECORD["created_at"],
+            "revisions": [1],
+        },
+    },
+    "listTemplates": {"200": {"items": [TEMPLATE_RECORD]}},
+    "getTemplate": {"200": TEMPLATE_RECORD},
+    "getTemplateRevision": {"200": TEMPLATE_REVISION},
+    "putSchedule": {"200": SCHEDULE_RECORD, "201": SCHEDULE_CREATED},
+    "listSchedules": {"200": {"items": [SCHEDULE_RECORD]}},
+    "getSchedule": {"200": SCHEDULE_RECORD},
+    "pauseSchedule": {"200": SCHEDULE_PAUSED},
+    "resumeSchedule": {"200": SCHEDULE_RECORD},
+    "backfillSchedule": {
+        "200": {
+            "slots": [f"2026-11-0{day}T01:00:00.000000Z" for day in (1, 2, 3)],
+            "queued": 3,
+            "dry_run": False,
+        }
+    },
     "getHealth": {"200": {"status": "ok", "checks": {}}},
     "getReadiness": {
         "200": {"status": "ok", "checks": {"store": "ok"}},
@@ -136,6 +255,66 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "submitWorkflow": {
         "stages": {"summary": "The seed's stages", "value": SEED},
         "dag": {"summary": "A DAG with a retry", "value": DAG},
+        "template": {
+            "summary": "Run revision 3 of the template `nightly` by reference",
+            "value": {
+                "templateRef": {"name": "nightly", "revision": 3},
+                "params": {"region": "us", "rows": 10},
+                "labels": {"requested-by": "vera"},
+            },
+        },
+    },
+    "putTemplate": {
+        "dag": {
+            "summary": "A DAG with declared params: `region` required, `rows` with a default",
+            "value": TEMPLATE_SPEC,
+        },
+        "stages": {
+            "summary": "Stages whose one param has a default",
+            "value": {
+                "params": {"seconds": {"description": "How long `wait` waits", "default": 1}},
+                "workflow": [
+                    {
+                        "type": "parallel",
+                        "tasks": [
+                            {
+                                "name": "wait",
+                                "task": "sleep",
+                                "params": {"seconds": "{{ params.seconds }}"},
+                            },
+                            "task_a",
+                        ],
+                    },
+                    {"type": "sequential", "tasks": ["task_c"]},
+                ],
+            },
+        },
+    },
+    "putSchedule": {
+        "template": {
+            "summary": "Run the template `nightly` at 02:00 Berlin time, skipping a slot while "
+            "a run still goes",
+            "value": SCHEDULE_SPEC,
+        },
+        "inline": {
+            "summary": "An inline workflow every 15 minutes, one slot waiting at most",
+            "value": {
+                "schedule": ["*/15 * * * *"],
+                "workflowSpec": SEED,
+                "overlapPolicy": "BufferOne",
+                "jitterSeconds": 30,
+            },
+        },
+    },
+    "backfillSchedule": {
+        "queue": {
+            "summary": "Fire the slots of three past days, one run after another",
+            "value": {**BACKFILL, "overlapPolicy": "BufferAll"},
+        },
+        "dryRun": {
+            "summary": "List the slots of the range; start nothing",
+            "value": {**BACKFILL, "dryRun": True},
+        },
     },
     "cancelWorkflow": {
         "plain": {
@@ -212,6 +391,94 @@ OPERATION_ERRORS = {
     "streamWorkflowEvents": ("404",),
     "getTaskLogs": ("404",),
     "listTasks": (),
+    "putTemplate": ("400", "409", "413"),
+    "listTemplates": (),
+    "getTemplate": ("404",),
+    "getTemplateRevision": ("404",),
+    "deleteTemplate": ("404",),
+    "putSchedule": ("400", "409", "413"),
+    "listSchedules": (),
+    "getSchedule": ("404",),
+    "deleteSchedule": ("404",),
+    "pauseSchedule": ("404",),
+    "resumeSchedule": ("404",),
+    "backfillSchedule": ("400", "404", "409"),
+}
+TEMPLATE_ERRORS = {
+    "400": (
+        "The template would not run (validated as a submission is); nothing is stored",
+        "Template nightly: Unknown task: no_such_task",
+    ),
+    "404": ("No such template (or revision)", "Template nightly not found"),
+    "409": (
+        "The template kept changing under the write (kubernetes backend)",
+        "Template nightly kept changing; try again",
+    ),
+}
+SCHEDULE_ERRORS = {
+    "400": (
+        "A cron entry or time zone that does not parse, an unknown template, or what it runs "
+        "would not run; nothing is stored",
+        "Unknown time zone: Europe/Berln",
+    ),
+    "404": ("No such schedule", "Schedule nightly not found"),
+    "409": (
+        "The schedule kept changing under the write",
+        "Schedule nightly kept changing; try again",
+    ),
+}
+
+
+def _texts(
+    errors: dict[str, tuple[str, str]], verb: str, resource: str
+) -> dict[str, tuple[str, str]]:
+    """`errors` with the 403 of `verb` on `resource` (auth mode `kubernetes`)."""
+    forbidden = (
+        f"The caller may not {verb} {resource}",
+        f"Forbidden: vera may not {verb} {resource}.stageflow.dev in namespace default",
+    )
+    return {**errors, "403": forbidden}
+
+
+# operationId -> the errors it describes otherwise than ERRORS (whose texts are a run's).
+OPERATION_ERROR_TEXTS: dict[str, dict[str, tuple[str, str]]] = {
+    "putTemplate": _texts(TEMPLATE_ERRORS, "create", "workflowtemplates"),
+    "listTemplates": _texts(TEMPLATE_ERRORS, "list", "workflowtemplates"),
+    "getTemplate": _texts(TEMPLATE_ERRORS, "get", "workflowtemplates"),
+    "getTemplateRevision": _texts(
+        {
+            **TEMPLATE_ERRORS,
+            "404": (
+                "No such template, or the revision is no longer kept",
+                "Template nightly revision 7 not found",
+            ),
+        },
+        "get",
+        "workflowtemplates",
+    ),
+    "deleteTemplate": _texts(TEMPLATE_ERRORS, "delete", "workflowtemplates"),
+    "putSchedule": _texts(SCHEDULE_ERRORS, "create", "schedules"),
+    "listSchedules": _texts(SCHEDULE_ERRORS, "list", "schedules"),
+    "getSchedule": _texts(SCHEDULE_ERRORS, "get", "schedules"),
+    "deleteSchedule": _texts(SCHEDULE_ERRORS, "delete", "schedules"),
+    "pauseSchedule": _texts(SCHEDULE_ERRORS, "patch", "schedules"),
+    "resumeSchedule": _texts(SCHEDULE_ERRORS, "patch", "schedules"),
+    "backfillSchedule": _texts(
+        {
+            **SCHEDULE_ERRORS,
+            "400": (
+                "A reversed range, a time without an offset, or more than 1,000 slots; "
+                "nothing is queued",
+                "a backfill covers at most 1000 slots (MAX_BACKFILL_SLOTS); this range has more",
+            ),
+            "409": (
+                "The scheduler kept writing the schedule's status meanwhile",
+                "Schedule nightly kept changing; try the backfill again",
+            ),
+        },
+        "patch",
+        "schedules",
+    ),
 }
 VALIDATION_EXAMPLE = {
     "detail": [
@@ -276,6 +543,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "whenResult": "What its `when` condition gave.",
         "nextAttemptAt": "When its next attempt is due, while it waits out a retry's backoff.",
         "decision": "An approval task's answer: who, when, their comment and outputs.",
+        "cached": "Succeeded by reusing a recorded result: nothing ran, attempts stay 0.",
+        "cachedFrom": "The run and task whose recorded outputs it reused.",
     },
     "TaskSpec": {
         "params": "Keyword arguments of the task; `{{ }}` references other tasks' outputs.",
@@ -315,6 +584,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
     },
 }
 
+# A template's spec is a workflow body whose `params` are declarations (its own description).
+FIELD_DOCS["WorkflowTemplateSpec"] = dict(FIELD_DOCS["WorkflowRequest"])
+
 ERROR_SCHEMA = {
     "title": "Error",
     "type": "object",
@@ -350,10 +622,11 @@ def _complete(operation: dict[str, Any]) -> None:
     for code, example in RESPONSE_EXAMPLES.get(op_id, {}).items():
         for media in responses.get(code, {}).get("content", {}).values():
             media.setdefault("example", example)
+    texts = {**ERRORS, **OPERATION_ERROR_TEXTS.get(op_id, {})}
     errors = OPERATION_ERRORS.get(op_id)
     if errors is not None:
         for code in (*errors, *AUTHENTICATED):
-            description, detail = ERRORS[code]
+            description, detail = texts[code]
             entry = responses.setdefault(code, {"description": description})
             entry["content"] = {
                 "application/json": {
@@ -362,9 +635,9 @@ def _complete(operation: dict[str, Any]) -> None:
                 }
             }
     for code, response in responses.items():  # errors a route lists itself, e.g. 408 or 429
-        if code in ERRORS:
+        if code in texts:
             for media in response.get("content", {}).values():
-                media.setdefault("example", {"detail": ERRORS[code][1]})
+                media.setdefault("example", {"detail": texts[code][1]})
     if "422" in responses:
         for media in responses["422"].get("content", {}).values():
             media.setdefault("example", VALIDATION_EXAMPLE)

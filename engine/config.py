@@ -68,12 +68,40 @@ class EngineSettings(BaseSettings):
         default=DEFAULT_MAX_SECONDS, gt=0, description="Seconds one condition may take."
     )
     max_threads: int = Field(default=64, ge=1, description="Threads for sync in-process tasks.")
+    cache_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        description="Result cache: entries kept (in memory: per process; in Redis: per "
+        "namespace); past it the least recently used is evicted.",
+    )
+    cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=8 * 1024,
+        description="Result cache in memory (no STAGEFLOW_REDIS_URL): bytes of entries kept "
+        "in all; past it the least recently used is evicted. In Redis each entry is at most a "
+        "task's outputs (8 KiB), so the entries bound it.",
+    )
     status_flush_seconds: float = Field(
         default=0.05, ge=0, description="How long status writes are coalesced."
     )
 
     template_revision_history: int = Field(
         default=10, ge=1, le=1000, description="Revisions of each template kept readable."
+    )
+    priority_aging_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=365 * 24 * 3600,
+        description="What one point of a run's priority is worth in waiting: a queued run is "
+        "let in before runs submitted up to this much earlier per point of priority it has "
+        "over them (so a low-priority run is never starved for ever).",
+    )
+    admission_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="Local backend on Redis: a concurrency key held by an API replica that "
+        "died is free again after this (its holder renews it three times per lease).",
     )
     schedules: bool = Field(
         default=True,

@@ -88,3 +88,26 @@ class StatusSink(Protocol):
     async def record_log(self, task_id: str, text: str) -> None:
         """Keep what an attempt printed (the latest attempt's, bounded) where users read logs."""
         ...
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A task's recorded success, as a ResultCache keeps it (engine/cache.py): its outputs
+    (and an `until` loop's iterations), and which run and task produced it."""
+
+    outputs: Any
+    run_id: str
+    task_id: str
+    iterations: int | None = None
+
+
+class ResultCache(Protocol):
+    """Recorded results of cached tasks, by key, for one namespace (store/result_cache.py:
+    in memory, or in Redis where every replica and the operator see them). An entry
+    expires `ttl_seconds` after it was put; a cache that is full evicts as it says."""
+
+    async def get(self, key: str) -> CacheEntry | None: ...
+
+    async def put(self, key: str, entry: CacheEntry, *, ttl_seconds: int) -> None:
+        """Record `entry` under `key`, replacing what was there."""
+        ...

@@ -25,8 +25,11 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from stageflow.engine.admission import check_task_rules, run_claims
 from stageflow.engine.approval import schema_error
+from stageflow.engine.cache_keys import CacheSpecError, compile_key
 from stageflow.engine.conditions import Condition, ConditionError, CostLimit
+from stageflow.engine.expressions import ExpressionError, StringExpression
 from stageflow.engine.params import ParamsError, check_params
 from stageflow.engine.policy import TaskPolicy
 from stageflow.engine.registry import TaskRegistry
@@ -66,6 +69,7 @@ class PlannedTask:
     until: Condition | None = None
     for_each: Reference | None = None  # when forEach is a reference rather than a list
     final: bool = False  # a `finally` task: runs once the main graph has ended
+    cache_key: StringExpression | None = None  # `cache.key`, compiled (engine/cache_keys.py)
 
 
 class Plan(BaseModel):
@@ -79,6 +83,7 @@ class Plan(BaseModel):
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_instances: int = DEFAULT_MAX_INSTANCES
     max_rendered_bytes: int = DEFAULT_MAX_RENDERED_BYTES
+    condition_limit: CostLimit = CostLimit()  # what one condition or key evaluation may cost
 
     @property
     def options(self) -> RunOptions:
@@ -129,6 +134,7 @@ def compile_workflow(
                 raise SpecError(f"Unknown dependency: {node.id} depends on {dependency}")
     positions = _positions(spec.workflow) if spec.workflow is not None else None
     limit = condition_limit or CostLimit()
+    _check_concurrency(spec, planned, limit)
     linked = [_link(node, tasks, positions, spec, max_items, limit) for node in planned]
     _check_acyclic(linked)
     resolved = {node.id: node for node in linked}
@@ -139,7 +145,20 @@ def compile_workflow(
         max_output_bytes=max_output_bytes,
         max_instances=max_instances,
         max_rendered_bytes=max_rendered_bytes,
+        condition_limit=limit,
     )
+
+
+def _check_concurrency(spec: WorkflowRequest, planned: list[PlannedTask], limit: CostLimit) -> None:
+    """Run keys are evaluated now (params and labels are known); task keys are compiled and
+    checked for what they read (their params are rendered when they run)."""
+    try:
+        run_claims(spec, limit=limit)
+        for node in planned:
+            if node.spec.concurrency:
+                check_task_rules(node.id, node.spec.concurrency)
+    except ExpressionError as error:
+        raise SpecError(str(error)) from None
 
 
 def _main(spec: WorkflowRequest) -> list[PlannedTask]:
@@ -184,6 +203,10 @@ def _link(
     task = node.spec
     when = _condition(node.id, "when", task.when, limit)
     until = _condition(node.id, "until", task.until, limit)
+    try:
+        cache_key = compile_key(node.id, task, limit=limit)
+    except CacheSpecError as error:
+        raise SpecError(str(error)) from None
     for_each = None
     if isinstance(task.for_each, str):
         for_each = _for_each_reference(node.id, task.for_each)
@@ -227,6 +250,7 @@ def _link(
         when=when,
         until=until,
         for_each=for_each,
+        cache_key=cache_key,
     )
 
 

@@ -35,13 +35,25 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from stageflow.engine.admission import Claim, RunQueue, run_claims, task_claims
 from stageflow.engine.approval import message_of, timed_out
+from stageflow.engine.cache import RunCache, reused
+from stageflow.engine.cache_keys import CacheKeyError
 from stageflow.engine.conditions import ConditionError
+from stageflow.engine.expressions import ExpressionError
 from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
 from stageflow.engine.plan import Plan, PlannedTask
 from stageflow.engine.templates import Reference, Resolver, TemplateError, lookup, render
 from stageflow.models.request import Executor
-from stageflow.models.status import Decision, RunPhase, RunStatus, TaskPhase, TaskStatus, utcnow
+from stageflow.models.status import (
+    Decision,
+    QueueStatus,
+    RunPhase,
+    RunStatus,
+    TaskPhase,
+    TaskStatus,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +65,11 @@ class _Stop(enum.Enum):
 
 
 _NO_LIMIT = contextlib.nullcontext()
+
+
+def _shown(key: str) -> str:
+    """A key as users wrote it: without the `run:`/`task:` kind it is counted under."""
+    return key.split(":", 1)[1]
 
 
 def _size(outputs: Any) -> int:
@@ -87,8 +104,12 @@ class WorkflowRunner:
         executors: Mapping[Executor, TaskExecutor],
         sink: StatusSink,
         status: RunStatus | None = None,
+        queue: RunQueue | None = None,
+        cache: RunCache | None = None,
     ) -> None:
         self._plan = plan
+        self._queue = queue  # concurrency keys: who holds them (engine/admission.py)
+        self._cache = cache  # recorded results of `cache` tasks (engine/cache.py)
         self._options = plan.options
         self._executors = executors
         self._sink = sink
@@ -171,6 +192,72 @@ class WorkflowRunner:
         status = self._status
         if status.phase.finished:
             return status
+        claims = self._run_claims()
+        try:
+            if claims and not await self._admitted(claims):
+                return await self._run()  # cancelled while queued: drained as Cancelled
+            return await self._run()
+        finally:
+            if claims and self._queue is not None:
+                await self._queue.admission.release(self._queue.run_id, claims)
+
+    def _run_claims(self) -> list[Claim]:
+        if self._queue is None or not self._options.concurrency:
+            return []
+        return run_claims(self._plan.spec, limit=self._plan.condition_limit)
+
+    async def _admitted(self, claims: list[Claim]) -> bool:
+        """Wait for the run's turn under its concurrency keys (phase Queued meanwhile, with
+        its keys and position); False if it was cancelled first. A run that was under way
+        before a restart takes its keys back at once: it held them."""
+        queue = self._queue
+        assert queue is not None
+        status = self._status
+        held_before = status.phase is not RunPhase.PENDING and status.phase is not RunPhase.QUEUED
+        preempted = False
+        while self._stop is None:
+            place = await queue.admission.acquire(
+                queue.run_id, claims, queue.order, force=held_before
+            )
+            if place is None:
+                if status.queue is not None:
+                    status.queue, self._run_changed = None, True
+                return True
+            claim = next(claim for claim in claims if claim.key == place.key)
+            if claim.strategy == "cancelNewest":
+                self.cancel(
+                    f"Cancelled: concurrency key {_shown(claim.key)} is at its limit "
+                    f"({claim.max}) and its strategy is cancelNewest"
+                )
+                break
+            if claim.strategy == "cancelInProgress" and not preempted and queue.preempt:
+                preempted = True
+                for holder in await queue.admission.holders(claim.key):
+                    await queue.preempt(holder)
+            keys = [_shown(claim.key) for claim in claims]
+            if status.queue is None or status.queue.position != place.position:
+                since = status.queue.since if status.queue is not None else utcnow()
+                status.phase = RunPhase.QUEUED
+                status.queue = QueueStatus(keys=keys, position=place.position, since=since)
+                self._run_changed = True
+                await self._publish(final=False)
+            self._wake.clear()
+            changed = asyncio.ensure_future(queue.admission.changed())
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait(
+                    {changed, woken},
+                    timeout=queue.poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                changed.cancel()
+                woken.cancel()
+        status.queue, self._run_changed = None, True
+        return False
+
+    async def _run(self) -> RunStatus:
+        status = self._status
         if status.started_at is None:
             status.started_at = utcnow()
         if self._stop is None:
@@ -623,6 +710,52 @@ class WorkflowRunner:
     async def _run_attempts(
         self, node: PlannedTask, task_id: str, executor: TaskExecutor, *, item: Any = None
     ) -> None:
+        """A `cache` task's recorded result if there is one (engine/cache.py), else its
+        attempts, and then its success recorded. A task resumed under way is not looked up
+        (its attempt goes on), though its success is recorded."""
+        status = self._status.tasks[task_id]
+        cache, spec = self._cache, node.spec.cache
+        if cache is None or spec is None:
+            await self._execute_attempts(node, task_id, executor, item=item)
+            return
+        found = None
+        try:
+            params = render(
+                node.spec.params,
+                self._resolver(node, item=item, iteration=0),
+                max_bytes=self._plan.max_rendered_bytes,
+            )
+            refresh = bool(spec.refresh or self._options.refresh)
+            found = await cache.lookup(
+                node,
+                params,
+                item=item,
+                instance=task_id != node.id,
+                refresh=refresh or status.phase is TaskPhase.RUNNING,
+            )
+        except TemplateError:
+            pass  # its attempts fail on it, saying so
+        except CacheKeyError as error:
+            self._end(task_id, TaskPhase.FAILED, str(error))
+            return
+        except asyncio.CancelledError:
+            self._stopped(task_id)
+            return
+        if status.phase.finished:
+            return  # skipped (failFast) or cancelled while it looked
+        if found is not None and found.hit is not None:
+            if self._within_budget(task_id, found.hit.outputs):
+                self._end(
+                    task_id, TaskPhase.SUCCEEDED, reused(status, found.hit), found.hit.outputs
+                )
+            return
+        await self._execute_attempts(node, task_id, executor, item=item)
+        if found is not None and status.phase is TaskPhase.SUCCEEDED:
+            await cache.record(found.key, node, task_id, status)
+
+    async def _execute_attempts(
+        self, node: PlannedTask, task_id: str, executor: TaskExecutor, *, item: Any = None
+    ) -> None:
         """Attempts (retries with backoff) of one task or instance, iterated if it has `until`."""
         status = self._status.tasks[task_id]
         resumed = status.phase is TaskPhase.RUNNING
@@ -741,7 +874,7 @@ class WorkflowRunner:
                 detach=lambda: self._stop is _Stop.SHUTDOWN,
                 live_log=functools.partial(self._record_log, task_id, number),
             )
-            result = await self._attempt(executor, attempt)
+            result = await self._gated(node, executor, attempt)
             if result.log is not None:
                 await self._record_log(task_id, number, result.log)
             if result.ok or left == 0 or self._stop is not None:
@@ -763,6 +896,48 @@ class WorkflowRunner:
         if status.next_attempt_at is None:
             return 0.0
         return max(0.0, (status.next_attempt_at - utcnow()).total_seconds())
+
+    async def _gated(
+        self, node: PlannedTask, executor: TaskExecutor, attempt: Attempt
+    ) -> TaskResult:
+        """One attempt, once it holds its task's concurrency keys (across all runs): until
+        then the task waits Pending, its message saying for which key and in what place."""
+        queue = self._queue
+        if queue is None or not node.spec.concurrency:
+            return await self._attempt(executor, attempt)
+        try:
+            claims = task_claims(
+                attempt.task_id,
+                node.spec.concurrency,
+                attempt.params,
+                limit=self._plan.condition_limit,
+            )
+        except ExpressionError as error:
+            return TaskResult(ok=False, message=str(error))
+        holder = f"{queue.run_id}/{attempt.task_id}"
+        status = attempt.status
+        try:
+            while True:
+                place = await queue.admission.acquire(
+                    holder, claims, queue.order, force=attempt.resumed
+                )
+                if place is None:
+                    break
+                message = (
+                    f"waiting for concurrency key {_shown(place.key)} ({place.position} in line)"
+                )
+                if status.phase is not TaskPhase.PENDING or status.message != message:
+                    status.phase, status.message = TaskPhase.PENDING, message
+                    self._touch(attempt.task_id)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(queue.poll_seconds):
+                        await queue.admission.changed()
+            if status.phase is TaskPhase.PENDING:
+                status.phase, status.message = TaskPhase.RUNNING, None
+                self._touch(attempt.task_id)
+            return await self._attempt(executor, attempt)
+        finally:
+            await queue.admission.release(holder, claims)
 
     @staticmethod
     async def _attempt(executor: TaskExecutor, attempt: Attempt) -> TaskResult:

@@ -81,6 +81,7 @@ class WorkflowRunStatus(TypedDict, total=False):
     toleratedFailures: list[str] | None
     mainPhase: str | None
     suspended: bool | None
+    queue: dict[str, Any] | None  # while Queued: keys, position, since
     retries: list[dict[str, Any]] | None
     conditions: list[Condition]
     tasks: dict[str, dict[str, Any] | None]  # task id -> `TaskStatus` dumped; None removes it

@@ -119,10 +119,18 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
         status=status,
         cancel_requested=cancel_requested,
         submitted_by=annotations.get(SUBMITTED_BY_ANNOTATION),
-        origin=RunOrigin.model_validate_json(annotations[ORIGIN_ANNOTATION])
-        if annotations.get(ORIGIN_ANNOTATION)
-        else None,
+        origin=_origin(annotations.get(ORIGIN_ANNOTATION)),
     )
+
+
+def _origin(text: str | None) -> RunOrigin | None:
+    """The run's origin annotation; one that does not parse (written by hand) is none."""
+    if not text:
+        return None
+    try:
+        return RunOrigin.model_validate_json(text)
+    except ValueError:
+        return None
 
 
 def is_deleted(obj: Mapping[str, Any]) -> bool:
@@ -178,6 +186,7 @@ def status_patch(
         "toleratedFailures": status.tolerated_failures,
         "mainPhase": status.main_phase.value if status.main_phase is not None else None,
         "suspended": status.suspended,
+        "queue": status.queue.to_json_dict() if status.queue is not None else None,
         "retries": [entry.to_json_dict() for entry in status.retries] if status.retries else None,
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
         # a task id no longer in the status (a forEach instance a retry dropped) is removed

@@ -26,6 +26,13 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
     namespace: str | None = Field(
         default=None, description="Watch WorkflowRuns in this namespace; unset watches all."
     )
+    admission_grace_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=300,
+        description="After start (or taking over), how long no queued run is let in, while "
+        "the runs under way before take their concurrency keys back.",
+    )
     mirror_resync_seconds: float = Field(
         default=2.0,
         gt=0,

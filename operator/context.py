@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stageflow.engine import Executor, TaskExecutor, TaskRegistry, WorkflowRunner
+from stageflow.engine.admission import MemoryAdmission
 from stageflow.kube import KubeClient, ObjectKey
 from stageflow.models.status import Decision
 from stageflow.operator.config import OperatorSettings
@@ -16,6 +18,7 @@ from stageflow.operator.kube_events import KubeEventRecorder
 from stageflow.operator.mirror import RedisMirror
 from stageflow.operator.status import Outage, StatusWriter
 from stageflow.operator.watchcheck import WatchCheck
+from stageflow.store.result_cache import ResultCaches
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +135,20 @@ class OperatorContext:
     job_watch: WatchCheck | None = None
     watch_checking: list[asyncio.Task[None]] = field(default_factory=list)
     scheduling: asyncio.Task[None] | None = None  # the leader's scheduler (schedules.py)
+    # Cached tasks' results (engine/cache.py): Redis with STAGEFLOW_REDIS_URL, else memory.
+    results: ResultCaches | None = None
+    # Concurrency keys per namespace, held in the leader's memory: it is the only one that
+    # admits, and the runs it resumes take back what they held (engine/admission.py).
+    admissions: dict[str, MemoryAdmission] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # since leading (handlers.py)
+
+    def admission(self, namespace: str) -> MemoryAdmission:
+        """The namespace's keys: no new admission in the first `admission_grace_seconds`
+        after start, while the runs under way before take their keys back."""
+        if namespace not in self.admissions:
+            left = self.started + self.settings.admission_grace_seconds - time.monotonic()
+            self.admissions[namespace] = MemoryAdmission(grace_seconds=max(0.0, left))
+        return self.admissions[namespace]
 
     @property
     def watch_checks(self) -> list[WatchCheck]:

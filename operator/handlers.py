@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -51,6 +52,7 @@ def _context(memo: Any) -> OperatorContext:
 
 async def _startup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
+    ctx.started = time.monotonic()  # leading from now: the admission grace counts from here
     if ctx.kube_events is not None:
         ctx.kube_events.start()
     if ctx.mirror is not None:

@@ -24,6 +24,7 @@ from stageflow.operator.probes import StandbyProbe
 from stageflow.operator.run_manager import RunManager
 from stageflow.operator.watchcheck import WatchCheck
 from stageflow.store import DEFAULT_NAMESPACE
+from stageflow.store.result_cache import MemoryResultCache, ResultCaches
 
 PREFIX = "stageflow.dev"
 
@@ -92,12 +93,20 @@ def make_context(settings: OperatorSettings, kube: KubeClient) -> OperatorContex
             list_runs=lambda: kube.list_runs_snapshot(settings.namespace),
             namespace=settings.namespace,
         )
+    # Without Redis, the cache is this process's and lost when it restarts (docs/cache.md).
+    entries, size = settings.cache_max_entries, settings.cache_max_bytes
+    results: ResultCaches = (
+        mirror.store.result_cache(max_entries=entries, max_bytes=size)
+        if mirror is not None
+        else MemoryResultCache(max_entries=entries, max_bytes=size)
+    )
     context = OperatorContext(
         settings=settings,
         kube=kube,
         tasks=registry,
         executors=executors,
         mirror=mirror,
+        results=results,
         kube_events=KubeEventRecorder(kube),
     )
     context.runs = RunManager(context)

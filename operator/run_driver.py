@@ -32,6 +32,8 @@ from stageflow.engine import (
     WorkflowRunner,
     compile_workflow,
 )
+from stageflow.engine.admission import RunQueue, order_score
+from stageflow.engine.cache import RunCache
 from stageflow.engine.retry import NotRetryableError, retried_status
 from stageflow.kube import KubeError, record_from_object
 from stageflow.kube.bodies import RetryRequestBody
@@ -170,7 +172,25 @@ async def _run(
         Executor.JOB: JobExecutor(ctx.kube, ctx.jobs, owner, ctx.settings.job_settings()),
     }
     executors = {kind: TaskLogged(executor) for kind, executor in executors.items()}
-    runner = WorkflowRunner(plan, executors=executors, sink=writer, status=record.status)
+
+    async def preempt(run_id: str) -> None:  # cancelInProgress: as the API's cancel does
+        await ctx.kube.patch_run(control.namespace, run_id, {"spec": {"cancelRequested": True}})
+
+    queue = RunQueue(
+        ctx.admission(control.namespace),
+        control.name,
+        order=order_score(
+            record.spec.priority,
+            record.created_at,
+            aging_seconds=ctx.settings.priority_aging_seconds,
+        ),
+        preempt=preempt,
+    )
+    results = ctx.results.in_namespace(control.namespace) if ctx.results is not None else None
+    cache = RunCache(results, run_id=control.name) if results is not None else None
+    runner = WorkflowRunner(
+        plan, executors=executors, sink=writer, status=record.status, queue=queue, cache=cache
+    )
     control.attach(runner)
     started = time.monotonic()
     try:

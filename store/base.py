@@ -14,6 +14,8 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from stageflow.engine import RunPhase, RunStatus
+from stageflow.engine.admission import Admission
+from stageflow.engine.interfaces import ResultCache
 from stageflow.models.records import RunEvent, RunRecord
 from stageflow.models.status import Decision
 from stageflow.store.catalog import Claims, ScheduleRepo, SchedulerLease, TemplateRepo
@@ -102,6 +104,16 @@ class RunStore(Protocol):
     def scheduler_lease(self) -> SchedulerLease: ...
 
     def claims(self) -> Claims: ...
+
+    def admission(self, *, lease_seconds: float) -> Admission:
+        """Who holds which concurrency keys (engine/admission.py): in this process's memory,
+        or in Redis shared by every replica (leases of `lease_seconds`)."""
+        ...
+
+    def result_cache(self, *, max_entries: int, max_bytes: int) -> ResultCache:
+        """Cached tasks' results (store/result_cache.py): in this process's memory (bounded
+        by entries and bytes), or in Redis shared by every replica (bounded by entries)."""
+        ...
 
     async def close(self) -> None: ...
 

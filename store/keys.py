@@ -28,6 +28,12 @@ same name in two namespaces never share a key):
 - `template:{ns}/{name}:revisions` hash: revision -> that revision as JSON (the last few);
 - `schedules:{ns}` hash: schedule name -> the schedule (spec, status, version) as JSON;
 - `scheduler:{ns}:lease`: the API replica that runs the namespace's schedules now;
+- `admission:{ns}:{key}:holders|waiting|seen` sorted sets: who holds a concurrency key
+  (until when), who waits for it (in order) and when each waiter last asked (local backend);
+- `cache:{ns}:{hash}`: a cached task's recorded result as JSON, expiring after its
+  `ttlSeconds` (`hash`: the SHA-256 of its key, engine/cache_keys.py);
+- `cache:{ns}` sorted set: the namespace's entries by last use (ms), for evicting the
+  least recently used past STAGEFLOW_CACHE_MAX_ENTRIES;
 - `run:{ns}/{id}:claimed`: set by the one scheduler that creates the run a schedule slot
   derives (so a slot fires once even when a lease changes hands mid-firing).
 
@@ -107,3 +113,22 @@ def scheduler_lease_key(namespace: str) -> str:
 def claim_key(namespace: str, run_id: str) -> str:
     """Set by the one caller that creates this run (a schedule slot's)."""
     return f"{run_key(namespace, run_id)}:claimed"
+
+
+def admission_keys(namespace: str, key: str) -> tuple[str, str, str]:
+    """A concurrency key's holders, line and waiters' last looks (store/redis_admission.py).
+    The key is the user's string (any text): it ends the name, after a fixed prefix."""
+    base = f"{PREFIX}admission:{namespace}:{key}"
+    return f"{base}:holders", f"{base}:waiting", f"{base}:seen"
+
+
+def cache_index_key(namespace: str) -> str:
+    """The namespace's result cache entries by last use (store/result_cache.py)."""
+    return f"{PREFIX}cache:{namespace}"
+
+
+def cache_entry_key(namespace: str, digest: str) -> str:
+    """One recorded result; `digest` is a hex SHA-256, so it cannot name another key."""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a cache key digest: {digest!r}")
+    return f"{cache_index_key(namespace)}:{digest}"

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from stageflow.engine import RunPhase, RunStatus
+from stageflow.engine.admission import MemoryAdmission
 from stageflow.models.records import RunEvent, RunRecord, checked_run_id
 from stageflow.store.base import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -25,6 +26,7 @@ from stageflow.store.catalog import (
     SchedulerLease,
 )
 from stageflow.store.pages import Cursor, RunPage, paginate
+from stageflow.store.result_cache import MemoryResultCache
 
 _QUEUE_SIZE = 1000
 _T = TypeVar("_T")
@@ -42,6 +44,8 @@ class MemoryStore:
         self._templates: MemoryTemplates | None = None
         self._schedules = MemorySchedules()
         self._slot_claims = MemoryClaims()
+        self._results: MemoryResultCache | None = None
+        self._admission: MemoryAdmission | None = None
 
     def templates(self, *, keep: int) -> MemoryTemplates:
         if self._templates is None:
@@ -56,6 +60,16 @@ class MemoryStore:
 
     def claims(self) -> MemoryClaims:
         return self._slot_claims
+
+    def admission(self, *, lease_seconds: float) -> MemoryAdmission:
+        if self._admission is None:
+            self._admission = MemoryAdmission()
+        return self._admission
+
+    def result_cache(self, *, max_entries: int, max_bytes: int) -> MemoryResultCache:
+        if self._results is None:
+            self._results = MemoryResultCache(max_entries=max_entries, max_bytes=max_bytes)
+        return self._results
 
     async def create(self, record: RunRecord) -> None:
         self._records[checked_run_id(record.run_id)] = record.model_copy(deep=True)

@@ -34,6 +34,7 @@ from stageflow.store.base import (
     RETRY_CLAIM_SECONDS,
     Control,
 )
+from stageflow.store.catalog import CLAIM_SECONDS
 from stageflow.store.connection import RedisConnectionSettings, connect
 from stageflow.store.fanout import PubSubFanout
 from stageflow.store.keys import (
@@ -46,6 +47,7 @@ from stageflow.store.keys import (
     tasks_key,
 )
 from stageflow.store.pages import Cursor, RunPage
+from stageflow.store.redis_admission import RedisAdmission
 from stageflow.store.redis_catalog import (
     RedisClaims,
     RedisSchedulerLease,
@@ -62,6 +64,7 @@ from stageflow.store.redis_runs import (
     summary_from_row,
     translated,
 )
+from stageflow.store.result_cache import RedisResultCache
 
 _SCAN_BATCH = 200
 
@@ -81,6 +84,7 @@ class RedisStore(RedisRuns):
         super().__init__(client, finished_ttl_seconds=finished_ttl_seconds)
         self._namespace = namespace
         self._fanout = fanout or PubSubFanout(client, keep=CONTROL)  # one per process
+        self._admission: RedisAdmission | None = None
 
     @classmethod
     def from_url(
@@ -111,8 +115,19 @@ class RedisStore(RedisRuns):
     def scheduler_lease(self) -> RedisSchedulerLease:
         return RedisSchedulerLease(self._redis, self._namespace)
 
+    def admission(self, *, lease_seconds: float) -> RedisAdmission:
+        if self._admission is None:
+            self._admission = RedisAdmission(
+                self._redis, self._namespace, lease_seconds=lease_seconds
+            )
+        return self._admission
+
+    def result_cache(self, *, max_entries: int, max_bytes: int) -> RedisResultCache:
+        """Bounded by entries; each is at most a task's outputs, so `max_bytes` is not used."""
+        return RedisResultCache(self._redis, self._namespace, max_entries=max_entries)
+
     def claims(self) -> RedisClaims:
-        return RedisClaims(self._redis, self._namespace, seconds=self._finished_ttl)
+        return RedisClaims(self._redis, self._namespace, seconds=int(CLAIM_SECONDS))
 
     @property
     def pool(self) -> aioredis.ConnectionPool:
@@ -273,5 +288,7 @@ class RedisStore(RedisRuns):
         await self._redis.ping()
 
     async def close(self) -> None:
+        if self._admission is not None:
+            await self._admission.close()
         await self._fanout.close()
         await super().close()

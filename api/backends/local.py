@@ -14,6 +14,7 @@ status said. The Kubernetes backend (WorkflowRun + operator) is the durable one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -44,7 +45,9 @@ from stageflow.engine import (
     WorkflowRequest,
     WorkflowRunner,
 )
+from stageflow.engine.admission import RunQueue, order_score
 from stageflow.engine.approval import NotWaitingError
+from stageflow.engine.cache import RunCache
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.plan import Plan
 from stageflow.engine.records import new_record
@@ -86,6 +89,16 @@ def _hold(runner: WorkflowRunner, *, suspended: bool) -> None:
         runner.resume()
 
 
+def runs_here(plan: Plan) -> None:
+    """The local backend runs tasks in-process only: a Job task is a 400 (also when a
+    template or a schedule that holds one is saved)."""
+    for node in plan.tasks.values():
+        if node.executor is Executor.JOB:
+            raise InvalidRequestError(
+                f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
+            )
+
+
 class LocalBackend:
     def __init__(
         self,
@@ -99,6 +112,10 @@ class LocalBackend:
         self._registry = registry
         self._settings = settings
         self._executor = InProcessExecutor(registry, max_threads=settings.max_threads)
+        self._admission = store.admission(lease_seconds=settings.admission_lease_seconds)
+        self._results = store.result_cache(
+            max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes
+        )
         self._runs: dict[str, tuple[WorkflowRunner, asyncio.Task[RunStatus]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._scheduling: asyncio.Task[None] | None = None
@@ -111,7 +128,7 @@ class LocalBackend:
                 self._schedule_host,
                 poll_seconds=poll,
                 idle_seconds=poll,
-                transient=(StoreUnavailableError,),
+                transient=(StoreUnavailableError, RunConflictError),
             )
             if self._schedule_host is not None
             else None
@@ -122,6 +139,7 @@ class LocalBackend:
             registry=registry,
             settings=settings,
             nudge=self.scheduler.nudge if self.scheduler is not None else None,
+            validate=runs_here,
         )
 
     async def start(self) -> None:
@@ -155,11 +173,7 @@ class LocalBackend:
         run_id: str | None = None,
     ) -> RunRecord:
         plan = await compile_off_loop(request, registry=self._registry, settings=self._settings)
-        for node in plan.tasks.values():
-            if node.executor is Executor.JOB:
-                raise InvalidRequestError(
-                    f"Task {node.id} uses executor 'job', which needs the kubernetes backend"
-                )
+        runs_here(plan)
         record = new_record(plan, submitted_by=submitted_by, run_id=run_id, origin=origin)
         if run_id is not None:  # a schedule slot's: whoever claims it first creates it
             existing = await self._store.get(run_id)
@@ -214,11 +228,27 @@ class LocalBackend:
             executors={Executor.INPROCESS: self._executor},
             sink=CoalescingSink(sink, interval=self._settings.status_flush_seconds),
             status=record.status,
+            cache=RunCache(self._results, run_id=record.run_id),
+            queue=RunQueue(
+                self._admission,
+                record.run_id,
+                order=order_score(
+                    plan.spec.priority,
+                    record.created_at,
+                    aging_seconds=self._settings.priority_aging_seconds,
+                ),
+                preempt=self._preempt,
+            ),
         )
         sink.runner = runner
         task = asyncio.create_task(runner.run(), name=f"run {record.run_id}")
         self._runs[record.run_id] = (runner, task)
         task.add_done_callback(lambda _: self._runs.pop(record.run_id, None))
+
+    async def _preempt(self, run_id: str) -> None:
+        """Cancel a run holding a key that a `cancelInProgress` run needs."""
+        with contextlib.suppress(RunNotFoundError, RunFinishedError):
+            await self.cancel(run_id)
 
     async def get(self, run_id: str) -> RunRecord:
         record = await self._store.get(run_id)

@@ -32,6 +32,7 @@ STYLES = {
     "Skipped": "magenta",
     "Cancelled": "yellow",
     "Waiting": "bold magenta",
+    "Queued": "dim cyan",
 }
 MARKS = PHASE_MARKS
 _INSTANCE = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")
@@ -188,6 +189,9 @@ def run_view(record: RunRecord, *, now: datetime | None = None) -> RenderableTyp
     if record.origin is not None and (origin := origin_text(record.origin)):
         parts.append(Text(origin, style="dim"))
     parts.append(table)
+    if status.queue is not None:
+        keys = ", ".join(status.queue.keys)
+        parts.append(Text(f"queued for {keys}: {status.queue.position} in line", style="dim cyan"))
     if status.message:
         parts.append(Text(status.message, style=STYLES.get(status.phase, "")))
     return Group(*parts)

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from stageflow.models.request import WorkflowRequest
-from stageflow.models.status import RunPhase, RunStatus, TaskStatus, Timestamp
+from stageflow.models.status import QueueStatus, RunPhase, RunStatus, TaskStatus, Timestamp
 
 
 class InvalidRunIdError(ValueError):
@@ -50,12 +50,18 @@ class RunOrigin(WireModel):
     """Where a run came from, when not from a body sent as it is: the template revision it
     was resolved from (its name, revision and digest), the schedule slot that fired it."""
 
-    template: str | None = None
-    template_revision: int | None = None
-    template_digest: str | None = None
-    schedule: str | None = None
-    scheduled_time: Timestamp | None = None
-    backfill: bool | None = None
+    template: str | None = Field(default=None, description="The template it was made from.")
+    template_revision: int | None = Field(
+        default=None, description="The template's revision it ran."
+    )
+    template_digest: str | None = Field(
+        default=None, description="That revision's digest (sha256 of its normalised spec)."
+    )
+    schedule: str | None = Field(default=None, description="The schedule that fired it.")
+    scheduled_time: Timestamp | None = Field(
+        default=None, description="The slot it was fired for (UTC; its `scheduledTime` param)."
+    )
+    backfill: bool | None = Field(default=None, description="Fired by a backfill.")
 
 
 class RunSummary(WireModel):
@@ -111,6 +117,9 @@ class RunEvent(WireModel):
     progress: str
     message: str | None = None
     suspended: bool | None = None
+    queue: QueueStatus | None = Field(
+        default=None, description="While Queued: the keys it waits for and its place."
+    )
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
 
     @classmethod
@@ -121,6 +130,7 @@ class RunEvent(WireModel):
             progress=status.progress,
             message=status.message,
             suspended=status.suspended,
+            queue=status.queue,
             tasks={
                 task_id: status.tasks[task_id] for task_id in changed if task_id in status.tasks
             },

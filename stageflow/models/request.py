@@ -102,6 +102,58 @@ class ApprovalSpec(Model):
     )
 
 
+MAX_CONCURRENCY_RULES = 4
+MAX_PRIORITY = 1000
+
+
+class ConcurrencyRule(Model):
+    """At most `max` runs (or tasks) with the same key at once, across all runs (Hatchet's
+    `concurrency`: a CEL key expression, a limit, a strategy)."""
+
+    key: Expression = Field(
+        description="CEL giving a string: over `params` and `labels` for a run, over the "
+        'task\'s rendered `params` for a task (e.g. `params.env`, `"db-" + params.db`).'
+    )
+    max: int = Field(ge=1, le=100_000, description="How many at once share the key.")
+    strategy: Literal["queue", "cancelInProgress", "cancelNewest"] = Field(
+        default="queue",
+        description="Past `max`: wait in line (`queue`), cancel the runs holding the key so "
+        "this one runs next (`cancelInProgress`), or cancel this one (`cancelNewest`). Tasks "
+        "take `queue` only.",
+    )
+
+
+MAX_CACHE_TTL_SECONDS = 366 * 24 * 3600
+DEFAULT_CACHE_TTL_SECONDS = 24 * 3600
+
+
+class CacheSpec(Model):
+    """Reuse a task's recorded outputs when it runs again with the same inputs, instead of
+    running it (docs/cache.md): Prefect's cache policies, Argo's `memoize`."""
+
+    ttl_seconds: int = Field(
+        default=DEFAULT_CACHE_TTL_SECONDS,
+        ge=1,
+        le=MAX_CACHE_TTL_SECONDS,
+        description="How long a recorded result is reused (1 s to 366 days; default a day).",
+    )
+    key: Expression | None = Field(
+        default=None,
+        description="A CEL expression giving a string, over `params` (the task's rendered "
+        "params) and `item` (forEach tasks): the inputs that decide the result. Default: the "
+        "task, its rendered params, a Job task's image/command/args, and `version`.",
+    )
+    version: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Part of the key: change it when the task's code changes, and the "
+        "entries made before are not reused.",
+    )
+    refresh: bool | None = Field(
+        default=None, description="Run the task even if a result is recorded, and replace it."
+    )
+
+
 class TaskSpec(Model):
     """One task of a workflow, in its object form."""
 
@@ -157,6 +209,17 @@ class TaskSpec(Model):
     )
     approval: ApprovalSpec | None = Field(
         default=None, description="Wait for a person to approve or reject, instead of running."
+    )
+    concurrency: list[ConcurrencyRule] | None = Field(
+        default=None,
+        max_length=MAX_CONCURRENCY_RULES,
+        description="At most `max` tasks with each key run at once, across all runs (e.g. "
+        "three writers to one database); the task waits Pending for its turn.",
+    )
+    cache: CacheSpec | None = Field(
+        default=None,
+        description="Reuse the outputs of an earlier success with the same inputs "
+        "(`ttlSeconds`, `key`, `version`, `refresh`).",
     )
     delivery: Literal["atLeastOnce", "atMostOnce"] | None = Field(
         default=None,
@@ -240,6 +303,24 @@ class RunOptions(Model):
         le=30 * 24 * 3600,
         description="The `finally` tasks' own time budget (the run's timeoutSeconds does not "
         "cut them short).",
+    )
+    concurrency: list[ConcurrencyRule] | None = Field(
+        default=None,
+        max_length=MAX_CONCURRENCY_RULES,
+        description="Limits shared with other runs; a run must fit every one to start, and "
+        "waits `Queued` until it does.",
+    )
+    priority: int = Field(
+        default=0,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description="Order of admission among queued runs, higher first; each point is worth "
+        "STAGEFLOW_PRIORITY_AGING_SECONDS of waiting, so a low one is never starved.",
+    )
+    refresh: bool | None = Field(
+        default=None,
+        description="Run every task that has a `cache` even if a result is recorded, and "
+        "replace the recorded results.",
     )
 
 

@@ -59,11 +59,13 @@ PHASE_MARKS = {
     "Skipped": "-",
     "Cancelled": "⊘",
     "Waiting": "⏸",
+    "Queued": "…",
 }
 
 
 class RunPhase(enum.StrEnum):
     PENDING = "Pending"
+    QUEUED = "Queued"  # waiting for a concurrency key's turn (not started)
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -80,6 +82,13 @@ class StatusModel(BaseModel):
     def to_json_dict(self) -> dict[str, object]:
         """The wire form: camelCase keys, timestamps as strings, unset fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class CachedFrom(StatusModel):
+    """Which run and task produced the outputs a cached task reused."""
+
+    run_id: str = Field(description="The run whose task recorded the result.")
+    task: str = Field(description="That task's id there (NAME[i] for a forEach instance).")
 
 
 class TaskStatus(StatusModel):
@@ -100,6 +109,9 @@ class TaskStatus(StatusModel):
     iterations: int | None = None
     when_result: bool | None = None
     decision: Decision | None = None  # an approval task's, once made
+    # Succeeded by reusing a recorded result (docs/cache.md): nothing ran, attempts stay 0.
+    cached: bool | None = None
+    cached_from: CachedFrom | None = None
 
     @property
     def skipped_by_condition(self) -> bool:
@@ -141,8 +153,19 @@ class RetryRecord(StatusModel):
     )
 
 
+class QueueStatus(StatusModel):
+    """Why a run is Queued: the keys it waits for, and its place in their lines."""
+
+    keys: list[str] = Field(description="The concurrency keys the run waits for.")
+    position: int = Field(description="1: next in line (the largest place among its keys).")
+    since: Timestamp | None = Field(default=None, description="When it started waiting.")
+
+
 class RunStatus(StatusModel):
     phase: RunPhase = RunPhase.PENDING
+    queue: QueueStatus | None = Field(
+        default=None, description="While Queued: the keys it waits for and its position."
+    )
     progress: str = "0/0"
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None

@@ -15,6 +15,7 @@ from stageflow.engine import (
     WorkflowRunner,
     compile_workflow,
 )
+from stageflow.engine.admission import RunQueue
 
 
 class RecordingSink:
@@ -46,6 +47,7 @@ def make_runner(
     tasks: TaskRegistry,
     sink: StatusSink | None = None,
     status: RunStatus | None = None,
+    queue: RunQueue | None = None,
 ) -> WorkflowRunner:
     plan = compile_workflow(WorkflowRequest.model_validate(body), registry=tasks)
     return WorkflowRunner(
@@ -53,4 +55,5 @@ def make_runner(
         executors={Executor.INPROCESS: InProcessExecutor(tasks)},
         sink=sink or RecordingSink(),
         status=status,
+        queue=queue,
     )

@@ -21,7 +21,10 @@ function renderRun() {
   setPhase(badge, status.phase);
   badge.textContent = phaseText(status.phase);
   document.getElementById("run-progress").textContent = status.progress;
-  document.getElementById("run-message").textContent = status.message || "";
+  document.getElementById("run-message").textContent =
+    status.message || (status.queue
+      ? `queued for ${status.queue.keys.join(", ")}: ${status.queue.position} in line`
+      : "");
   document.getElementById("cancel").disabled = FINISHED.includes(status.phase);
   document.getElementById("retry").hidden = !["Failed", "Cancelled"].includes(status.phase);
   document.getElementById("suspend").hidden = FINISHED.includes(status.phase) || !!status.suspended;
@@ -152,6 +155,7 @@ function connect() {
       status.progress = event.data.progress;
       status.message = event.data.message;
       status.suspended = event.data.suspended;
+      status.queue = event.data.queue;
       Object.assign(status.tasks, event.data.tasks);
       renderRun();
     } else if (event.event === "log") {

@@ -101,7 +101,7 @@ def test_keys_hold_under_load_and_two_leader_kills(
             wait_for_leader([successor])
         deadline = time.monotonic() + 600
         while True:
-            phases = [(item.get("status") or {}).get("phase") for item in runs(k8s_namespace)]
+            phases = [str((item.get("status") or {}).get("phase")) for item in runs(k8s_namespace)]
             if len(phases) == RUNS and all(
                 phase in ("Succeeded", "Failed", "Cancelled") for phase in phases
             ):

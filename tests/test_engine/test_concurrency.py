@@ -208,7 +208,7 @@ async def test_task_keys_limit_tasks_across_runs(
     tasks: TaskRegistry, spans: list[tuple[str, float, float]]
 ) -> None:
     admission = MemoryAdmission()
-    writer = {
+    writer: dict[str, Any] = {
         "name": "write",
         "task": "span",
         "params": {"label": "w", "db": "orders"},

@@ -97,6 +97,30 @@ function keepFocus(render) {
   if (focused && document.activeElement?.id !== focused) document.getElementById(focused)?.focus();
 }
 
+// A list read from `path` and drawn with render(items) only when it changed since it was
+// last drawn (a poll that finds it the same draws nothing, so focus and selection stay).
+// `forget()` makes the next load draw (after the token changed, say).
+function listView(path, render) {
+  let shown = "";
+  return {
+    async load() {
+      try {
+        const list = await (await api("GET", path)).json();
+        showError("");
+        const text = JSON.stringify(list.items);
+        if (text !== shown) {
+          shown = text;
+          keepFocus(() => render(list.items));
+        }
+        refreshTimes();
+      } catch (error) {
+        showError(error.message);
+      }
+    },
+    forget() { shown = ""; },
+  };
+}
+
 // Calls the async `load` now and `ms` after each call ends, while the page is shown (a
 // hidden tab stops, and loads at once when shown again). Returns a function that loads now
 // (after a click): a call while one is under way makes one more load after it, never two

@@ -4,7 +4,6 @@
 "use strict";
 const POLL_MS = 3000;
 const chosenName = decodeURIComponent(location.pathname.split("/")[3] || "");  // after /ui/schedules
-let shown = "";  // the list as last drawn (JSON): a poll that finds it unchanged draws nothing
 let reload = () => {};
 const holding = new Set();  // names of the schedules a pause or resume is under way for
 
@@ -182,22 +181,9 @@ function renderDetail(schedule) {
   document.getElementById("detail-spec").textContent = JSON.stringify(spec, null, 2);
 }
 
-async function load() {
-  try {
-    const list = await (await api("GET", "/schedules")).json();
-    showError("");
-    const text = JSON.stringify(list.items);
-    if (text !== shown) {
-      shown = text;
-      keepFocus(() => render(list.items));
-    }
-    refreshTimes();
-  } catch (error) {
-    showError(error.message);
-  }
-}
+const view = listView("/schedules", render);
 
 document.addEventListener("DOMContentLoaded", () => {
-  reload = poll(load, POLL_MS);
-  setUpTokenForm(() => { shown = ""; reload(); });
+  reload = poll(view.load, POLL_MS);
+  setUpTokenForm(() => { view.forget(); reload(); });
 });

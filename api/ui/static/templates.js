@@ -7,7 +7,6 @@ const [chosenName, chosenRevision] = (() => {
   const parts = location.pathname.split("/").slice(3).map(decodeURIComponent);  // after /ui/templates
   return [parts[0] || "", parts[1] === "revisions" ? Number(parts[2]) || 0 : 0];
 })();
-let shown = "";  // the list as last drawn (JSON): a poll that finds it unchanged draws nothing
 
 function revisionHref(name, revision) {
   return `/ui/templates/${encodeURIComponent(name)}/revisions/${revision}`;
@@ -19,20 +18,7 @@ function paramsText(params) {
     .join(", ");
 }
 
-async function load() {
-  try {
-    const list = await (await api("GET", "/templates")).json();
-    showError("");
-    const text = JSON.stringify(list.items);
-    if (text !== shown) {
-      shown = text;
-      keepFocus(() => render(list.items));
-    }
-    refreshTimes();
-  } catch (error) {
-    showError(error.message);
-  }
-}
+const view = listView("/templates", render);
 
 function render(items) {
   const body = document.getElementById("templates");
@@ -116,7 +102,7 @@ function renderRevision(record) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const reload = poll(load, POLL_MS);
-  setUpTokenForm(() => { shown = ""; reload(); if (chosenName) loadRevision(); });
+  const reload = poll(view.load, POLL_MS);
+  setUpTokenForm(() => { view.forget(); reload(); if (chosenName) loadRevision(); });
   if (chosenName) loadRevision();  // a revision never changes: read once
 });

@@ -107,7 +107,8 @@ def order_score(
 
 @dataclass(frozen=True, order=True)
 class Place:
-    """Where a holder waits: its position in the line of `key` (1: next)."""
+    """Where a holder waits: its position in the line of `key` (1: next; 0: not in line
+    yet, admission has not opened: a new leader's first seconds)."""
 
     position: int
     key: str
@@ -153,11 +154,17 @@ class MemoryAdmission:
         self._taken = 0
         self._change: asyncio.Event | None = None
         self._grace = grace_seconds
-        self._open_at: float | None = None  # on the loop's clock, from the first acquire
+        try:  # on the loop's clock, from now (or from the first call, made outside a loop)
+            self._open_at: float | None = asyncio.get_running_loop().time() + grace_seconds
+        except RuntimeError:
+            self._open_at = None
 
     async def acquire(
         self, holder: str, claims: Sequence[Claim], order: float, *, force: bool = False
     ) -> Place | None:
+        now = asyncio.get_running_loop().time()
+        if self._open_at is None:
+            self._open_at = now + self._grace
         if force:
             self._take(holder, claims)
             return None
@@ -166,11 +173,8 @@ class MemoryAdmission:
                 self._waiting[claim.key].setdefault(holder, order)
         places = [place for claim in claims if (place := self._place(holder, claim)) is not None]
         worst = max(places, default=None)
-        now = asyncio.get_running_loop().time()
-        if self._open_at is None:
-            self._open_at = now + self._grace
         if worst is None and now < self._open_at:
-            worst = Place(1, claims[0].key)  # a new leader's first seconds: not yet
+            worst = Place(0, claims[0].key)  # a new leader's first seconds: not yet
         if worst is not None:
             return worst
         self._take(holder, claims)

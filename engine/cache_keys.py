@@ -81,8 +81,9 @@ async def key_of(node: PlannedTask, params: dict[str, Any], *, item: Any, instan
             raise CacheKeyError(str(error)) from None
         return digest(material)
     material["params"] = params
-    if node.executor is Executor.JOB:
-        material.update(image=spec.image, command=spec.command, args=spec.args)
+    if node.executor is Executor.JOB:  # what the container is, when the task names one
+        container = {"image": spec.image, "command": spec.command, "args": spec.args}
+        material.update({field: value for field, value in container.items() if value})
     if instance:
         material["item"] = item
     if spec.until is not None:

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from stageflow.engine.admission import Claim, RunQueue, run_claims, task_claims
+from stageflow.engine.admission import Claim, Place, RunQueue, run_claims, task_claims
 from stageflow.engine.approval import message_of, timed_out
 from stageflow.engine.cache import RunCache, reused
 from stageflow.engine.cache_keys import CacheKeyError
@@ -195,11 +195,20 @@ class WorkflowRunner:
         claims = self._run_claims()
         try:
             if claims and not await self._admitted(claims):
-                return await self._run()  # cancelled while queued: drained as Cancelled
+                # cancelled while queued: it never started, so neither do its finally tasks
+                self._drain_pending(TaskPhase.CANCELLED, self._stop_message, final=True)
             return await self._run()
         finally:
             if claims and self._queue is not None:
-                await self._queue.admission.release(self._queue.run_id, claims)
+                await self._released(self._queue.run_id, claims)
+
+    async def _released(self, holder: str, claims: list[Claim]) -> None:
+        """Give keys back; a store that cannot answer now lets them lapse (Redis leases)."""
+        assert self._queue is not None
+        try:
+            await self._queue.admission.release(holder, claims)
+        except Exception as error:  # a result or a stop must not be lost to it
+            logger.warning("could not give back %s's concurrency keys: %s", holder, error)
 
     def _run_claims(self) -> list[Claim]:
         if self._queue is None or not self._options.concurrency:
@@ -214,26 +223,29 @@ class WorkflowRunner:
         assert queue is not None
         status = self._status
         held_before = status.phase is not RunPhase.PENDING and status.phase is not RunPhase.QUEUED
-        preempted = False
+        preempted: set[str] = set()
         while self._stop is None:
-            place = await queue.admission.acquire(
-                queue.run_id, claims, queue.order, force=held_before
-            )
+            try:
+                place = await queue.admission.acquire(
+                    queue.run_id, claims, queue.order, force=held_before
+                )
+            except Exception as error:  # the store away: wait, ask again
+                logger.warning("cannot ask for %s's concurrency keys: %s", queue.run_id, error)
+                place = Place(status.queue.position if status.queue else 1, claims[0].key)
+                await asyncio.sleep(queue.poll_seconds)
             if place is None:
                 if status.queue is not None:
                     status.queue, self._run_changed = None, True
                 return True
             claim = next(claim for claim in claims if claim.key == place.key)
-            if claim.strategy == "cancelNewest":
+            if place.position > 0 and claim.strategy == "cancelNewest":  # 0: not yet (grace)
                 self.cancel(
                     f"Cancelled: concurrency key {_shown(claim.key)} is at its limit "
                     f"({claim.max}) and its strategy is cancelNewest"
                 )
                 break
-            if claim.strategy == "cancelInProgress" and not preempted and queue.preempt:
-                preempted = True
-                for holder in await queue.admission.holders(claim.key):
-                    await queue.preempt(holder)
+            if place.position > 0 and claim.strategy == "cancelInProgress" and queue.preempt:
+                await self._preempt(queue, claim, preempted)
             keys = [_shown(claim.key) for claim in claims]
             if status.queue is None or status.queue.position != place.position:
                 since = status.queue.since if status.queue is not None else utcnow()
@@ -255,6 +267,24 @@ class WorkflowRunner:
                 woken.cancel()
         status.queue, self._run_changed = None, True
         return False
+
+    async def _preempt(self, queue: RunQueue, claim: Claim, preempted: set[str]) -> None:
+        """cancelInProgress: cancel every run holding the key that this run has not asked
+        to cancel yet (so the newest of several wins); a cancel that fails is asked again."""
+        assert queue.preempt is not None
+        try:
+            holders = await queue.admission.holders(claim.key)
+        except Exception as error:
+            logger.warning("cannot read who holds %s: %s", _shown(claim.key), error)
+            return
+        for holder in holders:
+            if holder == queue.run_id or holder in preempted or "/" in holder:
+                continue  # itself, asked already, or a task's hold
+            try:
+                await queue.preempt(holder)
+                preempted.add(holder)
+            except Exception as error:
+                logger.warning("could not cancel %s for %s: %s", holder, queue.run_id, error)
 
     async def _run(self) -> RunStatus:
         status = self._status
@@ -900,8 +930,9 @@ class WorkflowRunner:
     async def _gated(
         self, node: PlannedTask, executor: TaskExecutor, attempt: Attempt
     ) -> TaskResult:
-        """One attempt, once it holds its task's concurrency keys (across all runs): until
-        then the task waits Pending, its message saying for which key and in what place."""
+        """One attempt, once it holds its task's concurrency keys (across all runs). The task
+        stays Running meanwhile (it is under way: a failFast or a cancel treats it as such),
+        its message saying which key it waits for and in what place."""
         queue = self._queue
         if queue is None or not node.spec.concurrency:
             return await self._attempt(executor, attempt)
@@ -916,28 +947,32 @@ class WorkflowRunner:
             return TaskResult(ok=False, message=str(error))
         holder = f"{queue.run_id}/{attempt.task_id}"
         status = attempt.status
+        waited = False
         try:
             while True:
-                place = await queue.admission.acquire(
-                    holder, claims, queue.order, force=attempt.resumed
-                )
+                try:
+                    place = await queue.admission.acquire(
+                        holder, claims, queue.order, force=attempt.resumed
+                    )
+                except Exception as error:  # the store away: ask again
+                    logger.warning("cannot ask for %s's concurrency keys: %s", holder, error)
+                    place = Place(0, claims[0].key)
                 if place is None:
                     break
-                message = (
-                    f"waiting for concurrency key {_shown(place.key)} ({place.position} in line)"
-                )
-                if status.phase is not TaskPhase.PENDING or status.message != message:
-                    status.phase, status.message = TaskPhase.PENDING, message
+                where = f"{place.position} in line" if place.position else "starting up"
+                message = f"waiting for concurrency key {_shown(place.key)} ({where})"
+                if status.message != message:
+                    status.message, waited = message, True
                     self._touch(attempt.task_id)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(queue.poll_seconds):
                         await queue.admission.changed()
-            if status.phase is TaskPhase.PENDING:
-                status.phase, status.message = TaskPhase.RUNNING, None
+            if waited:
+                status.message = None
                 self._touch(attempt.task_id)
             return await self._attempt(executor, attempt)
         finally:
-            await queue.admission.release(holder, claims)
+            await self._released(holder, claims)
 
     @staticmethod
     async def _attempt(executor: TaskExecutor, attempt: Attempt) -> TaskResult:

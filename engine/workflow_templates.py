@@ -52,11 +52,15 @@ def resolve_params(
 
 
 def sample_body(spec: WorkflowTemplateSpec) -> WorkflowRequest:
-    """The body a template is validated as when it is saved: the defaults, a null for each
-    required param and for `scheduledTime` (references are checked by name, not value)."""
-    values: dict[str, Any] = {SCHEDULED_TIME_PARAM: None}
+    """The body a template is validated as when it is saved: the defaults, and a sample
+    string for each required param and for `scheduledTime` (references are checked by name;
+    a run key such as `"deploy-" + params.env` is evaluated, so it needs a string)."""
+    values: dict[str, Any] = {SCHEDULED_TIME_PARAM: "2000-01-01T00:00:00Z"}
     values.update(
-        {key: None if param.required else param.default for key, param in spec.params.items()}
+        {
+            key: f"sample-{key}" if param.required else param.default
+            for key, param in spec.params.items()
+        }
     )
     return spec.body(values)
 

@@ -27,7 +27,7 @@ class OperatorSettings(EngineSettings, StoreSettings, KubeSettings):
         default=None, description="Watch WorkflowRuns in this namespace; unset watches all."
     )
     admission_grace_seconds: float = Field(
-        default=3.0,
+        default=5.0,
         ge=0,
         le=300,
         description="After start (or taking over), how long no queued run is let in, while "

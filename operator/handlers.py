@@ -52,7 +52,6 @@ def _context(memo: Any) -> OperatorContext:
 
 async def _startup(memo: Any, **_: Any) -> None:
     ctx = _context(memo)
-    ctx.started = time.monotonic()  # leading from now: the admission grace counts from here
     if ctx.kube_events is not None:
         ctx.kube_events.start()
     if ctx.mirror is not None:
@@ -71,6 +70,9 @@ async def _startup(memo: Any, **_: Any) -> None:
             transient=(KubeUnavailableError,),
         )
         ctx.scheduling = asyncio.create_task(scheduler.run_forever(), name="stageflow scheduler")
+    # leading from here, just before kopf lists the WorkflowRuns (after the mirror's resync):
+    # the admission grace counts from now
+    ctx.started = time.monotonic()
 
 
 async def _cleanup(memo: Any, **_: Any) -> None:

@@ -70,7 +70,7 @@ return 1
 
 _RENEW = """
 local until = tonumber(ARGV[1])
-for i = 1, #KEYS do redis.call('ZADD', KEYS[i], 'XX', until, ARGV[2]) end
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], until, ARGV[2]) end
 return 1
 """
 
@@ -128,7 +128,9 @@ class RedisAdmission:
         await asyncio.sleep(self._poll)
 
     async def _keep(self) -> None:
-        """Renew the leases of what this process holds, three times per lease."""
+        """Renew the leases of what this process holds, three times per lease. A hold that
+        lapsed while Redis was away is put back: the run holding it is still running (what
+        holds a key is what runs), even if that briefly lets one more in than `max`."""
         while self._held:
             await asyncio.sleep(self._lease / 3)
             until = int((time.time() + self._lease) * 1000)
@@ -136,7 +138,7 @@ class RedisAdmission:
                 held = [admission_keys(self._namespace, claim.key)[0] for claim in claims]
                 try:
                     await self._renew(keys=held, args=[until, holder])
-                except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as error:
+                except Exception as error:  # Redis away, read-only in a failover: next time
                     logger.warning("cannot renew the concurrency leases: %s", error)
                     break
 

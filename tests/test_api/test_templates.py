@@ -160,3 +160,16 @@ def test_a_run_by_hand_of_a_template_reading_scheduled_time(client: TestClient) 
     run = wait_for_run(client, submit(client, {"templateRef": {"name": "stamped"}}))
     assert run["status"]["phase"] == "Succeeded"
     assert run["status"]["tasks"]["at"]["outputs"]["t"].endswith("Z")  # when it was submitted
+
+
+def test_a_template_whose_run_key_reads_a_required_param(client: TestClient) -> None:
+    deploy = {
+        "params": {"env": {"description": "where to"}},
+        "concurrency": [{"key": '"deploy-" + params.env', "max": 2}],
+        "dag": [{"name": "go", "task": "echo", "params": {"env": "{{ params.env }}"}}],
+    }
+    assert client.put("/templates/deploy", json=deploy).status_code == 201
+    run = wait_for_run(
+        client, submit(client, {"templateRef": {"name": "deploy"}, "params": {"env": "prod"}})
+    )
+    assert run["status"]["phase"] == "Succeeded"

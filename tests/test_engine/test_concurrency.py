@@ -225,9 +225,61 @@ async def test_task_keys_limit_tasks_across_runs(
     running = [asyncio.create_task(runner.run()) for runner in runners]
     await asyncio.sleep(1)
     waiting = [runner.status.tasks["write"] for runner in runners[2:]]
-    assert all(task.phase is TaskPhase.PENDING for task in waiting)
+    assert all(task.phase is TaskPhase.RUNNING for task in waiting)  # under way, waiting
     assert waiting[0].message == "waiting for concurrency key db-orders (1 in line)"
     finals = await asyncio.gather(*running)
     assert all(final.phase is RunPhase.SUCCEEDED for final in finals)
     assert most_at_once(spans) == 2
     assert admission.counts() == {}
+
+
+async def test_a_run_cancelled_while_queued_runs_no_finally_task(
+    tasks: TaskRegistry, spans: list[tuple[str, float, float]]
+) -> None:
+    admission = MemoryAdmission()
+    first = make_runner(body("first"), tasks, queue=RunQueue(admission, "first"))
+    with_finally = {
+        **body("second"),
+        "finally": [{"name": "tidy", "task": "span", "params": {"label": "tidy"}}],
+    }
+    second = make_runner(with_finally, tasks, queue=RunQueue(admission, "second", order=1))
+    going = asyncio.create_task(first.run())
+    waiting = asyncio.create_task(second.run())
+    await asyncio.sleep(1)
+    second.cancel()
+    final = await waiting
+    assert final.phase is RunPhase.CANCELLED
+    assert final.tasks["tidy"].phase is TaskPhase.CANCELLED  # it never started: nor does this
+    await going
+    assert [label for label, _, _ in spans] == ["first"]
+
+
+async def test_a_task_waiting_for_its_key_is_under_way_for_fail_fast(
+    tasks: TaskRegistry, spans: list[tuple[str, float, float]]
+) -> None:
+    """Fail fast lets what is under way finish (the waiting task among it), and counts
+    each task once."""
+    admission = MemoryAdmission()
+    holder = make_runner(
+        {"dag": [{"name": "w", "task": "span", "params": {"label": "holder", "seconds": 50},
+                  "concurrency": [{"key": '"db"', "max": 1}]}]},
+        tasks,
+        queue=RunQueue(admission, "holder"),
+    )  # fmt: skip
+    other = make_runner(
+        {"dag": [
+            {"name": "w", "task": "span", "params": {"label": "waiter", "seconds": 5},
+             "concurrency": [{"key": '"db"', "max": 1}]},
+            {"name": "bad", "task": "fail", "params": {"message": "no"}},
+        ]},
+        tasks,
+        queue=RunQueue(admission, "other", order=1),
+    )  # fmt: skip
+    held = asyncio.create_task(holder.run())
+    await asyncio.sleep(1)
+    final = await other.run()
+    assert final.phase is RunPhase.FAILED
+    assert final.tasks["w"].phase is TaskPhase.SUCCEEDED  # it was under way: it finished
+    assert final.progress == "2/2"
+    await held
+    assert most_at_once(spans) == 1

@@ -605,8 +605,10 @@ def _document(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
-    for name, fields in FIELD_DOCS.items():
-        properties = components.get(name, {}).get("properties", {})
+    for name, schema_of in components.items():
+        # a model with a custom serializer has two schemas, `X-Input` and `X-Output`
+        fields = FIELD_DOCS.get(name.removesuffix("-Input").removesuffix("-Output"), {})
+        properties = schema_of.get("properties", {})
         for field, text in fields.items():
             if field in properties:
                 properties[field].setdefault("description", text)

@@ -231,7 +231,7 @@ class WorkflowRunner:
                 )
             except Exception as error:  # the store away: wait, ask again
                 logger.warning("cannot ask for %s's concurrency keys: %s", queue.run_id, error)
-                place = Place(status.queue.position if status.queue else 1, claims[0].key)
+                place = Place(0, claims[0].key)  # 0: no strategy applies on a guess
                 await asyncio.sleep(queue.poll_seconds)
             if place is None:
                 if status.queue is not None:

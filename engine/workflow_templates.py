@@ -7,7 +7,7 @@ the same way for every slot it fires.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -141,3 +141,31 @@ def _template_origin(template: TemplateRecord) -> RunOrigin:
         template_revision=template.revision,
         template_digest=template.digest,
     )
+
+
+# How a host reads a template revision (None: the current one): its repository's `get`.
+TemplateLookup = Callable[[str, int | None], Awaitable[TemplateRecord | None]]
+
+
+def template_named(name: str, revision: int | None = None) -> str:
+    """`Template nightly` or `Template nightly revision 3`, as messages name one."""
+    return f"Template {name}" + (f" revision {revision}" if revision is not None else "")
+
+
+async def slot_request(
+    schedule: ScheduleRecord,
+    scheduled_time: datetime,
+    lookup: TemplateLookup,
+    *,
+    backfill: bool = False,
+) -> tuple[WorkflowRequest, RunOrigin]:
+    """What a slot runs, its template read through `lookup`: the one resolution the API
+    (validating a schedule), the local scheduler and the operator's share. A template
+    that is gone is a SpecError (the slot is given up, not retried)."""
+    template = None
+    ref = schedule.spec.template_ref
+    if ref is not None:
+        template = await lookup(ref.name, ref.revision)
+        if template is None:
+            raise SpecError(f"Unknown template: {template_named(ref.name, ref.revision)}")
+    return slot_body(schedule, template, scheduled_time, backfill=backfill)

@@ -95,6 +95,19 @@ class RunApi(ApiCalls):
             resource_version=(listing.get("metadata") or {}).get("resourceVersion") or None,
         )
 
+    async def list_labelled_runs(self, namespace: str, selector: str) -> list[WorkflowRun]:
+        """The WorkflowRuns of `namespace` with labels matching `selector` (a schedule's)."""
+        listing = await self._call(
+            self._custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            label_selector=selector,
+        )
+        items: list[WorkflowRun] = listing.get("items", [])
+        return items
+
     async def run_versions(self, namespace: str | None) -> dict[ObjectKey, str]:
         """(namespace, name) -> resourceVersion of every WorkflowRun, as metadata only."""
         if namespace is None:

@@ -21,12 +21,13 @@ from stageflow.engine import compile_workflow
 from stageflow.engine.plan import SpecError
 from stageflow.engine.records import new_record
 from stageflow.engine.schedules import Firing
-from stageflow.engine.workflow_templates import slot_body
+from stageflow.engine.workflow_templates import slot_request
 from stageflow.kube import KubeConflictError, KubeError, KubeUnavailableError
 from stageflow.kube.catalog import InvalidTemplateError, ScheduleStates, TemplateRevisions
-from stageflow.kube.resource import new_object, record_from_object
+from stageflow.kube.resource import SCHEDULE_LABEL, new_object, record_from_object
 from stageflow.models.schedule import ScheduleRecord, ScheduleStatus
 from stageflow.models.status import RunPhase
+from stageflow.models.template import TemplateRecord
 
 if TYPE_CHECKING:
     from stageflow.operator.context import OperatorContext
@@ -93,16 +94,17 @@ class KubeScheduleHost:
 
     async def start_run(self, record: ScheduleRecord, firing: Firing) -> None:
         namespace = record.namespace or "default"
-        template = None
-        ref = record.spec.template_ref
-        if ref is not None:
+        templates = self._templates(namespace)
+
+        async def lookup(name: str, revision: int | None) -> TemplateRecord | None:
             try:
-                template = await self._templates(namespace).get(ref.name, ref.revision)
-            except InvalidTemplateError as error:
+                return await templates.get(name, revision)
+            except InvalidTemplateError as error:  # written with kubectl, not valid
                 raise SpecError(str(error)) from None
-            if template is None:
-                raise SpecError(f"Unknown template: {ref.name}")
-        body, origin = slot_body(record, template, firing.scheduled_time, backfill=firing.backfill)
+
+        body, origin = await slot_request(
+            record, firing.scheduled_time, lookup, backfill=firing.backfill
+        )
         plan = compile_workflow(body, registry=self._ctx.tasks, **self._ctx.settings.limits())
         run = new_record(
             plan, submitted_by=f"schedule:{record.name}", run_id=firing.run_id, origin=origin
@@ -113,10 +115,13 @@ class KubeScheduleHost:
     async def run_phases(
         self, record: ScheduleRecord, run_ids: list[str]
     ) -> dict[str, RunPhase | None]:
+        """One list of the schedule's runs (by its label) a round, not a read per run."""
         namespace = record.namespace or "default"
+        listed = await self._kube.list_labelled_runs(namespace, f"{SCHEDULE_LABEL}={record.name}")
+        found = {obj["metadata"]["name"]: obj for obj in listed}
         phases: dict[str, RunPhase | None] = {}
         for run_id in run_ids:
-            obj = await self._kube.get_run(namespace, run_id)
+            obj = found.get(run_id)
             phases[run_id] = None if obj is None else record_from_object(obj).status.phase
         return phases
 

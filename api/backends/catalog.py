@@ -12,7 +12,12 @@ from stageflow.api.errors import ApiError, InvalidRequestError
 from stageflow.engine import Plan, SpecError, TaskRegistry, WorkflowRequest
 from stageflow.engine.config import EngineSettings
 from stageflow.engine.schedules import backfill_slots, check_spec, queue_backfill
-from stageflow.engine.workflow_templates import sample_body, slot_body, submission_body
+from stageflow.engine.workflow_templates import (
+    sample_body,
+    slot_request,
+    submission_body,
+    template_named,
+)
 from stageflow.models.records import RunOrigin
 from stageflow.models.schedule import (
     BackfillRequest,
@@ -31,8 +36,7 @@ class TemplateNotFoundError(ApiError):
     status_code = 404
 
     def __init__(self, name: str, revision: int | None = None) -> None:
-        what = f"Template {name}" + (f" revision {revision}" if revision is not None else "")
-        super().__init__(f"{what} not found")
+        super().__init__(f"{template_named(name, revision)} not found")
 
 
 class ScheduleNotFoundError(ApiError):
@@ -87,10 +91,7 @@ class Catalog:
         ref = submission.template_ref
         template = await self.templates.get(ref.name, ref.revision)
         if template is None:
-            missing = TemplateNotFoundError(ref.name, ref.revision)
-            raise InvalidRequestError(
-                f"Unknown template: {missing.detail.removesuffix(' not found')}"
-            )
+            raise InvalidRequestError(f"Unknown template: {template_named(ref.name, ref.revision)}")
         return submission_body(template, submission)
 
     # -- schedules ------------------------------------------------------------------------
@@ -98,14 +99,7 @@ class Catalog:
     async def put_schedule(self, name: str, spec: ScheduleSpec) -> tuple[ScheduleRecord, bool]:
         check_spec(spec)
         probe = ScheduleRecord(name=name, uid="probe", created_at=utcnow(), spec=spec)
-        template = None
-        if spec.template_ref is not None:
-            ref = spec.template_ref
-            template = await self.templates.get(ref.name, ref.revision)
-            if template is None:
-                missing = TemplateNotFoundError(ref.name, ref.revision).detail
-                raise InvalidRequestError(f"Unknown template: {missing.removesuffix(' not found')}")
-        body, _ = slot_body(probe, template, utcnow(), backfill=False)
+        body, _ = await slot_request(probe, utcnow(), self.templates.get)  # SpecError: a 400
         await self._compile(body, f"Schedule {name}")
         stored = await self.schedules.put(name, spec)
         self._nudge()

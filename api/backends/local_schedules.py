@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from stageflow.api.errors import InvalidRequestError, RunFinishedError, RunNotFoundError
 from stageflow.engine.plan import SpecError
 from stageflow.engine.schedules import Firing
-from stageflow.engine.workflow_templates import slot_body
+from stageflow.engine.workflow_templates import slot_request
 from stageflow.models.schedule import ScheduleRecord, ScheduleStatus
 from stageflow.models.status import RunPhase
 from stageflow.store import RunStore, StoreUnavailableError
@@ -49,13 +49,12 @@ class LocalScheduleHost:
         await self._store.schedules().set_suspend(record.name, True)
 
     async def start_run(self, record: ScheduleRecord, firing: Firing) -> None:
-        template = None
-        ref = record.spec.template_ref
-        if ref is not None:
-            template = await self._backend.catalog.templates.get(ref.name, ref.revision)
-            if template is None:
-                raise SpecError(f"Unknown template: {ref.name}")
-        body, origin = slot_body(record, template, firing.scheduled_time, backfill=firing.backfill)
+        body, origin = await slot_request(
+            record,
+            firing.scheduled_time,
+            self._backend.catalog.templates.get,
+            backfill=firing.backfill,
+        )
         try:
             await self._backend.submit(
                 body, submitted_by=f"schedule:{record.name}", origin=origin, run_id=firing.run_id

@@ -28,6 +28,7 @@ FAMILIES = {
         "get_run",
         "list_runs",
         "list_runs_snapshot",
+        "list_labelled_runs",
         "run_versions",
         "patch_run",
         "patch_run_status",

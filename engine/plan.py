@@ -40,17 +40,24 @@ from stageflow.engine.templates import (
     is_single_reference,
     references,
 )
-from stageflow.models.request import Executor, RunOptions, Stage, TaskSpec, WorkflowRequest
+from stageflow.models.request import (
+    Executor,
+    ItemCount,
+    RunOptions,
+    Stage,
+    TaskSpec,
+    WorkflowRequest,
+)
 
 _TASK_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 _T = TypeVar("_T")
 
-DEFAULT_MAX_TASKS = 1000
-DEFAULT_MAX_ITEMS = 1000
+DEFAULT_MAX_TASKS = 2000
+DEFAULT_MAX_ITEMS = 10_000
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024
 DEFAULT_POLICY = TaskPolicy()
-DEFAULT_MAX_INSTANCES = 2000
+DEFAULT_MAX_INSTANCES = 12_000  # 2,000 declared tasks and 10,000 forEach instances
 
 
 class SpecError(ValueError):
@@ -110,11 +117,10 @@ def compile_workflow(
     _check_final_order(planned, final)
     planned += final
     if len(planned) > max_tasks:
-        raise SpecError(f"Too many tasks: {len(planned)} (at most {max_tasks} per run)")
-    instances = sum(
-        1 + (len(node.spec.for_each) if isinstance(node.spec.for_each, list) else 0)
-        for node in planned
-    )
+        raise SpecError(
+            f"Too many tasks: {len(planned)} (at most {max_tasks} per run, STAGEFLOW_MAX_TASKS)"
+        )
+    instances = sum(1 + _listed_items(node.spec) for node in planned)
     if instances > max_instances:
         raise SpecError(
             f"Too many task instances: {instances} tasks and forEach items "
@@ -210,9 +216,10 @@ def _link(
     for_each = None
     if isinstance(task.for_each, str):
         for_each = _for_each_reference(node.id, task.for_each)
-    elif task.for_each is not None and len(task.for_each) > max_items:
+    elif task.for_each is not None and _listed_items(task) > max_items:
         raise SpecError(
-            f"Task {node.id}: forEach has {len(task.for_each)} items (at most {max_items})"
+            f"Task {node.id}: forEach has {_listed_items(task)} items "
+            f"(at most {max_items}, STAGEFLOW_MAX_FOREACH_ITEMS)"
         )
     found = _safe(node.id, lambda: reads(task))
     upstream: list[str] = []
@@ -281,6 +288,13 @@ def _condition(task_id: str, kind: str, source: str | None, limit: CostLimit) ->
         return _safe(task_id, lambda: Condition(source, limit=limit))
     except ConditionError as error:
         raise SpecError(f"Task {task_id}: {kind} is {error}") from None
+
+
+def _listed_items(task: TaskSpec) -> int:
+    """The items a task's forEach states in the request (0 for a reference or none)."""
+    if isinstance(task.for_each, ItemCount):
+        return task.for_each.count
+    return len(task.for_each) if isinstance(task.for_each, list) else 0
 
 
 def _for_each_reference(task_id: str, source: str) -> Reference:

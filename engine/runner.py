@@ -44,7 +44,7 @@ from stageflow.engine.expressions import ExpressionError
 from stageflow.engine.interfaces import Attempt, StatusSink, TaskExecutor, TaskResult
 from stageflow.engine.plan import Plan, PlannedTask
 from stageflow.engine.templates import Reference, Resolver, TemplateError, lookup, render
-from stageflow.models.request import Executor
+from stageflow.models.request import Executor, ItemCount
 from stageflow.models.status import (
     Decision,
     QueueStatus,
@@ -65,6 +65,9 @@ class _Stop(enum.Enum):
 
 
 _NO_LIMIT = contextlib.nullcontext()
+# Instances of one forEach under way at once, whatever the run's parallelism: each is an
+# asyncio task while it runs, so this bounds a big fan-out's memory (docs/big-runs.md).
+INSTANCES_IN_FLIGHT = 1000
 
 
 def _shown(key: str) -> str:
@@ -676,7 +679,7 @@ class WorkflowRunner:
                 node.id,
                 TaskPhase.FAILED,
                 f"forEach: {len(items)} items would make {entries} task instances "
-                f"(at most {self._plan.max_instances} per run)",
+                f"(at most {self._plan.max_instances} per run, STAGEFLOW_MAX_TASK_INSTANCES)",
             )
             return
         for instance in ids:
@@ -684,12 +687,7 @@ class WorkflowRunner:
                 self._status.tasks[instance] = TaskStatus(executor=node.executor.value)
                 self._touch(instance)
         try:
-            await asyncio.gather(
-                *(
-                    self._run_instance(node, instance, item, executor)
-                    for instance, item in zip(ids, items, strict=True)
-                )
-            )
+            await self._run_instances(node, ids, items, executor)
         except asyncio.CancelledError:  # instances still queued for a slot, or suspended
             self._stopped(node.id)
             return
@@ -701,19 +699,57 @@ class WorkflowRunner:
             phase = TaskPhase.CANCELLED if self._stop is _Stop.CANCELLED else TaskPhase.SKIPPED
             self._end(node.id, phase, "not every instance ran")
         else:
+            # Stored only if some instance has outputs: ten thousand nulls would be 50 KB of
+            # the WorkflowRun for nothing (`_instance_outputs` gives the list back).
             outputs = [instance.outputs for instance in instances]
-            if self._within_budget(node.id, outputs):
-                self._end(node.id, TaskPhase.SUCCEEDED, None, outputs)
+            kept = outputs if any(output is not None for output in outputs) else None
+            if self._within_budget(node.id, kept):
+                self._end(node.id, TaskPhase.SUCCEEDED, None, kept)
+
+    async def _run_instances(
+        self, node: PlannedTask, ids: list[str], items: list[Any], executor: TaskExecutor
+    ) -> None:
+        """The instances, at most INSTANCES_IN_FLIGHT under way at once (the run's
+        parallelism bounds them further). An instance is a coroutine only from its start
+        to its end, so a fan-out of 100,000 holds a thousand, not 100,000; one a resumed
+        run finished costs nothing."""
+        window = asyncio.Semaphore(INSTANCES_IN_FLIGHT)
+        started: set[asyncio.Task[None]] = set()
+
+        async def one(instance: str, item: Any) -> None:
+            try:
+                await self._run_instance(node, instance, item, executor)
+            finally:
+                window.release()
+
+        try:
+            for instance, item in zip(ids, items, strict=True):
+                if self._status.tasks[instance].phase.finished:
+                    continue  # resumed: it already ran
+                await window.acquire()
+                child = asyncio.create_task(one(instance, item))
+                started.add(child)
+                child.add_done_callback(started.discard)
+            await asyncio.gather(*started)
+        except BaseException:
+            for child in started:
+                child.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+            raise
 
     def _items(self, node: PlannedTask) -> list[Any]:
-        if node.for_each is None:
+        if isinstance(node.spec.for_each, ItemCount):
+            items: list[Any] = list(range(node.spec.for_each.count))
+        elif node.for_each is None:
             items = list(node.spec.for_each or [])
         else:
             items = self._resolver(node)(node.for_each)
             if not isinstance(items, list):
                 raise TemplateError(f"{node.for_each} is {type(items).__name__}, not a list")
         if len(items) > self._plan.max_items:
-            raise TemplateError(f"{len(items)} items (at most {self._plan.max_items})")
+            raise TemplateError(
+                f"{len(items)} items (at most {self._plan.max_items}, STAGEFLOW_MAX_FOREACH_ITEMS)"
+            )
         return items
 
     async def _run_instance(
@@ -1013,7 +1049,10 @@ class WorkflowRunner:
                 upstream = self._status.tasks[ref.task]
                 if upstream.skipped_by_condition or upstream.phase is TaskPhase.FAILED:
                     return None  # skipped by its `when`, or failed and tolerated: no outputs
-                return lookup(upstream.outputs, ref.path, what=f"tasks.{ref.task}.outputs")
+                given = upstream.outputs
+                if given is None and self._plan.tasks[ref.task].spec.for_each is not None:
+                    given = self._instance_outputs(ref.task)
+                return lookup(given, ref.path, what=f"tasks.{ref.task}.outputs")
             if ref.kind == "phase" and ref.task is not None:
                 return self._status.tasks[ref.task].phase.value
             if ref.kind == "run":
@@ -1034,6 +1073,13 @@ class WorkflowRunner:
             return lookup(outputs, ref.path, what="outputs")
 
         return resolve
+
+    def _instance_outputs(self, task_id: str) -> list[Any]:
+        """A forEach task's outputs when none of its instances had any: a null for each."""
+        count = 0
+        while f"{task_id}[{count}]" in self._status.tasks:
+            count += 1
+        return [None] * count
 
     # -- status -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from stageflow.kube.resource import (
     is_deleted,
     new_object,
     record_from_object,
+    StoredTasks,
     status_patch,
 )
 from stageflow.kube.run_api import RunListing
@@ -41,5 +42,6 @@ __all__ = [
     "load_configuration",
     "new_object",
     "record_from_object",
+    "StoredTasks",
     "status_patch",
 ]

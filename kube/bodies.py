@@ -85,6 +85,7 @@ class WorkflowRunStatus(TypedDict, total=False):
     retries: list[dict[str, Any]] | None
     conditions: list[Condition]
     tasks: dict[str, dict[str, Any] | None]  # task id -> `TaskStatus` dumped; None removes it
+    folded: list[dict[str, Any]] | None  # a big run's alike entries, `FoldedTasks` dumped
     observedGeneration: int
 
 

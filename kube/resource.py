@@ -10,11 +10,13 @@ Python (and once in crds/workflowrun.yaml, which a test compares with it).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from stageflow.engine import RunPhase, RunStatus, TaskSpec, TaskStatus, WorkflowRequest
 from stageflow.kube.bodies import Condition, RetryRequestBody, WorkflowRun, WorkflowRunStatus
+from stageflow.models.folding import fold, is_big, unfold
 from stageflow.models.records import RunOrigin, RunRecord
 from stageflow.models.status import format_timestamp, parse_timestamp, utcnow
 
@@ -95,7 +97,8 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
     spec.pop("suspend", None)
     spec.pop("approvals", None)
     raw_status = obj.get("status") or {}
-    status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
+    # conditions etc. are the CR's own: ignored; a big run's folded entries are unfolded
+    status = unfold(RunStatus.model_validate(raw_status))
     retry = None if as_stored else pending_retry(obj)
     if retry is not None:
         by = f" by {retry['requestedBy']}" if retry.get("requestedBy") else ""
@@ -169,14 +172,55 @@ def succeeded_condition(phase: RunPhase, message: str | None, since: datetime) -
     return condition
 
 
+@dataclass(frozen=True)
+class StoredTasks:
+    """How a WorkflowRun holds its task map: which entries are whole in `status.tasks`, and
+    whether `status.folded` holds the rest (stageflow/models/folding.py). What a status
+    patch must change follows from it: the writer keeps the one its last write made."""
+
+    inline: frozenset[str] = frozenset()
+    folded: bool = False
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> StoredTasks:
+        """What a WorkflowRun as read holds."""
+        status = obj.get("status") or {}
+        return cls(frozenset(status.get("tasks") or ()), bool(status.get("folded")))
+
+
+NOTHING_STORED = StoredTasks()  # a WorkflowRun with no status yet
+
+
 def status_patch(
     status: RunStatus,
     changed: frozenset[str],
     *,
     observed_generation: int | None,
     condition_since: datetime,
-) -> WorkflowRun:
-    """A merge patch for the status subresource: run fields and only the changed tasks."""
+    stored: StoredTasks = NOTHING_STORED,
+) -> tuple[WorkflowRun, StoredTasks]:
+    """A merge patch for the status subresource, and what the run holds once it is applied:
+    run fields and only the changed tasks. A big run's alike entries go to `folded` (the
+    whole list, replaced), and an entry folded since the last write is removed from
+    `tasks`; a run small again (a retry dropped its instances) is written whole."""
+    if is_big(status):
+        inline, groups = fold(status.tasks)
+        tasks: dict[str, Any] = {
+            task_id: task_entry(task)
+            for task_id, task in inline.items()
+            if task_id in changed or task_id not in stored.inline
+        }
+        tasks.update((task_id, None) for task_id in stored.inline if task_id not in inline)
+        after = StoredTasks(frozenset(inline), folded=True)
+        folded_body: list[dict[str, Any]] | None = [group.to_json_dict() for group in groups]
+    else:
+        # a task id no longer in the status (a forEach instance a retry dropped) is removed
+        rewrite = changed | (frozenset(status.tasks) if stored.folded else frozenset())
+        tasks = {
+            task_id: task_entry(status.tasks[task_id]) if task_id in status.tasks else None
+            for task_id in sorted(rewrite)
+        }
+        after, folded_body = StoredTasks(frozenset(status.tasks)), None
     body: WorkflowRunStatus = {
         "phase": status.phase.value,
         "progress": status.progress,
@@ -189,12 +233,10 @@ def status_patch(
         "queue": status.queue.to_json_dict() if status.queue is not None else None,
         "retries": [entry.to_json_dict() for entry in status.retries] if status.retries else None,
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
-        # a task id no longer in the status (a forEach instance a retry dropped) is removed
-        "tasks": {
-            task_id: task_entry(status.tasks[task_id]) if task_id in status.tasks else None
-            for task_id in sorted(changed)
-        },
+        "tasks": tasks,
     }
+    if folded_body is not None or stored.folded:
+        body["folded"] = folded_body
     if observed_generation is not None:
         body["observedGeneration"] = observed_generation
-    return {"status": body}
+    return {"status": body}, after

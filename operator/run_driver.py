@@ -35,7 +35,7 @@ from stageflow.engine import (
 from stageflow.engine.admission import RunQueue, order_score
 from stageflow.engine.cache import RunCache
 from stageflow.engine.retry import NotRetryableError, retried_status
-from stageflow.kube import KubeError, record_from_object
+from stageflow.kube import KubeError, StoredTasks, record_from_object
 from stageflow.kube.bodies import RetryRequestBody
 from stageflow.kube.jobs import Owner
 from stageflow.kube.resource import pending_retry
@@ -119,6 +119,7 @@ def _writer(
         if ctx.mirror is not None and mirrored(control.name)
         else None,
         events=events,
+        stored=StoredTasks.of(obj),
     )
     control.writer = writer
     return writer

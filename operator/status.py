@@ -7,7 +7,8 @@ goes on, and the writer keeps trying, from the newest status in memory, with
 backoff, until the apiserver takes it. So a task never runs again because a
 status write failed, and nothing restarts a run from a stale body.
 
-- Coalesced: the first change opens a window of `interval` seconds; every change
+- Coalesced: the first change opens a window of `interval` seconds (longer for a big
+  run: `_window`); every change
   in it goes out in one patch carrying every task that changed (each task's
   entry written whole, unset fields as null; other tasks untouched). The run's
   final status closes the window at once. So a change reaches the apiserver
@@ -28,7 +29,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from stageflow.engine import RunPhase, RunStatus
-from stageflow.kube import KubeClient, KubeError, ObjectKey, status_patch
+from stageflow.kube import KubeClient, KubeError, ObjectKey, StoredTasks, status_patch
+from stageflow.kube.resource import NOTHING_STORED
 from stageflow.models.retry import RetryPolicy
 from stageflow.models.status import utcnow
 from stageflow.operator.kube_events import RunKubeEvents
@@ -38,6 +40,7 @@ from stageflow.store import RunStore
 logger = logging.getLogger(__name__)
 
 RETRY_FIRST_SECONDS = 0.2
+ENTRIES_PER_SECOND = 20_000  # a big run's flush window: a second per this many task entries
 RETRY_MAX_SECONDS = 5.0
 
 
@@ -94,8 +97,12 @@ class StatusWriter:
         outage: Outage,
         logs: RunStore | None = None,
         events: RunKubeEvents | None = None,
+        stored: StoredTasks = NOTHING_STORED,
     ) -> None:
+        """`stored`: how the WorkflowRun holds its task map now (what the first patch
+        changes from)."""
         self._kube = kube
+        self._stored = stored
         self._namespace = namespace
         self._name = name
         self._interval = interval
@@ -196,7 +203,7 @@ class StatusWriter:
             await self._dirty.wait()
             if not self._final.is_set() and not self._hurry.is_set() and failures == 0:
                 with contextlib.suppress(TimeoutError):  # the window; the final status ends it
-                    async with asyncio.timeout(self._interval):
+                    async with asyncio.timeout(self._window()):
                         await self._hurry.wait()
             self._hurry.clear()
             self._dirty.clear()
@@ -222,6 +229,14 @@ class StatusWriter:
                 self._done.set()
                 return
 
+    def _window(self) -> float:
+        """The flush window: `interval`, longer for a big run (a second per
+        ENTRIES_PER_SECOND entries). Each write of a big run folds its whole task map and
+        each watch event of it makes the mirror read it whole, so their number per run
+        follows the clock, at a cost per write that follows its size."""
+        entries = len(self._status.tasks) if self._status is not None else 0
+        return max(self._interval, entries / ENTRIES_PER_SECOND)
+
     async def _notify(self) -> None:
         async with self._progress:
             self._progress.notify_all()
@@ -238,11 +253,12 @@ class StatusWriter:
             return True
         changed, self._pending = frozenset(self._pending), set()
         covered = self._published
-        patch = status_patch(
+        patch, stored = status_patch(
             self._status,
             changed,
             observed_generation=self._generation(),
             condition_since=self._since,
+            stored=self._stored,
         )
         await self._save_logs(logs)
         try:
@@ -253,6 +269,7 @@ class StatusWriter:
             STATUS_PATCHES.labels(result="error").inc()
             raise
         STATUS_PATCHES.labels(result="ok").inc()
+        self._stored = stored
         self.patches += 1
         self._written = covered
         return patched

@@ -7,7 +7,7 @@ replicas, and the read mirror of the Kubernetes backend).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, Protocol
 
@@ -80,6 +80,10 @@ class RunStore(Protocol):
         ...
 
     async def get_log(self, run_id: str, task_id: str) -> str | None: ...
+
+    async def get_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
+        """The logs kept of these tasks, in one read (a task without one is left out)."""
+        ...
 
     async def delete(self, run_id: str) -> bool: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -131,6 +131,12 @@ class MemoryStore:
         if self._live(run_id) is None:
             return None
         return self._logs.get(run_id, {}).get(task_id)
+
+    async def get_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
+        if self._live(run_id) is None:
+            return {}
+        kept = self._logs.get(run_id, {})
+        return {task_id: kept[task_id] for task_id in task_ids if task_id in kept}
 
     async def delete(self, run_id: str) -> bool:
         checked_run_id(run_id)

@@ -26,6 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 
 from stageflow.engine import RunPhase, RunStatus, WorkflowRequest
+from stageflow.models.folding import folded, unfold
 from stageflow.models.records import RunEvent, RunOrigin, RunRecord, RunSummary
 from stageflow.models.status import format_timestamp, parse_timestamp
 from stageflow.store.base import DEFAULT_FINISHED_TTL_SECONDS, StoreUnavailableError, expiry_seconds
@@ -88,7 +89,8 @@ def run_fields(status: RunStatus) -> dict[str, str]:
         "startedAt": format_timestamp(status.started_at) if status.started_at else "",
         "finishedAt": format_timestamp(status.finished_at) if status.finished_at else "",
         "message": status.message or "",
-        "detail": status.model_dump_json(by_alias=True, exclude_none=True),
+        # a big run's alike task entries folded (models/folding.py): its detail stays small
+        "detail": folded(status).model_dump_json(by_alias=True, exclude_none=True),
     }
 
 
@@ -101,7 +103,7 @@ def record_from_hash(fields: Mapping[str, str]) -> RunRecord:
         labels=json.loads(fields["labels"]),
         created_at=datetime.fromisoformat(fields["createdAt"].replace("Z", "+00:00")),
         spec=WorkflowRequest.model_validate_json(fields["spec"]),
-        status=RunStatus.model_validate_json(fields["detail"]),
+        status=unfold(RunStatus.model_validate_json(fields["detail"])),
         cancel_requested=fields.get("cancelRequested") == "1",
         submitted_by=fields.get("submittedBy") or None,
         origin=RunOrigin.model_validate_json(fields["origin"]) if fields.get("origin") else None,

@@ -19,7 +19,7 @@ mirror writer (the run's encoding, the whole-run write, the delete) is redis_run
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import cast
 
@@ -258,6 +258,16 @@ class RedisStore(RedisRuns):
     async def get_log(self, run_id: str, task_id: str) -> str | None:
         text = await self._redis.hget(logs_key(self._namespace, run_id), task_id)
         return None if text is None else str(text)
+
+    @translated
+    async def get_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        texts = await self._redis.hmget(logs_key(self._namespace, run_id), ids)
+        return {
+            task_id: str(text) for task_id, text in zip(ids, texts, strict=True) if text is not None
+        }
 
     @translated
     async def delete(self, run_id: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any, Protocol
 
 from stageflow.api.backends.catalog import Catalog
@@ -78,6 +78,12 @@ class Backend(Protocol):
 
         Raise RunNotFoundError, or NoLogsError for an unknown task or one with no log yet.
         """
+        ...
+
+    async def task_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
+        """The logs there are of these tasks, read together (a task without one, or not in
+        the run, is left out): what a stream sweeps, one read for a run of any size.
+        Raise RunNotFoundError."""
         ...
 
     def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:

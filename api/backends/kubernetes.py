@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from stageflow.api.backends.catalog import Catalog
@@ -308,6 +308,24 @@ class KubernetesBackend:
             return await stored_log(self._store, record, task_id)
         except StoreUnavailableError:
             raise NoLogsError(f"No logs for task {task_id} now: Redis is unavailable") from None
+
+    async def task_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
+        """Jobs' logs from their pods, one by one; in-process tasks' from Redis, together."""
+        record = await self._get_from_cluster(run_id)
+        tasks = record.status.tasks
+        found: dict[str, str] = {}
+        stored = [task_id for task_id in task_ids if task_id in tasks]
+        for task_id in [task_id for task_id in stored if tasks[task_id].job_name]:
+            job = tasks[task_id].job_name
+            assert job is not None
+            text = await self._kube.job_log(self._namespace, job, limit_bytes=MAX_LOG_BYTES)
+            if text is not None:
+                found[task_id] = text
+        if self._store is not None:
+            with contextlib.suppress(StoreUnavailableError):  # logs are a courtesy
+                rest = [task_id for task_id in stored if not tasks[task_id].job_name]
+                found |= await self._store.get_logs(run_id, rest)
+        return found
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         if self._store is not None:

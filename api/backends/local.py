@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 from stageflow.api.backends.catalog import Catalog
@@ -310,6 +310,10 @@ class LocalBackend:
     async def task_log(self, run_id: str, task_id: str) -> str:
         record = await self.get(run_id)
         return await stored_log(self._store, record, task_id)
+
+    async def task_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
+        record = await self.get(run_id)
+        return await self._store.get_logs(run_id, [t for t in task_ids if t in record.status.tasks])
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         async for item in stream_run(self._store, run_id, lambda: self._store.get(run_id)):

@@ -45,6 +45,7 @@ from stageflow.models.api import (
     RunList,
     Submitted,
 )
+from stageflow.models.folding import selected, summary
 from stageflow.models.records import RunRecord
 from stageflow.models.status import Decision, utcnow
 from stageflow.models.template import TemplateSubmission
@@ -126,10 +127,46 @@ async def workflow_status(_: MayGet, run_id: RunId, backend: BackendDep) -> dict
     }
 
 
-@router.get("/workflow/{run_id}", responses=NOT_FOUND, response_model_exclude_none=True)
-async def get_workflow(run: RunDep) -> RunRecord:
-    """The whole run: its normalised spec and its status with every task's detail."""
-    return run
+def _phases(tasks: str | None) -> frozenset[TaskPhase] | None:
+    names = [name.strip() for name in (tasks or "").split(",") if name.strip()]
+    unknown = [name for name in names if name not in TaskPhase.__members__.values()]
+    if unknown or not names:
+        known = ", ".join(phase.value for phase in TaskPhase)
+        raise InvalidRequestError(
+            f"Unknown task phase in tasks: {', '.join(unknown) or '(none)'} "
+            f"(all, summary, or a comma-separated list of {known})"
+        )
+    return frozenset(TaskPhase(name) for name in names)
+
+
+@router.get(
+    "/workflow/{run_id}",
+    responses={
+        **NOT_FOUND,
+        status.HTTP_400_BAD_REQUEST: {"model": ErrorBody, "description": "Unknown task phase"},
+    },
+    response_model_exclude_none=True,
+)
+async def get_workflow(
+    run: RunDep,
+    tasks: Annotated[
+        str,
+        Query(
+            description="`summary` (the default): every task of a run of at most 1,000 "
+            "entries; of a bigger one, its declared tasks, up to 100 instances per forEach "
+            "that are under way or failed, and `status.fanouts` counting every instance by "
+            "phase. `all`: every entry. A comma-separated list of phases (`Failed,Running`): "
+            "only the entries in those.",
+        ),
+    ] = "summary",
+) -> RunRecord:
+    """The run: its normalised spec and its status, with each task's detail (docs/big-runs.md
+    says how a big run is summarised)."""
+    if tasks == "summary":
+        status = summary(run.status)
+    else:
+        status = selected(run.status, None if tasks == "all" else _phases(tasks))
+    return run.model_copy(update={"status": status})
 
 
 @router.get(

@@ -12,16 +12,19 @@ from stageflow.api.auth import redact_env
 from stageflow.api.backends import Backend
 from stageflow.api.errors import NoLogsError
 from stageflow.api.streaming.logs import follow_task_log
+from stageflow.models.folding import summary
 from stageflow.models.records import RunRecord
 
 
 async def run_events(
     backend: Backend, run_id: str, *, shown: bool
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """(kind, JSON) of each event of a run: a `snapshot` (env redacted unless `shown`),
-    then an `update` per change, until it ends. The SSE route and the WebSocket send these."""
+    """(kind, JSON) of each event of a run: a `snapshot` (env redacted unless `shown`; a big
+    run summarised as `GET /workflow/{id}` does), then an `update` per change, until it
+    ends. The SSE route and the WebSocket send these."""
     async for item in backend.events(run_id):
         if isinstance(item, RunRecord):
+            item = item.model_copy(update={"status": summary(item.status)})  # a big run's, summed
             yield "snapshot", (item if shown else redact_env(item)).to_json_dict()
         else:
             yield "update", item.to_json_dict()

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from stageflow.api.backends import Backend
 from stageflow.api.errors import NoLogsError, RunNotFoundError
 from stageflow.engine import TaskPhase
+from stageflow.models.folding import INLINE_TASKS, listed
+from stageflow.models.status import TaskStatus
 
 POLL_SECONDS = 0.5
 OVERLAP_CHARS = 256  # how much of the last text must reappear to tell where the new part starts
@@ -61,16 +63,30 @@ class RunLogs:
             return []
         if self._only is not None:
             phases = {self._only: phases.get(self._only, TaskPhase.SKIPPED)}
-        chunks: list[tuple[str, str]] = []
+        big = len(phases) > INLINE_TASKS
+        wanted: list[str] = []
         for task_id, phase in phases.items():
             if task_id in self._done or phase == TaskPhase.PENDING:
                 continue
             if TaskPhase(phase).finished:  # read once more after it ended: its final text
                 self._done.add(task_id)
+            # a big run's instances: only those under way or failed (as its summary lists)
+            if not big or listed(task_id, TaskStatus(phase=TaskPhase(phase))):
+                wanted.append(task_id)
+        if not wanted:
+            texts: dict[str, str] = {}
+        elif self._only is not None:  # one task: its Job's log or its stored one
             try:
-                text = await self._backend.task_log(self._run_id, task_id)
+                texts = {self._only: await self._backend.task_log(self._run_id, self._only)}
             except (NoLogsError, RunNotFoundError):
-                continue
+                texts = {}
+        else:
+            try:
+                texts = await self._backend.task_logs(self._run_id, wanted)
+            except RunNotFoundError:
+                texts = {}
+        chunks: list[tuple[str, str]] = []
+        for task_id, text in texts.items():
             new = self._diffs.setdefault(task_id, LogDiff()).next(text)
             if new:
                 chunks.append((task_id, new))

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypedDict, overload
 from typing_extensions import Unpack
 
 from stageflow.models import Executor, Stage, TaskSpec, WorkflowRequest
+from stageflow.models.request import ItemCount
 
 
 class Task:
@@ -36,7 +37,7 @@ class Task:
         timeout_seconds: float | None = None,
         executor: Executor | None = None,
         when: str | None = None,
-        for_each: list[Any] | str | None = None,
+        for_each: list[Any] | str | ItemCount | None = None,
         until: str | None = None,
         max_iterations: int | None = None,
         image: str | None = None,

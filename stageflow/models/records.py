@@ -15,8 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from stageflow.models.folding import fanout_summaries, is_big, listed
 from stageflow.models.request import WorkflowRequest
-from stageflow.models.status import QueueStatus, RunPhase, RunStatus, TaskStatus, Timestamp
+from stageflow.models.status import (
+    FanoutSummary,
+    QueueStatus,
+    RunPhase,
+    RunStatus,
+    TaskStatus,
+    Timestamp,
+)
 
 
 class InvalidRunIdError(ValueError):
@@ -121,9 +129,27 @@ class RunEvent(WireModel):
         default=None, description="While Queued: the keys it waits for and its place."
     )
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
+    fanouts: dict[str, FanoutSummary] | None = Field(
+        default=None,
+        description="Each forEach task's instances counted by phase (when the run has any).",
+    )
+    omitted: int | None = Field(
+        default=None,
+        description="In a big run's update: changed instances left out of `tasks` (counted "
+        "in `fanouts`; only those under way or failed are sent).",
+    )
 
     @classmethod
     def of(cls, run_id: str, status: RunStatus, changed: frozenset[str]) -> RunEvent:
+        """The update of `changed` tasks. A big run's (models/folding.py) carries its
+        declared tasks and the instances under way or failed, and counts the rest in
+        `fanouts`: a change of ten thousand instances is not ten thousand entries."""
+        tasks = {task_id: status.tasks[task_id] for task_id in changed if task_id in status.tasks}
+        fanouts = fanout_summaries(status.tasks) or None
+        omitted = None
+        if is_big(status):
+            kept = {task_id: task for task_id, task in tasks.items() if listed(task_id, task)}
+            tasks, omitted = kept, len(tasks) - len(kept)
         return cls(
             run_id=run_id,
             phase=status.phase,
@@ -131,7 +157,7 @@ class RunEvent(WireModel):
             message=status.message,
             suspended=status.suspended,
             queue=status.queue,
-            tasks={
-                task_id: status.tasks[task_id] for task_id in changed if task_id in status.tasks
-            },
+            tasks=tasks,
+            fanouts=fanouts,
+            omitted=omitted,
         )

@@ -21,7 +21,8 @@ DEFAULT_MAX_ITERATIONS = 10
 # Bounds a request states in its schema, so the CRD can state them too (tests/test_kube
 # check that the two agree). Sizes that depend on settings are checked in plan.py.
 MAX_EXPRESSION_LENGTH = 4096
-MAX_LIST_ITEMS = 1000
+MAX_LIST_ITEMS = 10_000
+MAX_ITEM_COUNT = 1_000_000  # forEach {count}; STAGEFLOW_MAX_FOREACH_ITEMS bounds it lower
 MAX_ENTRIES = 256
 
 # A task id appears in URLs, Redis keys and (later) Job names: keep it printable and short.
@@ -154,6 +155,13 @@ class CacheSpec(Model):
     )
 
 
+class ItemCount(Model):
+    """`forEach: {count: N}`: the items 0 to N-1 (Argo's `withSequence`), for a fan-out too
+    big to list in a request, and without a task to produce the list."""
+
+    count: int = Field(ge=0, le=MAX_ITEM_COUNT, description="How many instances: items 0..N-1.")
+
+
 class TaskSpec(Model):
     """One task of a workflow, in its object form."""
 
@@ -193,9 +201,10 @@ class TaskSpec(Model):
         default=None,
         description="A CEL condition; false skips the task (it still counts as done).",
     )
-    for_each: list[Any] | str | None = Field(
+    for_each: list[Any] | str | ItemCount | None = Field(
         default=None,
-        description="Run one instance per item (NAME[0], NAME[1], ...): a list, or a reference.",
+        description="Run one instance per item (NAME[0], NAME[1], ...): a list, a reference "
+        "to one, or `{count: N}` for the items 0..N-1.",
     )
     until: Expression | None = Field(
         default=None,

@@ -161,6 +161,27 @@ class QueueStatus(StatusModel):
     since: Timestamp | None = Field(default=None, description="When it started waiting.")
 
 
+class FoldedTasks(StatusModel):
+    """Entries of a big run stored as one (stageflow/models/folding.py): what they share,
+    which tasks they are, and the outputs of those that have some."""
+
+    like: TaskStatus = Field(description="The fields every member has (no times, no outputs).")
+    tasks: list[str] = Field(
+        description="The members: task ids, and NAME[a-b] for instances a to b of a forEach."
+    )
+    count: int = Field(description="How many members.")
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="The outputs of the members that have some, by task id."
+    )
+
+
+class FanoutSummary(StatusModel):
+    """A forEach task's instances counted by phase."""
+
+    total: int = Field(description="Its instances.")
+    phases: dict[str, int] = Field(description="How many are in each phase.")
+
+
 class RunStatus(StatusModel):
     phase: RunPhase = RunPhase.PENDING
     queue: QueueStatus | None = Field(
@@ -190,6 +211,20 @@ class RunStatus(StatusModel):
         description="Each retry of the run from its failure, oldest first (at most 20 kept).",
     )
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
+    folded: list[FoldedTasks] | None = Field(
+        default=None,
+        description="In a run of more than 1,000 entries as stored: the entries that are "
+        "alike, grouped (docs/big-runs.md); `tasks` then holds the rest.",
+    )
+    fanouts: dict[str, FanoutSummary] | None = Field(
+        default=None,
+        description="In a summary of a run: each forEach task's instances counted by phase.",
+    )
+    omitted: int | None = Field(
+        default=None,
+        description="In a summary of a big run: how many instances `tasks` leaves out "
+        "(`?tasks=all` lists them).",
+    )
 
     def refresh_progress(self) -> None:
         done = sum(1 for task in self.tasks.values() if task.phase.finished)

@@ -204,7 +204,7 @@ async def test_a_missing_output_key_fails_the_task_and_says_which(
         ),
         (
             {"dag": [{"name": "c", "task": "take", "forEach": list(range(11))}]},
-            "Task c: forEach has 11 items (at most 10)",
+            "Task c: forEach has 11 items (at most 10, STAGEFLOW_MAX_FOREACH_ITEMS)",
         ),
         (
             {

@@ -13,10 +13,19 @@ from typing import Any
 
 import pytest
 
-from stageflow.engine import SpecError, TaskPhase, TaskRegistry, WorkflowRequest, compile_workflow
+from stageflow.engine import (
+    Executor,
+    InProcessExecutor,
+    SpecError,
+    TaskPhase,
+    TaskRegistry,
+    WorkflowRequest,
+    WorkflowRunner,
+    compile_workflow,
+)
 from stageflow.engine.conditions import Condition, ConditionError, CostLimit
 from stageflow.engine.templates import TemplateError, _scan, references, render
-from tests.support.engine import RunBody
+from tests.support.engine import RecordingSink, RunBody
 
 # The regex the parser replaced; kept here only as the reference semantics to compare with.
 OLD = re.compile(r"\{\{\s*((?:(?!\{\{|\}\}).)*?)\s*\}\}")
@@ -142,11 +151,15 @@ def test_recursion_during_evaluation_is_a_clean_condition_error(
 
 
 def test_task_instances_are_bounded_at_submission(tasks: TaskRegistry) -> None:
-    dag = [{"name": f"t{i}", "task": "noop", "forEach": list(range(100))} for i in range(30)]
+    dag = [{"name": f"t{i}", "task": "noop", "forEach": list(range(1000))} for i in range(13)]
     request = WorkflowRequest.model_validate({"dag": dag})
-    with pytest.raises(SpecError, match=r"Too many task instances: 3030 .*at most 2000"):
+    with pytest.raises(
+        SpecError,
+        match=r"Too many task instances: 13013 .*"
+        r"at most 12000 per run, STAGEFLOW_MAX_TASK_INSTANCES",
+    ):
         compile_workflow(request, registry=tasks)
-    compile_workflow(request, registry=tasks, max_instances=3030)
+    compile_workflow(request, registry=tasks, max_instances=13013)
 
 
 async def test_task_instances_are_bounded_when_a_fan_out_resolves(
@@ -159,11 +172,19 @@ async def test_task_instances_are_bounded_when_a_fan_out_resolves(
         ],
         "parallelism": 1,
     }
-    status = await run_body(body)
+    plan = compile_workflow(
+        WorkflowRequest.model_validate(body), registry=tasks, max_instances=2000
+    )
+    runner = WorkflowRunner(
+        plan, executors={Executor.INPROCESS: InProcessExecutor(tasks)}, sink=RecordingSink()
+    )
+    status = await runner.run()
     failed = [tid for tid, task in status.tasks.items() if task.phase is TaskPhase.FAILED]
     assert len(status.tasks) <= 2000
     assert failed
-    assert "task instances (at most 2000 per run)" in (status.tasks[failed[0]].message or "")
+    assert "task instances (at most 2000 per run, STAGEFLOW_MAX_TASK_INSTANCES)" in (
+        status.tasks[failed[0]].message or ""
+    )
 
 
 @pytest.mark.parametrize(

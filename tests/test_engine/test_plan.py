@@ -123,7 +123,9 @@ def test_rejections_name_the_problem(
 
 def test_too_many_tasks(tasks: TaskRegistry) -> None:
     body = {"workflow": [{"type": "parallel", "tasks": ["noop"] * 11}]}
-    with pytest.raises(SpecError, match=r"Too many tasks: 11 \(at most 10 per run\)"):
+    with pytest.raises(
+        SpecError, match=r"Too many tasks: 11 \(at most 10 per run, STAGEFLOW_MAX_TASKS\)"
+    ):
         compile_body(body, tasks, max_tasks=10)
 
 

@@ -1,0 +1,232 @@
+"""Folding: how a big run's task map is stored small (docs/big-runs.md).
+
+A run's status keeps an entry per task and per forEach instance. At ten thousand
+entries that is megabytes, past what etcd takes for one object (Argo Workflows
+compresses and then offloads its node map for the same reason). Most entries of a
+big run are alike, though: ten thousand `Succeeded, 1 attempt, inprocess`. So the
+stored form of a run with more than `INLINE_TASKS` entries keeps
+
+- in `tasks`, whole, the entries under way (Running, Waiting: their times and
+  `nextAttemptAt` matter to a resumed run), and
+- in `folded`, every other entry, grouped with those alike: one `like` entry (the
+  shared fields), the members' ids (`NAME[a-b]` for a range of instances), and the
+  outputs of those that have some, by id.
+
+What a folded entry loses is its own `startedAt`/`finishedAt` (and, past
+`MAX_FOLDED_GROUPS` groups, its message): never what a resumed run needs, which
+is which tasks finished, how, and with what outputs. `unfold` gives back the map
+the engine runs on. A run of at most `INLINE_TASKS` entries is stored as it
+always was, every entry whole.
+
+Beside it, `fanout_summaries` counts each forEach task's instances by phase: what
+the API, the CLI, the page and the streams show of a big run instead of every
+instance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from stageflow.models.status import (
+    FanoutSummary,
+    FoldedTasks,
+    RunStatus,
+    TaskPhase,
+    TaskStatus,
+)
+
+INLINE_TASKS = 1000  # a run with more task entries than this is stored folded ("big")
+MAX_FOLDED_GROUPS = 200  # past this many groups, folded entries lose their messages
+MESSAGE_NOT_KEPT = "(message not kept: the run has too many different messages to store)"
+LISTED_PHASES = (TaskPhase.RUNNING, TaskPhase.WAITING, TaskPhase.FAILED)
+_INSTANCE = re.compile(r"^(.+)\[(\d+)\]$")
+_RANGE = re.compile(r"^(.+)\[(\d+)-(\d+)\]$")
+# What an entry's group is made of: every field but its own times and outputs.
+_UNSHARED = frozenset({"started_at", "finished_at", "outputs", "next_attempt_at"})
+_SHARED = tuple(name for name in TaskStatus.model_fields if name not in _UNSHARED)
+
+
+def instance_of(task_id: str) -> tuple[str, int] | None:
+    """(forEach task, index) of an instance id `NAME[i]`; None for a declared task."""
+    found = _INSTANCE.match(task_id)
+    return (found.group(1), int(found.group(2))) if found else None
+
+
+def is_big(status: RunStatus) -> bool:
+    return len(status.tasks) > INLINE_TASKS
+
+
+def compress_ids(task_ids: Iterable[str]) -> list[str]:
+    """Ids in a short form: declared tasks by name, runs of consecutive instances of one
+    forEach as `NAME[a-b]`. Declared tasks come first, in the order given; instances
+    after, by task and index: `expand_ids` gives that same order back."""
+    names: list[str] = []
+    indices: dict[str, list[int]] = defaultdict(list)
+    for task_id in task_ids:
+        instance = instance_of(task_id)
+        if instance is None:
+            names.append(task_id)
+        else:
+            indices[instance[0]].append(instance[1])
+    for parent in sorted(indices):
+        numbers = sorted(indices[parent])
+        start = previous = numbers[0]
+        for number in [*numbers[1:], None]:
+            if number is not None and number == previous + 1:
+                previous = number
+                continue
+            names.append(
+                f"{parent}[{start}]" if start == previous else f"{parent}[{start}-{previous}]"
+            )
+            if number is not None:
+                start = previous = number
+    return names
+
+
+def expand_ids(encoded: Iterable[str]) -> Iterator[str]:
+    for part in encoded:
+        found = _RANGE.match(part)
+        if found is None:
+            yield part
+        else:
+            parent, first, last = found.group(1), int(found.group(2)), int(found.group(3))
+            yield from (f"{parent}[{index}]" for index in range(first, last + 1))
+
+
+def _shared(task: TaskStatus) -> tuple[Any, ...]:
+    return tuple(getattr(task, name) for name in _SHARED)
+
+
+def _foldable(task: TaskStatus) -> bool:
+    return task.phase not in (TaskPhase.RUNNING, TaskPhase.WAITING)
+
+
+def fold(tasks: Mapping[str, TaskStatus]) -> tuple[dict[str, TaskStatus], list[FoldedTasks]]:
+    """(the entries kept whole, the groups of the rest). Deterministic for one map: the
+    operator computes it on every status write to know which entries to remove."""
+    inline: dict[str, TaskStatus] = {}
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for task_id, task in tasks.items():
+        if _foldable(task):
+            groups.setdefault(_shared(task), []).append(task_id)
+        else:
+            inline[task_id] = task
+    if len(groups) > MAX_FOLDED_GROUPS:
+        groups = _without_messages(groups)
+    return inline, [_group(tasks, key, members) for key, members in groups.items()]
+
+
+def _without_messages(groups: dict[tuple[Any, ...], list[str]]) -> dict[tuple[Any, ...], list[str]]:
+    """Too many kinds of entry (each failure with its own message): the largest groups
+    keep their message, the rest share MESSAGE_NOT_KEPT (the task logs keep what they
+    said). Which keep it is decided by size, then key order: the same for the same map."""
+    message = _SHARED.index("message")
+    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+    kept = dict(ordered[: MAX_FOLDED_GROUPS // 2])
+    for key, members in ordered[MAX_FOLDED_GROUPS // 2 :]:
+        plain = (*key[:message], MESSAGE_NOT_KEPT if key[message] else None, *key[message + 1 :])
+        kept.setdefault(plain, []).extend(members)
+    return kept
+
+
+def _group(
+    tasks: Mapping[str, TaskStatus], key: tuple[Any, ...], members: list[str]
+) -> FoldedTasks:
+    like = TaskStatus.model_validate(dict(zip(_SHARED, key, strict=True)))
+    outputs = {tid: tasks[tid].outputs for tid in members if tasks[tid].outputs is not None}
+    return FoldedTasks(
+        like=like, tasks=compress_ids(members), count=len(members), outputs=outputs or None
+    )
+
+
+def unfold(status: RunStatus) -> RunStatus:
+    """`status` with every entry in `tasks` (in place; returned for chaining). Folded
+    entries come back without their own times. An id found in both places (a whole entry
+    a write from an out-of-date view of the object left behind) is the folded one's:
+    `folded` is replaced whole by every write, so it is never older."""
+    if not status.folded:
+        status.folded = None
+        return status
+    tasks = dict(status.tasks)
+    for group in status.folded:
+        outputs = group.outputs or {}
+        for task_id in expand_ids(group.tasks):
+            entry = group.like.model_copy()
+            entry.outputs = outputs.get(task_id)
+            tasks[task_id] = entry
+    status.tasks, status.folded = tasks, None
+    return status
+
+
+def folded(status: RunStatus) -> RunStatus:
+    """The stored form of `status`: itself if it is small, else a copy with its alike
+    entries folded (the task entries themselves are shared, not copied)."""
+    if not is_big(status):
+        return status
+    inline, groups = fold(status.tasks)
+    return status.model_copy(update={"tasks": inline, "folded": groups})
+
+
+def fanout_summaries(tasks: Mapping[str, TaskStatus]) -> dict[str, FanoutSummary]:
+    """Each forEach task's instances counted by phase."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for task_id, task in tasks.items():
+        instance = instance_of(task_id)
+        if instance is not None:
+            counts[instance[0]][task.phase.value] += 1
+    return {
+        parent: FanoutSummary(total=sum(phases.values()), phases=dict(phases))
+        for parent, phases in counts.items()
+    }
+
+
+def listed(task_id: str, task: TaskStatus) -> bool:
+    """Shown whole in a big run's summary: a declared task, or an instance that is under
+    way or failed (what a person looks at); the rest are counted in `fanouts`."""
+    return instance_of(task_id) is None or task.phase in LISTED_PHASES
+
+
+SUMMARY_INSTANCES = 100  # instances a big run's summary lists per forEach task
+
+
+def summary(status: RunStatus, *, limit: int = SUMMARY_INSTANCES) -> RunStatus:
+    """What `GET /workflow/{id}` and a stream's snapshot show of a run: a small run whole;
+    a big one with its declared tasks, at most `limit` instances per forEach task that are
+    under way or failed (failed first), and `fanouts` counting them all."""
+    status = unfold(status) if status.folded else status
+    fanouts = fanout_summaries(status.tasks)
+    if not is_big(status):
+        return status.model_copy(update={"fanouts": fanouts or None}) if fanouts else status
+    shown: dict[str, TaskStatus] = {}
+    per_parent: Counter[str] = Counter()
+    ordered = sorted(
+        status.tasks.items(),
+        key=lambda item: 0 if item[1].phase is TaskPhase.FAILED else 1,
+    )
+    for task_id, task in ordered:
+        instance = instance_of(task_id)
+        if instance is None:
+            shown[task_id] = task
+        elif task.phase in LISTED_PHASES and per_parent[instance[0]] < limit:
+            per_parent[instance[0]] += 1
+            shown[task_id] = task
+    tasks = {task_id: shown[task_id] for task_id in status.tasks if task_id in shown}
+    return status.model_copy(
+        update={"tasks": tasks, "fanouts": fanouts, "omitted": len(status.tasks) - len(tasks)}
+    )
+
+
+def selected(status: RunStatus, phases: frozenset[TaskPhase] | None) -> RunStatus:
+    """Every entry (`phases` None), or only those in `phases`, with `fanouts`: the answer
+    of `GET /workflow/{id}?tasks=all` and `?tasks=Failed,Running`."""
+    status = unfold(status) if status.folded else status
+    fanouts = fanout_summaries(status.tasks) or None
+    if phases is None:
+        return status.model_copy(update={"fanouts": fanouts})
+    tasks = {tid: task for tid, task in status.tasks.items() if task.phase in phases}
+    return status.model_copy(
+        update={"tasks": tasks, "fanouts": fanouts, "omitted": len(status.tasks) - len(tasks)}
+    )

@@ -1,0 +1,117 @@
+"""Big runs through the HTTP API, on every backend: a fan-out of thousands runs, `/status`
+has every entry, `GET /workflow/{id}` summarises (or lists what is asked for), updates
+stream counts rather than every instance, and past the limits a 400 names the setting."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stageflow.api.streaming.socket import PROTOCOL
+from tests.support.api import submit, wait_for_run
+
+COUNT = 3000
+
+
+def fan_out(count: int = COUNT, *, bad: int = 0) -> dict[str, Any]:
+    """`count` instances of noop, and `bad` instances that fail (the rest go on)."""
+    dag: list[dict[str, Any]] = [
+        {"name": "first", "task": "noop"},
+        {"name": "big", "task": "noop", "forEach": {"count": count}, "dependsOn": ["first"]},
+    ]
+    if bad:
+        dag.append(
+            {
+                "name": "bad",
+                "task": "fail",
+                "params": {"message": "item {{ item }} is bad"},
+                "forEach": {"count": bad},
+            }
+        )
+    return {"failFast": False, "dag": dag}
+
+
+def test_a_big_fan_out_runs_and_is_read_whole_summarised_or_by_phase(
+    client: TestClient,
+) -> None:
+    run_id = submit(client, fan_out(bad=2))
+    run = wait_for_run(client, run_id, timeout=120)
+    status = run["status"]
+    entries = COUNT + 5  # first, big, its instances, bad and its two
+    assert status["phase"] == "Failed"
+    assert status["progress"] == f"{entries}/{entries}"
+    # the default: declared tasks, the instances that need a look, and counts
+    assert set(status["tasks"]) == {"first", "big", "bad", "bad[0]", "bad[1]"}
+    assert "item 1 is bad" in status["tasks"]["bad[1]"]["message"]
+    assert status["fanouts"] == {
+        "big": {"total": COUNT, "phases": {"Succeeded": COUNT}},
+        "bad": {"total": 2, "phases": {"Failed": 2}},
+    }
+    assert status["omitted"] == COUNT
+    whole = client.get(f"/workflow/{run_id}", params={"tasks": "all"}).json()["status"]
+    assert len(whole["tasks"]) == entries
+    assert "omitted" not in whole
+    failed = client.get(f"/workflow/{run_id}", params={"tasks": "Failed"}).json()["status"]
+    assert set(failed["tasks"]) == {"bad", "bad[0]", "bad[1]"}
+    phases = client.get(f"/workflow/{run_id}/status").json()
+    assert len(phases) == entries
+    assert phases["big[2999]"] == "Succeeded"
+    bad = client.get(f"/workflow/{run_id}", params={"tasks": "Done,Failed"})
+    assert bad.status_code == 400
+    assert "Unknown task phase in tasks: Done" in bad.json()["detail"]
+
+
+def test_updates_of_a_big_run_carry_counts_not_every_instance(client: TestClient) -> None:
+    body = fan_out()
+    body["dag"][0] = {"name": "first", "task": "sleep", "params": {"seconds": 1}}
+    run_id = submit(client, body)  # the socket connects while `first` runs
+    with client.websocket_connect(f"/workflow/{run_id}/ws", subprotocols=[PROTOCOL]) as socket:
+        received = []
+        while True:
+            message = json.loads(socket.receive_text())
+            received.append(message)
+            if message["event"] == "end":
+                break
+    snapshot = received[0]["data"]["status"]
+    assert len(snapshot["tasks"]) <= 2 + 100
+    updates = [message["data"] for message in received if message["event"] == "update"]
+    assert updates, "no update"
+    for update in updates:
+        instances = [task for task_id, task in update["tasks"].items() if "[" in task_id]
+        assert all(task["phase"] in ("Running", "Waiting", "Failed") for task in instances)
+    assert updates[-1]["fanouts"] == {"big": {"total": COUNT, "phases": {"Succeeded": COUNT}}}
+    assert sum(update.get("omitted", 0) for update in updates) >= COUNT
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"dag": [{"name": "big", "task": "noop", "forEach": {"count": 10_001}}]},
+            "Task big: forEach has 10001 items (at most 10000, STAGEFLOW_MAX_FOREACH_ITEMS)",
+        ),
+        (
+            {"dag": [{"name": f"t{index}", "task": "noop"} for index in range(2001)]},
+            "Too many tasks: 2001 (at most 2000 per run, STAGEFLOW_MAX_TASKS)",
+        ),
+        (
+            {
+                "dag": [
+                    {"name": f"f{index}", "task": "noop", "forEach": {"count": 10_000}}
+                    for index in range(2)
+                ]
+            },
+            "Too many task instances: 20002 tasks and forEach items (at most 12000 per run, "
+            "STAGEFLOW_MAX_TASK_INSTANCES)",
+        ),
+    ],
+)
+def test_past_the_limits_a_400_names_the_setting(
+    client: TestClient, body: dict[str, Any], detail: str
+) -> None:
+    response = client.post("/workflow", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == detail

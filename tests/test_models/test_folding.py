@@ -1,0 +1,174 @@
+"""Folding a big run's task map (models/folding.py) and the patches that store it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from stageflow.kube import StoredTasks, status_patch
+from stageflow.models.folding import (
+    INLINE_TASKS,
+    MAX_FOLDED_GROUPS,
+    MESSAGE_NOT_KEPT,
+    compress_ids,
+    expand_ids,
+    fold,
+    folded,
+    selected,
+    summary,
+    unfold,
+)
+from stageflow.models.status import RunStatus, TaskPhase, TaskStatus
+
+NOW = datetime(2026, 12, 6, tzinfo=UTC)
+
+
+def done(**fields: Any) -> TaskStatus:
+    return TaskStatus(
+        phase=TaskPhase.SUCCEEDED,
+        attempts=1,
+        executor="inprocess",
+        started_at=NOW,
+        finished_at=NOW,
+        **fields,
+    )
+
+
+def big_status(count: int = INLINE_TASKS + 10) -> RunStatus:
+    tasks = {"gen": done(outputs={"n": count}), "big": TaskStatus(phase=TaskPhase.RUNNING)}
+    tasks |= {f"big[{index}]": done() for index in range(count)}
+    return RunStatus(tasks=tasks)
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386, as the apiserver applies a merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+def test_ids_are_compressed_to_ranges_and_back() -> None:
+    ids = ["a", "x[3]", "x[0]", "x[1]", "b", "y[7]", "x[5]", "x[4]"]
+    assert compress_ids(ids) == ["a", "b", "x[0-1]", "x[3-5]", "y[7]"]
+    assert list(expand_ids(compress_ids(ids))) == [
+        "a",
+        "b",
+        "x[0]",
+        "x[1]",
+        "x[3]",
+        "x[4]",
+        "x[5]",
+        "y[7]",
+    ]
+
+
+def test_alike_entries_fold_into_one_group_and_unfold_without_their_times() -> None:
+    status = big_status()
+    status.tasks["big[7]"] = done(outputs=[1, 2])
+    status.tasks["big[9]"] = TaskStatus(phase=TaskPhase.FAILED, attempts=3, message="boom")
+    inline, groups = fold(status.tasks)
+    assert set(inline) == {"big"}  # under way: whole
+    assert [(group.like.phase, group.count) for group in groups] == [
+        (TaskPhase.SUCCEEDED, INLINE_TASKS + 10),
+        (TaskPhase.FAILED, 1),
+    ]
+    assert groups[0].outputs == {"gen": {"n": INLINE_TASKS + 10}, "big[7]": [1, 2]}
+    stored = RunStatus.model_validate(folded(status).to_json_dict())
+    back = unfold(stored)
+    assert set(back.tasks) == set(status.tasks)
+    assert back.tasks["big[7]"].outputs == [1, 2]
+    assert back.tasks["big[8]"].outputs is None
+    assert back.tasks["big[9]"].message == "boom"
+    assert back.tasks["big[9]"].attempts == 3
+    assert back.tasks["big[0]"].started_at is None  # what folding gives up
+    assert back.tasks["big"].phase is TaskPhase.RUNNING
+
+
+def test_a_small_run_is_stored_whole() -> None:
+    status = RunStatus(tasks={f"t{index}": done() for index in range(INLINE_TASKS)})
+    assert folded(status) is status
+
+
+def test_past_the_group_limit_folded_entries_share_one_message() -> None:
+    status = big_status()
+    for index in range(3 * MAX_FOLDED_GROUPS):
+        status.tasks[f"big[{index}]"] = TaskStatus(phase=TaskPhase.FAILED, message=f"item {index}")
+    _inline, groups = fold(status.tasks)
+    assert len(groups) <= MAX_FOLDED_GROUPS
+    messages = [group.like.message for group in groups if group.like.phase is TaskPhase.FAILED]
+    assert MESSAGE_NOT_KEPT in messages
+    assert len(json.dumps([group.to_json_dict() for group in groups])) < 64_000
+    back = unfold(folded(status))
+    assert sum(1 for task in back.tasks.values() if task.phase is TaskPhase.FAILED) == (
+        3 * MAX_FOLDED_GROUPS
+    )
+
+
+def test_a_folded_entry_wins_over_a_stale_whole_one() -> None:
+    """`folded` is replaced by every write, `tasks` only where it changed: a whole entry an
+    out-of-date writer left behind is older than the group that also names it."""
+    stored = RunStatus.model_validate(folded(big_status()).to_json_dict())
+    stored.tasks["big[3]"] = TaskStatus(phase=TaskPhase.RUNNING)
+    assert unfold(stored).tasks["big[3]"].phase is TaskPhase.SUCCEEDED
+
+
+def test_patches_fold_a_growing_run_and_write_it_whole_when_it_is_small_again() -> None:
+    small = RunStatus(tasks={"gen": done(), "big": TaskStatus(phase=TaskPhase.RUNNING)})
+    patch, stored = status_patch(
+        small, frozenset(small.tasks), observed_generation=1, condition_since=NOW
+    )
+    obj = merge({}, json.loads(json.dumps(patch)))
+    assert set(obj["status"]["tasks"]) == {"gen", "big"}
+    assert "folded" not in obj["status"]
+
+    big = big_status()
+    big.tasks["big[4]"] = TaskStatus(phase=TaskPhase.RUNNING, attempts=1)
+    patch, stored = status_patch(
+        big, frozenset(big.tasks), observed_generation=1, condition_since=NOW, stored=stored
+    )
+    assert patch["status"]["tasks"]["gen"] is None  # folded now: removed from `tasks`
+    obj = merge(obj, json.loads(json.dumps(patch)))
+    assert set(obj["status"]["tasks"]) == {"big", "big[4]"}
+    assert len(json.dumps(obj)) < 2000
+    assert stored == StoredTasks.of(obj)
+
+    big.tasks["big[4]"] = done()
+    patch, stored = status_patch(
+        big, frozenset({"big[4]"}), observed_generation=1, condition_since=NOW, stored=stored
+    )
+    obj = merge(obj, json.loads(json.dumps(patch)))
+    assert set(obj["status"]["tasks"]) == {"big"}
+    assert unfold(RunStatus.model_validate(obj["status"])).tasks.keys() == big.tasks.keys()
+
+    patch, stored = status_patch(  # a retry dropped the instances: small again
+        small, frozenset(), observed_generation=1, condition_since=NOW, stored=stored
+    )
+    obj = merge(obj, json.loads(json.dumps(patch)))
+    assert "folded" not in obj["status"]
+    assert set(obj["status"]["tasks"]) == {"gen", "big"}
+    assert not stored.folded
+
+
+def test_a_summary_lists_declared_tasks_and_the_instances_that_need_a_look() -> None:
+    status = big_status(5000)
+    for index in range(150):
+        status.tasks[f"big[{index}]"] = TaskStatus(phase=TaskPhase.RUNNING)
+    status.tasks["big[4000]"] = TaskStatus(phase=TaskPhase.FAILED, message="boom")
+    shown = summary(status)
+    listed = [task_id for task_id in shown.tasks if task_id.startswith("big[")]
+    assert len(listed) == 100
+    assert "big[4000]" in listed
+    assert {"gen", "big"} <= set(shown.tasks)
+    assert shown.fanouts is not None
+    assert shown.fanouts["big"].total == 5000
+    assert shown.fanouts["big"].phases == {"Running": 150, "Failed": 1, "Succeeded": 4849}
+    assert shown.omitted == len(status.tasks) - len(shown.tasks)
+    only = selected(status, frozenset({TaskPhase.FAILED}))
+    assert list(only.tasks) == ["big[4000]"]
+    assert len(selected(status, None).tasks) == len(status.tasks)

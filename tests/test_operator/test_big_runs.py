@@ -82,7 +82,7 @@ async def test_a_run_resumed_from_a_folded_status_reruns_no_recorded_success(
 ) -> None:
     ran.clear()
     done = [f"big[{index}]" for index in range(0, 3000, 2)]  # every other one
-    status = {
+    status: dict[str, Any] = {
         "phase": "Running",
         "startedAt": "2026-11-01T00:00:00.000000Z",
         "tasks": {

@@ -5,7 +5,9 @@ is simple (columns by the length of a task's longest chain of dependencies, task
 top to bottom in declaration order) and the page then only changes each node's
 phase, so nothing needs vendoring and the drawing can be tested in Python. Each node
 is a `<g id="node-ID" data-task="ID">` the page finds to recolour and relabel; its
-phase is written in words as well as coloured. A run's `finally` tasks are drawn apart,
+phase is written in words as well as coloured. A `forEach` task's node has a third line,
+its instances counted by phase (`✓ 9,990 ▶ 10 ✗ 0 of 10,000`): never a node per
+instance, so a fan-out of ten thousand is still one node. A run's `finally` tasks are drawn apart,
 in columns of their own to the right of a dashed divider labelled "finally": they wait for
 the whole main graph, which no single edge could say.
 """
@@ -17,10 +19,16 @@ from html import escape
 
 from stageflow.engine import TaskPhase
 from stageflow.engine.plan import dependencies
+from stageflow.models.folding import fanout_summaries, unfold
 from stageflow.models.records import RunRecord
-from stageflow.models.status import PHASE_MARKS
+from stageflow.models.status import PHASE_MARKS, FanoutSummary
 
 WIDTH, HEIGHT = 200, 58
+FANOUT_HEIGHT = 80  # every node of a graph with a forEach task: room for its counts
+# A fan-out's counts: these phases always, these others only when some instance is in them
+# (Pending is what "of N" leaves); run.js writes the same line when an update comes.
+COUNTED = ("Succeeded", "Running", "Failed")
+COUNTED_WHEN_ANY = ("Waiting", "Skipped", "Cancelled")
 COLUMN_GAP, ROW_GAP, MARGIN = 72, 18, 12
 MAX_LABEL = 24
 LABEL_HEIGHT = 22  # room above the nodes for the "finally" label
@@ -56,6 +64,45 @@ def _final_ids(record: RunRecord) -> list[str]:
     ]
 
 
+def _for_each_ids(record: RunRecord) -> set[str]:
+    """The run's forEach tasks (each has a node; its instances have none)."""
+    spec = record.spec
+    entries = [entry for stage in spec.workflow or [] for entry in stage.tasks]
+    entries += [*(spec.dag or []), *(spec.finally_ or [])]
+    return {
+        entry.name or entry.task or ""
+        for entry in entries
+        if not isinstance(entry, str) and entry.for_each is not None
+    }
+
+
+def _fanouts(record: RunRecord) -> dict[str, FanoutSummary]:
+    status = record.status
+    if status.folded:  # a big run as the cluster stores it: counted from every entry
+        status = unfold(status.model_copy())
+    return fanout_summaries(status.tasks)
+
+
+def fanout_text(fanout: FanoutSummary | None) -> str:
+    """`✓ 9,990 ▶ 10 ✗ 0 of 10,000`: a forEach node's third line."""
+    if fanout is None:
+        return "no instances yet"
+    phases = fanout.phases
+    shown = [*COUNTED, *(phase for phase in COUNTED_WHEN_ANY if phases.get(phase))]
+    counts = " ".join(f"{PHASE_MARKS[phase]} {phases.get(phase, 0):,}" for phase in shown)
+    return f"{counts} of {fanout.total:,}"
+
+
+def fanout_words(fanout: FanoutSummary | None) -> str:
+    """The same in words, for a screen reader: `10,000 instances: 9,990 Succeeded, …`."""
+    if fanout is None:
+        return "no instances yet"
+    phases = fanout.phases
+    shown = [*COUNTED, *(phase for phase in COUNTED_WHEN_ANY if phases.get(phase))]
+    counts = ", ".join(f"{phases.get(phase, 0):,} {phase}" for phase in shown)
+    return f"{fanout.total:,} instances: {counts}"
+
+
 def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
@@ -67,6 +114,9 @@ def run_graph_svg(record: RunRecord) -> str:
     (the task reads the other's outputs through a reference); the page's legend says so."""
     edges = dependencies(record.spec)
     final = set(_final_ids(record))
+    fanned = _for_each_ids(record)
+    fanouts = _fanouts(record) if fanned else {}
+    node_height = FANOUT_HEIGHT if fanned else HEIGHT
     main_layout = columns({tid: parents for tid, parents in edges.items() if tid not in final})
     final_layout = columns({tid: parents for tid, parents in edges.items() if tid in final})
     layout = main_layout + final_layout
@@ -76,11 +126,14 @@ def run_graph_svg(record: RunRecord) -> str:
         for row, task_id in enumerate(task_ids):
             place[task_id] = (
                 MARGIN + column * (WIDTH + COLUMN_GAP),
-                top + MARGIN + row * (HEIGHT + ROW_GAP),
+                top + MARGIN + row * (node_height + ROW_GAP),
             )
     width = MARGIN * 2 + max(len(layout), 1) * (WIDTH + COLUMN_GAP) - COLUMN_GAP
     height = (
-        top + MARGIN * 2 + max((len(c) for c in layout), default=1) * (HEIGHT + ROW_GAP) - ROW_GAP
+        top
+        + MARGIN * 2
+        + max((len(c) for c in layout), default=1) * (node_height + ROW_GAP)
+        - ROW_GAP
     )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="run-graph" width="{width}" '
@@ -103,7 +156,7 @@ def run_graph_svg(record: RunRecord) -> str:
             if parent not in place:
                 continue
             x1, y1 = place[parent]
-            start, end = (x1 + WIDTH, y1 + HEIGHT // 2), (x2, y2 + HEIGHT // 2)
+            start, end = (x1 + WIDTH, y1 + node_height // 2), (x2, y2 + node_height // 2)
             bend = (end[0] - start[0]) // 2
             parts.append(
                 f'<path class="edge edge-{kind}" data-kind="{kind}" data-from="{escape(parent)}" '
@@ -115,14 +168,20 @@ def run_graph_svg(record: RunRecord) -> str:
         status = record.status.tasks.get(task_id)
         phase = status.phase if status is not None else TaskPhase.PENDING
         name = escape(task_id)
+        label, counts, marked = f"{name}: {phase}", "", ""
+        if task_id in fanned:
+            fanout = fanouts.get(task_id)
+            label += f"; {fanout_words(fanout)}"
+            counts = f'<text x="12" y="67" class="fanout">{fanout_text(fanout)}</text>'
+            marked = ' data-fanout="true"'
         parts.append(
             f'<g id="node-{name}" class="node phase-{phase}" data-task="{name}" tabindex="0" '
-            f'role="button" aria-label="{name}: {phase}" transform="translate({x},{y})">'
+            f'role="button" aria-label="{label}" transform="translate({x},{y})"{marked}>'
             f"<title>{name}</title>"
-            f'<rect width="{WIDTH}" height="{HEIGHT}" rx="8"/>'
+            f'<rect width="{WIDTH}" height="{node_height}" rx="8"/>'
             f'<text x="12" y="23" class="name">{escape(_label(task_id))}</text>'
             f'<text x="12" y="45" class="phase">{PHASE_MARKS[phase]} {phase}</text>'
-            "</g>"
+            f"{counts}</g>"
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -4,11 +4,15 @@ attempts, duration and message.
 One layout serves `get` (once), the live view of `watch` and `submit --watch` on a
 terminal (redrawn in place), and the plain lines they print when the output is a
 file or a pipe. Every phase is written out in words; colour only repeats it.
+
+A forEach task is one line that counts its instances by phase, followed by its failed
+and running instances (at most `SHOWN_INSTANCES` of each, then `… and N more`): a run of
+ten thousand instances is a screenful, not ten thousand rows. The counts are the run's
+`fanouts` when it has them (the API's records and updates do), else its entries counted.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,8 +25,9 @@ from rich.text import Text
 from stageflow.client import RunRecord, RunSummary, TaskPhase
 from stageflow.engine import RunPhase, TaskSpec
 from stageflow.engine.templates import TemplateError, references
+from stageflow.models.folding import fanout_summaries, instance_of
 from stageflow.models.records import RunOrigin
-from stageflow.models.status import PHASE_MARKS, utcnow
+from stageflow.models.status import PHASE_MARKS, FanoutSummary, TaskStatus, utcnow
 
 STYLES = {
     "Pending": "dim",
@@ -35,7 +40,11 @@ STYLES = {
     "Queued": "dim cyan",
 }
 MARKS = PHASE_MARKS
-_INSTANCE = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")
+SHOWN_INSTANCES = 5  # failed, and running, instances shown under a forEach task's line
+LISTED_PHASES = (TaskPhase.FAILED, TaskPhase.RUNNING)
+# A forEach task's counts: these phases always, the others when an instance is in them.
+COUNTED = ("Succeeded", "Running", "Failed")
+COUNTED_WHEN_ANY = ("Waiting", "Skipped", "Cancelled", "Pending")
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,8 @@ def dag_levels(tasks: Sequence[TaskSpec]) -> list[list[str]]:
 def _dependencies(task: TaskSpec) -> list[str]:
     found = list(task.depends_on or ())
     try:
-        for source in (task.params, task.when, task.until, task.for_each):
+        for_each = task.for_each if isinstance(task.for_each, str | list) else None
+        for source in (task.params, task.when, task.until, for_each):
             found += [ref.task for ref in references(source) if ref.task is not None]
     except TemplateError:
         pass  # the API validated the spec; a view need not say more
@@ -105,9 +115,9 @@ def _with_instances(found: list[Section], status_ids: Iterable[str]) -> list[Sec
     for task_id in status_ids:
         if task_id in placed:
             continue
-        match = _INSTANCE.match(task_id)
-        if match and match["base"] in placed:
-            instances.setdefault(match["base"], []).append((int(match["index"]), task_id))
+        instance = instance_of(task_id)
+        if instance is not None and instance[0] in placed:
+            instances.setdefault(instance[0], []).append((instance[1], task_id))
         else:
             strays.append(task_id)
     result = [
@@ -151,8 +161,49 @@ def age(moment: datetime, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
+def fanouts_of(record: RunRecord) -> dict[str, FanoutSummary]:
+    """Each forEach task's instances counted by phase: the record's `fanouts`, or counted
+    from its `NAME[i]` entries when it has none."""
+    if record.status.fanouts is not None:
+        return record.status.fanouts
+    return fanout_summaries(record.status.tasks)
+
+
+def fanout_counts(fanout: FanoutSummary) -> Text:
+    """`10,000 instances: ✓ 9,990 Succeeded  ▶ 10 Running  ✗ 0 Failed`, each in its colour."""
+    phases = fanout.phases
+    shown = [*COUNTED, *(phase for phase in COUNTED_WHEN_ANY if phases.get(phase))]
+    text = Text(f"{fanout.total:,} instances:")
+    for phase in shown:
+        text.append(" ")
+        text.append(f"{MARKS[phase]} {phases.get(phase, 0):,} {phase}", style=STYLES[phase])
+    return text
+
+
+def listed_instances(
+    record: RunRecord, task_id: str, fanout: FanoutSummary
+) -> list[tuple[str, TaskStatus] | str]:
+    """Under a forEach task's line: its failed instances, then its running ones, at most
+    SHOWN_INSTANCES of each by index, each group followed by `… and N more failed` when
+    the counts say there are more than shown."""
+    found: dict[TaskPhase, list[tuple[int, str, TaskStatus]]] = {p: [] for p in LISTED_PHASES}
+    for instance_id, task in record.status.tasks.items():
+        instance = instance_of(instance_id)
+        if instance is not None and instance[0] == task_id and task.phase in found:
+            found[task.phase].append((instance[1], instance_id, task))
+    rows: list[tuple[str, TaskStatus] | str] = []
+    for phase in LISTED_PHASES:
+        group = sorted(found[phase], key=lambda entry: entry[0])
+        rows += [(instance_id, task) for _, instance_id, task in group[:SHOWN_INSTANCES]]
+        more = max(len(group), fanout.phases.get(phase.value, 0)) - min(len(group), SHOWN_INSTANCES)
+        if more > 0:
+            rows.append(f"… and {more:,} more {phase.value.lower()}")
+    return rows
+
+
 def run_view(record: RunRecord, *, now: datetime | None = None) -> RenderableType:
-    """The whole run: a header line, then a table of its tasks by stage or level."""
+    """The whole run: a header line, then a table of its tasks by stage or level, each
+    forEach task with its counts and its failed and running instances."""
     status = record.status
     # Updates carry no run timestamps: until the final read, time it from its creation.
     started = status.started_at or (None if status.phase is RunPhase.PENDING else record.created_at)
@@ -170,21 +221,44 @@ def run_view(record: RunRecord, *, now: datetime | None = None) -> RenderableTyp
     for column in ("STAGE", "TASK", "PHASE", "ATTEMPTS", "DURATION"):
         table.add_column(column, no_wrap=True)
     table.add_column("MESSAGE", overflow="fold")
+    fanouts = fanouts_of(record)
     for number, section in enumerate(sections(record)):
         if number:
             table.add_section()
-        for row, task_id in enumerate(section.task_ids):
+        title = section.title
+        for task_id in section.task_ids:
             task = status.tasks.get(task_id)
-            if task is None:
-                continue
+            instance = instance_of(task_id)
+            if task is None or (instance is not None and instance[0] in fanouts):
+                continue  # an instance: counted on its task's line
+            fanout = fanouts.get(task_id)
+            message = Text(task.message or "")
+            if fanout is not None:
+                message = Text.assemble(
+                    message, " · " if task.message else "", fanout_counts(fanout)
+                )
             table.add_row(
-                section.title if row == 0 else "",
+                title,
                 task_id,
                 phase_text(task.phase),
                 str(task.attempts),
                 duration(task.started_at, task.finished_at, now),
-                task.message or "",
+                message,
             )
+            title = ""
+            for listed in listed_instances(record, task_id, fanout) if fanout else []:
+                if isinstance(listed, str):
+                    table.add_row("", Text(f"  {listed}", style="dim"), "", "", "", "")
+                    continue
+                instance_id, entry = listed
+                table.add_row(
+                    "",
+                    f"  {instance_id}",
+                    phase_text(entry.phase),
+                    str(entry.attempts),
+                    duration(entry.started_at, entry.finished_at, now),
+                    entry.message or "",
+                )
     parts: list[RenderableType] = [header]
     if record.origin is not None and (origin := origin_text(record.origin)):
         parts.append(Text(origin, style="dim"))
@@ -227,11 +301,18 @@ class LiveRun:
 def transitions(
     before: RunRecord | None, after: RunRecord, *, now: datetime | None = None
 ) -> list[str]:
-    """Plain lines for what changed: one per task that moved, one when the run did."""
+    """Plain lines for what changed: one per declared task that moved, one per forEach
+    instance that failed, one per forEach task when its instances first show and each time
+    another tenth of them has finished (its counts), and one when the run moved."""
     clock = (now or utcnow()).strftime("%H:%M:%S")
     lines = []
     old_tasks = before.status.tasks if before is not None else {}
+    fanouts = fanouts_of(after)
+    old_fanouts = fanouts_of(before) if before is not None else {}
     for task_id, task in after.status.tasks.items():
+        instance = instance_of(task_id)
+        if instance is not None and instance[0] in fanouts and task.phase is not TaskPhase.FAILED:
+            continue  # counted on its task's line
         old = old_tasks.get(task_id)
         if old is not None and (old.phase, old.attempts) == (task.phase, task.attempts):
             continue
@@ -245,9 +326,20 @@ def transitions(
         if task.message:
             line += f"  {task.message}"
         lines.append(line.rstrip())
+    for task_id, fanout in fanouts.items():
+        if _tenths(fanout) != _tenths(old_fanouts.get(task_id)):
+            lines.append(f"{clock}  {task_id:<20} {fanout_counts(fanout).plain}")
     if before is None or before.status.phase != after.status.phase:
         lines.append(f"{clock}  run {after.status.phase.value} ({after.status.progress})")
     return lines
+
+
+def _tenths(fanout: FanoutSummary | None) -> int:
+    """How many tenths of a forEach task's instances have finished (-1: none counted yet)."""
+    if fanout is None or not fanout.total:
+        return -1
+    under_way = sum(fanout.phases.get(phase, 0) for phase in ("Pending", "Running", "Waiting"))
+    return (fanout.total - under_way) * 10 // fanout.total
 
 
 def runs_table(runs: Iterable[RunSummary], *, now: datetime | None = None) -> Table:

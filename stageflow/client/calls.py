@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 from stageflow.client.errors import UnreachableError, error_for
 from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.models.api import RunList, Submitted, TaskInfo
+from stageflow.models.folding import instance_of
 from stageflow.models.records import RunEvent, RunRecord, RunSummary
 from stageflow.models.schedule import (
     BackfillResult,
@@ -30,6 +31,7 @@ from stageflow.models.schedule import (
     ScheduleRecord,
     ScheduleSpec,
 )
+from stageflow.models.status import FanoutSummary, TaskStatus
 from stageflow.models.template import TemplateList, TemplateRecord, WorkflowTemplateSpec
 
 T = TypeVar("T")
@@ -190,20 +192,58 @@ def read_event(sse: ServerSentEvent) -> Event | None:
 
 def apply(record: RunRecord | None, event: Event) -> RunRecord:
     """The run after `event`: a snapshot replaces it, an update changes its phase, progress,
-    message and the tasks it names. Folding `events()` this way gives the live run."""
+    message, its forEach counts (`fanouts`) and the tasks it names. Folding `events()` this
+    way gives the live run.
+
+    A big run (its snapshot or an update has `omitted`: docs/big-runs.md) is followed by its
+    counts: an update names an instance while it is under way or failed, never when it
+    succeeds, so the instances kept are, per forEach task and phase, the most recently named
+    ones, no more than `fanouts` counts in that phase (`get` lists them exactly)."""
     if isinstance(event, RunRecord):
         return event
     if record is None:
         raise ValueError(f"an update of run {event.run_id} came before its snapshot")
+    fanouts = event.fanouts if event.fanouts is not None else record.status.fanouts
+    omitted = None
+    if event.omitted is None and record.status.omitted is None:
+        tasks = {**record.status.tasks, **event.tasks}
+    else:
+        tasks = _followed(record.status.tasks, event.tasks, fanouts or {})
+        kept = sum(1 for task_id in tasks if instance_of(task_id) is not None)
+        omitted = max(0, sum(fanout.total for fanout in (fanouts or {}).values()) - kept)
     status = record.status.model_copy(
         update={
             "phase": event.phase,
             "progress": event.progress,
             "message": event.message,
-            "tasks": {**record.status.tasks, **event.tasks},
+            "tasks": tasks,
+            "fanouts": fanouts,
+            "omitted": omitted,
         }
     )
     return record.model_copy(update={"status": status})
+
+
+def _followed(
+    before: Mapping[str, TaskStatus],
+    changed: Mapping[str, TaskStatus],
+    fanouts: Mapping[str, FanoutSummary],
+) -> dict[str, TaskStatus]:
+    """A big run's entries after an update: those it names moved last (the newest), then,
+    per forEach task, only as many instances in each listed phase as it counts there."""
+    tasks = {task_id: task for task_id, task in before.items() if task_id not in changed}
+    tasks.update(changed)
+    found: dict[tuple[str, TaskPhase], list[str]] = {}
+    for task_id, task in tasks.items():
+        instance = instance_of(task_id)
+        if instance is not None:
+            found.setdefault((instance[0], task.phase), []).append(task_id)
+    for (parent, phase), ids in found.items():
+        fanout = fanouts.get(parent)
+        counted = fanout.phases.get(phase.value, 0) if fanout is not None else 0
+        for task_id in ids[: max(0, len(ids) - counted)]:  # the oldest named go first
+            del tasks[task_id]
+    return tasks
 
 
 def finished(event: Event) -> bool:

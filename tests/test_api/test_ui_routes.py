@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 
 from stageflow.api import create_app
 from stageflow.api.config import ApiSettings
-from stageflow.api.ui.graph import columns
+from stageflow.api.ui.graph import columns, fanout_text, fanout_words
 from stageflow.engine import TaskRegistry, WorkflowRequest
 from stageflow.engine.plan import dependencies, normalise
+from stageflow.models.status import FanoutSummary
 from tests.support.api import submit, wait_for_run
 from tests.support.workflows import SEED
 
@@ -113,6 +114,40 @@ def test_the_graph_draws_every_task_in_its_phase(app_client: TestClient) -> None
     assert svg.text.count('class="edge edge-order"') == 2
     assert svg.text.count("✓ Succeeded") == 3
     assert app_client.get("/ui/runs/nope/graph.svg").status_code == 404
+
+
+def test_a_fan_out_is_one_node_that_counts_its_instances(app_client: TestClient) -> None:
+    body = {
+        "failFast": False,
+        "dag": [
+            {"name": "fan", "task": "noop", "forEach": {"count": 1200}},
+            {"name": "bad", "task": "fail", "forEach": {"count": 2}},
+            {"name": "after", "task": "task_a", "dependsOn": ["fan"]},
+        ],
+    }
+    run_id = submit(app_client, body)
+    wait_for_run(app_client, run_id)
+    svg = app_client.get(f"/ui/runs/{run_id}/graph.svg").text
+    assert svg.count('class="node ') == 3  # no node per instance
+    fan = re.search(r'<g id="node-fan" [^>]*data-fanout="true">.*?</g>', svg)
+    assert fan is not None
+    assert '<text x="12" y="67" class="fanout">✓ 1,200 ▶ 0 ✗ 0 of 1,200</text>' in fan.group()
+    assert "1,200 instances: 1,200 Succeeded, 0 Running, 0 Failed" in fan.group()
+    assert "✓ 0 ▶ 0 ✗ 2 of 2" in svg
+    after = re.search(r'<g id="node-after" [^>]*>', svg)
+    assert after is not None
+    assert "data-fanout" not in after.group()
+
+
+def test_a_fan_out_counts_every_phase_it_has() -> None:
+    assert fanout_text(None) == "no instances yet"
+    counts = FanoutSummary(
+        total=10_000, phases={"Succeeded": 9_980, "Running": 10, "Cancelled": 4, "Pending": 6}
+    )
+    assert fanout_text(counts) == "✓ 9,980 ▶ 10 ✗ 0 ⊘ 4 of 10,000"
+    assert fanout_words(counts) == (
+        "10,000 instances: 9,980 Succeeded, 10 Running, 0 Failed, 4 Cancelled"
+    )
 
 
 def test_finally_tasks_are_drawn_apart_right_of_the_main_graph(app_client: TestClient) -> None:

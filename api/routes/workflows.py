@@ -159,13 +159,17 @@ async def get_workflow(
             "only the entries in those.",
         ),
     ] = "summary",
+    limit: Annotated[
+        int | None,
+        Query(ge=0, description="With `tasks=all` or phases: at most this many instances."),
+    ] = None,
 ) -> RunRecord:
     """The run: its normalised spec and its status, with each task's detail (docs/big-runs.md
     says how a big run is summarised)."""
     if tasks == "summary":
         status = summary(run.status)
     else:
-        status = selected(run.status, None if tasks == "all" else _phases(tasks))
+        status = selected(run.status, None if tasks == "all" else _phases(tasks), limit=limit)
     return run.model_copy(update={"status": status})
 
 

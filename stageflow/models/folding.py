@@ -219,14 +219,26 @@ def summary(status: RunStatus, *, limit: int = SUMMARY_INSTANCES) -> RunStatus:
     )
 
 
-def selected(status: RunStatus, phases: frozenset[TaskPhase] | None) -> RunStatus:
-    """Every entry (`phases` None), or only those in `phases`, with `fanouts`: the answer
-    of `GET /workflow/{id}?tasks=all` and `?tasks=Failed,Running`."""
+def selected(
+    status: RunStatus, phases: frozenset[TaskPhase] | None, *, limit: int | None = None
+) -> RunStatus:
+    """Every entry (`phases` None), or only those in `phases`, with `fanouts`; with `limit`,
+    at most that many instances (declared tasks are all kept): the answer of
+    `GET /workflow/{id}?tasks=all` and `?tasks=Failed,Running&limit=100`."""
     status = unfold(status) if status.folded else status
     fanouts = fanout_summaries(status.tasks) or None
-    if phases is None:
+    if phases is None and limit is None:
         return status.model_copy(update={"fanouts": fanouts})
-    tasks = {tid: task for tid, task in status.tasks.items() if task.phase in phases}
+    tasks: dict[str, TaskStatus] = {}
+    instances = 0
+    for task_id, task in status.tasks.items():
+        if phases is not None and task.phase not in phases:
+            continue
+        if instance_of(task_id) is not None:
+            if limit is not None and instances >= limit:
+                continue
+            instances += 1
+        tasks[task_id] = task
     return status.model_copy(
         update={"tasks": tasks, "fanouts": fanouts, "omitted": len(status.tasks) - len(tasks)}
     )

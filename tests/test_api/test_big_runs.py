@@ -56,6 +56,9 @@ def test_a_big_fan_out_runs_and_is_read_whole_summarised_or_by_phase(
     assert "omitted" not in whole
     failed = client.get(f"/workflow/{run_id}", params={"tasks": "Failed"}).json()["status"]
     assert set(failed["tasks"]) == {"bad", "bad[0]", "bad[1]"}
+    some = client.get(f"/workflow/{run_id}", params={"tasks": "all", "limit": 10}).json()
+    assert len(some["status"]["tasks"]) == 3 + 10  # declared tasks, then 10 instances
+    assert some["status"]["omitted"] == entries - 13
     phases = client.get(f"/workflow/{run_id}/status").json()
     assert len(phases) == entries
     assert phases["big[2999]"] == "Succeeded"

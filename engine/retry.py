@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from stageflow.engine.plan import Plan, SpecError
+from stageflow.models.folding import compress_ids
 from stageflow.models.status import RetryRecord, RunPhase, RunStatus, TaskPhase, TaskStatus
 
 MAX_RETRY_RECORDS = 20  # the status is an etcd object: its history is bounded
@@ -93,12 +94,18 @@ def retried_status(
         from_task=from_task,
         params=params or None,
         previous_phase=status.phase,
-        reset=reset,
-        messages=messages,
+        # a retry of thousands of instances names them in ranges, and at most 100 parts
+        # and 100 messages: up to 20 records stay in the WorkflowRun (docs/big-runs.md)
+        reset=reset if len(reset) <= MAX_NAMED else compress_ids(reset)[:MAX_NAMED],
+        reset_count=len(reset) if len(reset) > MAX_NAMED else None,
+        messages=dict(list(messages.items())[:MAX_NAMED]),
     )
     new.retries = [*(status.retries or []), record][-MAX_RETRY_RECORDS:]
     new.refresh_progress()
     return new
+
+
+MAX_NAMED = 100  # reset tasks (or ranges of instances) and messages one retry record keeps
 
 
 def _reset(

@@ -6,17 +6,18 @@ compresses and then offloads its node map for the same reason). Most entries of 
 big run are alike, though: ten thousand `Succeeded, 1 attempt, inprocess`. So the
 stored form of a run with more than `INLINE_TASKS` entries keeps
 
-- in `tasks`, whole, the entries under way (Running, Waiting: their times and
-  `nextAttemptAt` matter to a resumed run), and
+- in `tasks`, whole, the entries waiting out a retry's backoff (their `nextAttemptAt`
+  is what a resumed run waits for) or for an approval, and
 - in `folded`, every other entry, grouped with those alike: one `like` entry (the
   shared fields), the members' ids (`NAME[a-b]` for a range of instances), and the
-  outputs of those that have some, by id.
+  outputs of those that have some, by id. Running entries fold too (`Running, 1
+  attempt`), so a thousand instances under way cost a group, not a thousand entries.
 
 What a folded entry loses is its own `startedAt`/`finishedAt` (and, past
 `MAX_FOLDED_GROUPS` groups, its message): never what a resumed run needs, which
-is which tasks finished, how, and with what outputs. `unfold` gives back the map
-the engine runs on. A run of at most `INLINE_TASKS` entries is stored as it
-always was, every entry whole.
+is which tasks finished, how, with what outputs, and how many attempts each has
+made. `unfold` gives back the map the engine runs on. A run of at most
+`INLINE_TASKS` entries is stored as it always was, every entry whole.
 
 Beside it, `fanout_summaries` counts each forEach task's instances by phase: what
 the API, the CLI, the page and the streams show of a big run instead of every
@@ -101,7 +102,9 @@ def _shared(task: TaskStatus) -> tuple[Any, ...]:
 
 
 def _foldable(task: TaskStatus) -> bool:
-    return task.phase not in (TaskPhase.RUNNING, TaskPhase.WAITING)
+    """Any entry but one waiting out a retry's backoff (its `nextAttemptAt` is what a
+    resumed run waits for) or for a person's decision (an approval's own times)."""
+    return task.next_attempt_at is None and task.phase is not TaskPhase.WAITING
 
 
 def fold(tasks: Mapping[str, TaskStatus]) -> tuple[dict[str, TaskStatus], list[FoldedTasks]]:

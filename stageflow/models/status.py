@@ -147,7 +147,13 @@ class RetryRecord(StatusModel):
     )
     params: dict[str, Any] | None = Field(default=None, description="Run parameters it overrode.")
     previous_phase: RunPhase = Field(description="The run's phase before it.")
-    reset: list[str] = Field(description="The tasks it set back to Pending.")
+    reset: list[str] = Field(
+        description="The tasks it set back to Pending (past 100: the first 100 parts, "
+        "instances as NAME[a-b] ranges)."
+    )
+    reset_count: int | None = Field(
+        default=None, description="Past 100: how many tasks and instances it set back."
+    )
     messages: dict[str, str] = Field(
         default_factory=dict, description="What each reset task's last message was."
     )

@@ -181,3 +181,48 @@ async def test_a_run_that_timed_out_is_retried_with_its_timeout_from_the_retry(
     assert reset.started_at is None
     flaky["open"] = True
     assert (await run(body, tasks, status=reset)).phase is RunPhase.SUCCEEDED
+
+
+def test_a_retry_of_thousands_of_failed_instances_keeps_a_bounded_record(
+    tasks: TaskRegistry,
+) -> None:
+    """Up to 20 retry records stay in the WorkflowRun: one keeps at most 100 of the reset
+    tasks' messages (and names at most 100 tasks, counting the rest)."""
+    from stageflow.models.status import RunStatus, TaskStatus
+
+    body = {"failFast": False, "dag": [{"name": "big", "task": "noop", "forEach": {"count": 3000}}]}
+    plan = compile_plan(WorkflowRequest.model_validate(body), registry=tasks)
+    failed = TaskStatus(phase=TaskPhase.FAILED, attempts=1, message="boom")
+    status = RunStatus(
+        phase=RunPhase.FAILED,
+        tasks={
+            "big": TaskStatus(phase=TaskPhase.FAILED, message="1500 of 3000 instances failed"),
+            **{
+                f"big[{index}]": failed if index % 2 else TaskStatus(phase=TaskPhase.SUCCEEDED)
+                for index in range(3000)
+            },
+        },
+    )
+    retried = retried_status(plan, status, retry_id="r1", at=datetime.now(UTC))
+    (record,) = retried.retries or []
+    assert record.reset == ["big"]  # declared tasks; its failed instances go with it
+    assert record.reset_count is None
+    assert len(record.messages) == 100
+    assert sum(1 for task in retried.tasks.values() if task.phase is TaskPhase.PENDING) == 1501
+
+
+def test_a_retry_of_more_than_100_tasks_names_100_and_counts_them_all(
+    tasks: TaskRegistry,
+) -> None:
+    from stageflow.models.status import RunStatus, TaskStatus
+
+    body = {
+        "failFast": False,
+        "dag": [{"name": f"t{index:03d}", "task": "noop"} for index in range(150)],
+    }
+    plan = compile_plan(WorkflowRequest.model_validate(body), registry=tasks)
+    failed = TaskStatus(phase=TaskPhase.FAILED, attempts=1, message="boom")
+    status = RunStatus(phase=RunPhase.FAILED, tasks=dict.fromkeys(plan.tasks, failed))
+    (record,) = retried_status(plan, status, retry_id="r1", at=datetime.now(UTC)).retries or []
+    assert record.reset_count == 150
+    assert record.reset == [f"t{index:03d}" for index in range(100)]

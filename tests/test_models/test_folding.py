@@ -72,10 +72,12 @@ def test_alike_entries_fold_into_one_group_and_unfold_without_their_times() -> N
     status = big_status()
     status.tasks["big[7]"] = done(outputs=[1, 2])
     status.tasks["big[9]"] = TaskStatus(phase=TaskPhase.FAILED, attempts=3, message="boom")
+    status.tasks["big[8]"] = TaskStatus(phase=TaskPhase.RUNNING, next_attempt_at=NOW)
     inline, groups = fold(status.tasks)
-    assert set(inline) == {"big"}  # under way: whole
+    assert set(inline) == {"big[8]"}  # waiting out a backoff: whole
     assert [(group.like.phase, group.count) for group in groups] == [
-        (TaskPhase.SUCCEEDED, INLINE_TASKS + 10),
+        (TaskPhase.SUCCEEDED, INLINE_TASKS + 9),
+        (TaskPhase.RUNNING, 1),
         (TaskPhase.FAILED, 1),
     ]
     assert groups[0].outputs == {"gen": {"n": INLINE_TASKS + 10}, "big[7]": [1, 2]}
@@ -83,7 +85,8 @@ def test_alike_entries_fold_into_one_group_and_unfold_without_their_times() -> N
     back = unfold(stored)
     assert set(back.tasks) == set(status.tasks)
     assert back.tasks["big[7]"].outputs == [1, 2]
-    assert back.tasks["big[8]"].outputs is None
+    assert back.tasks["big[6]"].outputs is None
+    assert back.tasks["big[8]"].next_attempt_at == NOW
     assert back.tasks["big[9]"].message == "boom"
     assert back.tasks["big[9]"].attempts == 3
     assert back.tasks["big[0]"].started_at is None  # what folding gives up
@@ -128,13 +131,13 @@ def test_patches_fold_a_growing_run_and_write_it_whole_when_it_is_small_again() 
     assert "folded" not in obj["status"]
 
     big = big_status()
-    big.tasks["big[4]"] = TaskStatus(phase=TaskPhase.RUNNING, attempts=1)
+    big.tasks["big[4]"] = TaskStatus(phase=TaskPhase.RUNNING, attempts=1, next_attempt_at=NOW)
     patch, stored = status_patch(
         big, frozenset(big.tasks), observed_generation=1, condition_since=NOW, stored=stored
     )
     assert patch["status"]["tasks"]["gen"] is None  # folded now: removed from `tasks`
     obj = merge(obj, json.loads(json.dumps(patch)))
-    assert set(obj["status"]["tasks"]) == {"big", "big[4]"}
+    assert set(obj["status"]["tasks"]) == {"big[4]"}  # in its backoff: whole
     assert len(json.dumps(obj)) < 2000
     assert stored == StoredTasks.of(obj)
 
@@ -143,7 +146,7 @@ def test_patches_fold_a_growing_run_and_write_it_whole_when_it_is_small_again() 
         big, frozenset({"big[4]"}), observed_generation=1, condition_since=NOW, stored=stored
     )
     obj = merge(obj, json.loads(json.dumps(patch)))
-    assert set(obj["status"]["tasks"]) == {"big"}
+    assert obj["status"]["tasks"] == {}
     assert unfold(RunStatus.model_validate(obj["status"])).tasks.keys() == big.tasks.keys()
 
     patch, stored = status_patch(  # a retry dropped the instances: small again

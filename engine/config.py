@@ -12,6 +12,7 @@ from stageflow.engine.plan import (
     DEFAULT_MAX_INSTANCES,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_SPEC_BYTES,
     DEFAULT_MAX_TASKS,
 )
 from stageflow.engine.policy import DEFAULT_TASK_IMAGE, TaskPolicy
@@ -26,6 +27,7 @@ class CompileLimits(TypedDict):
     max_output_bytes: int
     max_instances: int
     max_rendered_bytes: int
+    max_spec_bytes: int
     condition_limit: CostLimit
     policy: TaskPolicy
 
@@ -60,6 +62,11 @@ class EngineSettings(BaseSettings):
         default=DEFAULT_MAX_RENDERED_BYTES,
         ge=1024,
         description="What the references in one task's params may render to, in bytes.",
+    )
+    max_spec_bytes: int = Field(
+        default=DEFAULT_MAX_SPEC_BYTES,
+        ge=1024,
+        description="A run's normalised spec, in bytes (what its WorkflowRun stores).",
     )
     cel_max_steps: int = Field(
         default=DEFAULT_MAX_STEPS, ge=100, description="Interpreter steps one condition may take."
@@ -139,6 +146,7 @@ class EngineSettings(BaseSettings):
             "max_output_bytes": self.max_run_output_bytes,
             "max_instances": self.max_task_instances,
             "max_rendered_bytes": self.max_rendered_bytes,
+            "max_spec_bytes": self.max_spec_bytes,
             "condition_limit": CostLimit(
                 max_steps=self.cel_max_steps, max_seconds=self.cel_max_seconds
             ),

@@ -57,6 +57,9 @@ DEFAULT_MAX_TASKS = 2000
 DEFAULT_MAX_ITEMS = 10_000
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024
 DEFAULT_POLICY = TaskPolicy()
+# What a WorkflowRun's spec may take of etcd's object: with the outputs (512 KiB) and a
+# folded status, the object stays under 1 MiB (docs/big-runs.md).
+DEFAULT_MAX_SPEC_BYTES = 384 * 1024
 DEFAULT_MAX_INSTANCES = 12_000  # 2,000 declared tasks and 10,000 forEach instances
 
 
@@ -108,10 +111,17 @@ def compile_workflow(
     max_instances: int = DEFAULT_MAX_INSTANCES,
     max_rendered_bytes: int = DEFAULT_MAX_RENDERED_BYTES,
     condition_limit: CostLimit | None = None,
+    max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES,
 ) -> Plan:
     """Normalise and validate `request`; raise `SpecError` naming the first problem
     (an image or service account `policy` does not allow is one)."""
     spec = normalise(request)
+    stored = len(spec.model_dump_json(by_alias=True, exclude_none=True))
+    if stored > max_spec_bytes:  # the WorkflowRun's spec (docs/big-runs.md: its budget)
+        raise SpecError(
+            f"Workflow too large to store: {stored} bytes normalised "
+            f"(at most {max_spec_bytes}, STAGEFLOW_MAX_SPEC_BYTES)"
+        )
     planned = _main(spec)
     final = _final(spec)
     _check_final_order(planned, final)

@@ -110,6 +110,16 @@ def test_updates_of_a_big_run_carry_counts_not_every_instance(client: TestClient
             "Too many task instances: 20002 tasks and forEach items (at most 12000 per run, "
             "STAGEFLOW_MAX_TASK_INSTANCES)",
         ),
+        (
+            {
+                "dag": [
+                    {"name": f"t{index}", "task": "echo", "params": {"text": "x" * 60_000}}
+                    for index in range(7)
+                ]
+            },
+            "Workflow too large to store: 420694 bytes normalised (at most 393216, "
+            "STAGEFLOW_MAX_SPEC_BYTES)",
+        ),
     ],
 )
 def test_past_the_limits_a_400_names_the_setting(

@@ -16,10 +16,10 @@ from stageflow.kube.resource import (
     KIND,
     PLURAL,
     VERSION,
+    StoredTasks,
     is_deleted,
     new_object,
     record_from_object,
-    StoredTasks,
     status_patch,
 )
 from stageflow.kube.run_api import RunListing
@@ -38,10 +38,10 @@ __all__ = [
     "KubeUnavailableError",
     "ObjectKey",
     "RunListing",
+    "StoredTasks",
     "is_deleted",
     "load_configuration",
     "new_object",
     "record_from_object",
-    "StoredTasks",
     "status_patch",
 ]

@@ -24,7 +24,6 @@ Pure functions: the operator's Job executor decides when; this module decides wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -35,13 +34,13 @@ from typing import Any
 from stageflow.engine import TaskResult, TaskSpec
 from stageflow.kube.bodies import Job, JobSpec
 from stageflow.kube.resource import API_VERSION, KIND, LABEL_PREFIX, RUN_LABEL, TASK_LABEL
+from stageflow.models.naming import job_name as job_name  # the operator names Jobs by it
 from stageflow.models.request import EnvFrom
 
 ATTEMPT_LABEL = f"{LABEL_PREFIX}attempt"
 TERMINATION_LOG = "/dev/termination-log"
 OUTPUTS_ENV = "STAGEFLOW_OUTPUTS_FILE"
 TASK_ID_ANNOTATION = f"{LABEL_PREFIX}task-id"
-_NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -63,14 +62,6 @@ class Owner:
     namespace: str
     name: str
     uid: str
-
-
-def job_name(run_name: str, task_id: str, attempt: int) -> str:
-    """`<task>-<run>-<hash>-a<attempt>`: readable, unique per attempt, a valid DNS label."""
-    digest = hashlib.sha256(f"{run_name}/{task_id}".encode()).hexdigest()[:6]
-    suffix = f"-{run_name[:8]}-{digest}-a{attempt}"
-    slug = _NOT_DNS.sub("-", task_id.lower()).strip("-")[: 63 - len(suffix)].rstrip("-")
-    return (slug or "task") + suffix
 
 
 def label_value(text: str) -> str:

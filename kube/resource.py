@@ -98,7 +98,7 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
     spec.pop("approvals", None)
     raw_status = obj.get("status") or {}
     # conditions etc. are the CR's own: ignored; a big run's folded entries are unfolded
-    status = unfold(RunStatus.model_validate(raw_status))
+    status = unfold(RunStatus.model_validate(raw_status), run_id=metadata.get("name"))
     retry = None if as_stored else pending_retry(obj)
     if retry is not None:
         by = f" by {retry['requestedBy']}" if retry.get("requestedBy") else ""
@@ -198,13 +198,15 @@ def status_patch(
     observed_generation: int | None,
     condition_since: datetime,
     stored: StoredTasks = NOTHING_STORED,
+    run_id: str | None = None,
 ) -> tuple[WorkflowRun, StoredTasks]:
     """A merge patch for the status subresource, and what the run holds once it is applied:
     run fields and only the changed tasks. A big run's alike entries go to `folded` (the
     whole list, replaced), and an entry folded since the last write is removed from
-    `tasks`; a run small again (a retry dropped its instances) is written whole."""
+    `tasks`; a run small again (a retry dropped its instances) is written whole. The
+    `run_id` (the WorkflowRun's name) folds the Job names derived from it."""
     if is_big(status):
-        inline, groups = fold(status.tasks)
+        inline, groups = fold(status.tasks, run_id=run_id)
         tasks: dict[str, Any] = {
             task_id: task_entry(task)
             for task_id, task in inline.items()

@@ -259,6 +259,7 @@ class StatusWriter:
             observed_generation=self._generation(),
             condition_since=self._since,
             stored=self._stored,
+            run_id=self._name,
         )
         await self._save_logs(logs)
         try:

@@ -81,7 +81,7 @@ def score(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def run_fields(status: RunStatus) -> dict[str, str]:
+def run_fields(status: RunStatus, run_id: str) -> dict[str, str]:
     """The run-level fields of a status, as the hash stores them ('' for unset)."""
     return {
         "phase": status.phase.value,
@@ -90,7 +90,7 @@ def run_fields(status: RunStatus) -> dict[str, str]:
         "finishedAt": format_timestamp(status.finished_at) if status.finished_at else "",
         "message": status.message or "",
         # a big run's alike task entries folded (models/folding.py): its detail stays small
-        "detail": folded(status).model_dump_json(by_alias=True, exclude_none=True),
+        "detail": folded(status, run_id=run_id).model_dump_json(by_alias=True, exclude_none=True),
     }
 
 
@@ -103,7 +103,7 @@ def record_from_hash(fields: Mapping[str, str]) -> RunRecord:
         labels=json.loads(fields["labels"]),
         created_at=datetime.fromisoformat(fields["createdAt"].replace("Z", "+00:00")),
         spec=WorkflowRequest.model_validate_json(fields["spec"]),
-        status=unfold(RunStatus.model_validate_json(fields["detail"])),
+        status=unfold(RunStatus.model_validate_json(fields["detail"]), run_id=fields["runId"]),
         cancel_requested=fields.get("cancelRequested") == "1",
         submitted_by=fields.get("submittedBy") or None,
         origin=RunOrigin.model_validate_json(fields["origin"]) if fields.get("origin") else None,
@@ -177,7 +177,7 @@ class RedisRuns:
             "submittedBy": record.submitted_by or "",
             "origin": record.origin.model_dump_json(exclude_none=True) if record.origin else "",
             "ttl": str(ttl),
-            **run_fields(record.status),
+            **run_fields(record.status, record.run_id),
         }
         if version is not None:
             fields["version"] = version

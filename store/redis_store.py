@@ -150,7 +150,7 @@ class RedisStore(RedisRuns):
 
     @translated
     async def update_status(self, run_id: str, status: RunStatus, changed: frozenset[str]) -> bool:
-        run = run_fields(status)
+        run = run_fields(status, run_id)
         event = RunEvent.of(run_id, status, changed).model_dump_json(
             by_alias=True, exclude_none=True
         )

@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from stageflow.models.naming import job_name
 from stageflow.models.status import (
     FanoutSummary,
     FoldedTasks,
@@ -97,8 +98,18 @@ def expand_ids(encoded: Iterable[str]) -> Iterator[str]:
             yield from (f"{parent}[{index}]" for index in range(first, last + 1))
 
 
-def _shared(task: TaskStatus) -> tuple[Any, ...]:
-    return tuple(getattr(task, name) for name in _SHARED)
+_JOB = _SHARED.index("job_name")
+# A Job task's entry keeps its Job's name; a folded one whose name is the one derived from
+# the run, the task and the attempt (models/naming.py) says this instead, so ten thousand
+# Job instances fold into one group rather than ten thousand.
+DERIVED_JOB_NAME = "(named by run, task and attempt)"
+
+
+def _shared(task_id: str, task: TaskStatus, run_id: str | None) -> tuple[Any, ...]:
+    key = tuple(getattr(task, name) for name in _SHARED)
+    if run_id is not None and task.job_name == job_name(run_id, task_id, task.attempts):
+        key = (*key[:_JOB], DERIVED_JOB_NAME, *key[_JOB + 1 :])
+    return key
 
 
 def _foldable(task: TaskStatus) -> bool:
@@ -107,14 +118,17 @@ def _foldable(task: TaskStatus) -> bool:
     return task.next_attempt_at is None and task.phase is not TaskPhase.WAITING
 
 
-def fold(tasks: Mapping[str, TaskStatus]) -> tuple[dict[str, TaskStatus], list[FoldedTasks]]:
+def fold(
+    tasks: Mapping[str, TaskStatus], *, run_id: str | None = None
+) -> tuple[dict[str, TaskStatus], list[FoldedTasks]]:
     """(the entries kept whole, the groups of the rest). Deterministic for one map: the
-    operator computes it on every status write to know which entries to remove."""
+    operator computes it on every status write to know which entries to remove. With the
+    `run_id`, Job names derived from it are folded as DERIVED_JOB_NAME."""
     inline: dict[str, TaskStatus] = {}
     groups: dict[tuple[Any, ...], list[str]] = {}
     for task_id, task in tasks.items():
         if _foldable(task):
-            groups.setdefault(_shared(task), []).append(task_id)
+            groups.setdefault(_shared(task_id, task, run_id), []).append(task_id)
         else:
             inline[task_id] = task
     if len(groups) > MAX_FOLDED_GROUPS:
@@ -145,31 +159,36 @@ def _group(
     )
 
 
-def unfold(status: RunStatus) -> RunStatus:
+def unfold(status: RunStatus, *, run_id: str | None = None) -> RunStatus:
     """`status` with every entry in `tasks` (in place; returned for chaining). Folded
     entries come back without their own times. An id found in both places (a whole entry
     a write from an out-of-date view of the object left behind) is the folded one's:
-    `folded` is replaced whole by every write, so it is never older."""
+    `folded` is replaced whole by every write, so it is never older. With the `run_id`,
+    a DERIVED_JOB_NAME is given back as the name it stands for."""
     if not status.folded:
         status.folded = None
         return status
     tasks = dict(status.tasks)
     for group in status.folded:
         outputs = group.outputs or {}
+        derived = run_id is not None and group.like.job_name == DERIVED_JOB_NAME
         for task_id in expand_ids(group.tasks):
             entry = group.like.model_copy()
             entry.outputs = outputs.get(task_id)
+            if derived:
+                assert run_id is not None
+                entry.job_name = job_name(run_id, task_id, entry.attempts)
             tasks[task_id] = entry
     status.tasks, status.folded = tasks, None
     return status
 
 
-def folded(status: RunStatus) -> RunStatus:
+def folded(status: RunStatus, *, run_id: str | None = None) -> RunStatus:
     """The stored form of `status`: itself if it is small, else a copy with its alike
     entries folded (the task entries themselves are shared, not copied)."""
     if not is_big(status):
         return status
-    inline, groups = fold(status.tasks)
+    inline, groups = fold(status.tasks, run_id=run_id)
     return status.model_copy(update={"tasks": inline, "folded": groups})
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from stageflow.kube import StoredTasks, status_patch
 from stageflow.models.folding import (
+    DERIVED_JOB_NAME,
     INLINE_TASKS,
     MAX_FOLDED_GROUPS,
     MESSAGE_NOT_KEPT,
@@ -19,6 +20,7 @@ from stageflow.models.folding import (
     summary,
     unfold,
 )
+from stageflow.models.naming import job_name
 from stageflow.models.status import RunStatus, TaskPhase, TaskStatus
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -175,3 +177,25 @@ def test_a_summary_lists_declared_tasks_and_the_instances_that_need_a_look() -> 
     only = selected(status, frozenset({TaskPhase.FAILED}))
     assert list(only.tasks) == ["big[4000]"]
     assert len(selected(status, None).tasks) == len(status.tasks)
+
+
+def test_job_instances_fold_by_their_derived_names_and_get_them_back() -> None:
+    run = "0f9c2d52-7a1b-4a4e-9c0e-3f1b2a6d8e11"
+    tasks = {
+        f"load[{index}]": TaskStatus(
+            phase=TaskPhase.SUCCEEDED,
+            attempts=2,
+            executor="job",
+            job_name=job_name(run, f"load[{index}]", 2),
+        )
+        for index in range(INLINE_TASKS + 1)
+    }
+    tasks["load[5]"].job_name = "made-by-hand"  # not the derived name: kept as it is
+    stored = folded(RunStatus(tasks=tasks), run_id=run)
+    assert stored.folded is not None
+    assert [group.count for group in stored.folded] == [INLINE_TASKS, 1]
+    assert stored.folded[0].like.job_name == DERIVED_JOB_NAME
+    back = unfold(RunStatus.model_validate(stored.to_json_dict()), run_id=run)
+    assert back.tasks == tasks
+    # without the run id (it is not known) nothing folds by name
+    assert len(folded(RunStatus(tasks=tasks)).folded or []) == INLINE_TASKS + 1

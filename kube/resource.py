@@ -83,12 +83,16 @@ def pending_retry(obj: Mapping[str, Any]) -> RetryRequestBody | None:
     return None if request["id"] in applied else request
 
 
-def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> RunRecord:
+def record_from_object(
+    obj: Mapping[str, Any], *, as_stored: bool = False, unfolded: bool = True
+) -> RunRecord:
     """A WorkflowRun as the API and the mirror show it (from the client or kopf's watch).
 
     A run with a retry requested and not yet carried out shows as Pending, with a message
     saying so (so a client that waits for it does not see the old end); `as_stored` gives
-    the status as written, for the operator that carries the retry out."""
+    the status as written, for the operator that carries the retry out. A big run's
+    folded entries are unfolded, unless `unfolded` is False (the mirror, which writes
+    them folded again, reads a run of 100,000 entries without making 100,000)."""
     metadata = obj.get("metadata", {})
     spec = dict(obj.get("spec", {}))
     cancel_requested = bool(spec.pop("cancelRequested", False))
@@ -97,15 +101,16 @@ def record_from_object(obj: Mapping[str, Any], *, as_stored: bool = False) -> Ru
     spec.pop("suspend", None)
     spec.pop("approvals", None)
     raw_status = obj.get("status") or {}
-    # conditions etc. are the CR's own: ignored; a big run's folded entries are unfolded
-    status = unfold(RunStatus.model_validate(raw_status), run_id=metadata.get("name"))
+    status = RunStatus.model_validate(raw_status)  # conditions etc. are the CR's own: ignored
+    if unfolded:
+        status = unfold(status, run_id=metadata.get("name"))
     retry = None if as_stored else pending_retry(obj)
     if retry is not None:
         by = f" by {retry['requestedBy']}" if retry.get("requestedBy") else ""
         status.phase, status.finished_at = RunPhase.PENDING, None
         status.message = f"Retry requested{by}; waiting for the operator"
     request = WorkflowRequest.model_validate(spec)
-    if not status.tasks:  # the operator has not written status yet: every task is Pending
+    if not status.tasks and not status.folded:  # no status yet: every task is Pending
         status.tasks = {task_id: TaskStatus() for task_id in _task_ids(request)}
         status.refresh_progress()
     annotations = metadata.get("annotations") or {}

@@ -34,6 +34,7 @@ from typing import Any
 from stageflow.kube import KubeError, ObjectKey, RunListing, is_deleted, record_from_object
 from stageflow.models.records import InvalidRunIdError, RunRecord, checked_run_id
 from stageflow.models.status import utcnow
+from stageflow.models.task_ids import expand_ids
 from stageflow.operator.metrics import MIRROR_LAG_SECONDS, MIRROR_PENDING, MIRROR_WRITES
 from stageflow.store import RedisMirrorWriter, RedisStore, StoreUnavailableError
 
@@ -57,11 +58,21 @@ def _version(obj: Mapping[str, Any]) -> str | None:
 
 
 def _entries(record: RunRecord) -> dict[str, str]:
-    """Task id -> its status entry as JSON: what tells which tasks changed."""
-    return {
+    """Task id -> its status entry as JSON: what tells which tasks changed. A big run's
+    status is read folded: a group's members share its entry's JSON (and add their
+    outputs'), one dump per group, not per member."""
+    status = record.status
+    entries = {
         task_id: json.dumps(task.to_json_dict(), sort_keys=True)
-        for task_id, task in record.status.tasks.items()
+        for task_id, task in status.tasks.items()
     }
+    for group in status.folded or ():
+        like = json.dumps(group.like.to_json_dict(), sort_keys=True)
+        outputs = group.outputs or {}
+        for task_id in expand_ids(group.tasks):
+            output = outputs.get(task_id)
+            entries[task_id] = like if output is None else like + json.dumps(output)
+    return entries
 
 
 class RedisMirror:
@@ -154,7 +165,7 @@ class RedisMirror:
                 )
                 continue
             try:
-                record = record_from_object(change.obj)
+                record = record_from_object(change.obj, unfolded=False)
             except ValueError as error:  # pydantic's ValidationError is one
                 logger.warning("WorkflowRun %s/%s not mirrored: %s", *key, error)
                 continue
@@ -211,7 +222,7 @@ class RedisMirror:
         for obj in listing.items:
             if not mirrored(obj["metadata"]["name"]):
                 continue
-            record = record_from_object(obj)
+            record = record_from_object(obj, unfolded=False)
             key = ObjectKey(record.namespace or "", record.run_id)
             listed.add(key)
             if is_deleted(obj):
@@ -303,6 +314,7 @@ def _observe_lag(record: RunRecord, changed: frozenset[str]) -> None:
     """Task end -> mirrored, for the tasks this write brought to an end."""
     now = utcnow()
     for task_id in changed:
-        finished_at = record.status.tasks[task_id].finished_at
+        task = record.status.tasks.get(task_id)  # a folded one has no time of its own
+        finished_at = task.finished_at if task is not None else None
         if finished_at is not None:
             MIRROR_LAG_SECONDS.observe(max(0.0, (now - finished_at).total_seconds()))

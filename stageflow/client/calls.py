@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from stageflow.client.errors import UnreachableError, error_for
 from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.models.api import RunList, Submitted, TaskInfo
-from stageflow.models.folding import instance_of
+from stageflow.models.task_ids import instance_of
 from stageflow.models.records import RunEvent, RunRecord, RunSummary
 from stageflow.models.schedule import (
     BackfillResult,

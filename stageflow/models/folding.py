@@ -26,9 +26,8 @@ instance.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stageflow.models.naming import job_name
@@ -39,63 +38,19 @@ from stageflow.models.status import (
     TaskPhase,
     TaskStatus,
 )
+from stageflow.models.task_ids import compress_ids, expand_ids, instance_of, part_size
 
 INLINE_TASKS = 1000  # a run with more task entries than this is stored folded ("big")
 MAX_FOLDED_GROUPS = 200  # past this many groups, folded entries lose their messages
 MESSAGE_NOT_KEPT = "(message not kept: the run has too many different messages to store)"
 LISTED_PHASES = (TaskPhase.RUNNING, TaskPhase.WAITING, TaskPhase.FAILED)
-_INSTANCE = re.compile(r"^(.+)\[(\d+)\]$")
-_RANGE = re.compile(r"^(.+)\[(\d+)-(\d+)\]$")
 # What an entry's group is made of: every field but its own times and outputs.
 _UNSHARED = frozenset({"started_at", "finished_at", "outputs", "next_attempt_at"})
 _SHARED = tuple(name for name in TaskStatus.model_fields if name not in _UNSHARED)
 
 
-def instance_of(task_id: str) -> tuple[str, int] | None:
-    """(forEach task, index) of an instance id `NAME[i]`; None for a declared task."""
-    found = _INSTANCE.match(task_id)
-    return (found.group(1), int(found.group(2))) if found else None
-
-
 def is_big(status: RunStatus) -> bool:
-    return len(status.tasks) > INLINE_TASKS
-
-
-def compress_ids(task_ids: Iterable[str]) -> list[str]:
-    """Ids in a short form: declared tasks by name, runs of consecutive instances of one
-    forEach as `NAME[a-b]`. Declared tasks come first, in the order given; instances
-    after, by task and index: `expand_ids` gives that same order back."""
-    names: list[str] = []
-    indices: dict[str, list[int]] = defaultdict(list)
-    for task_id in task_ids:
-        instance = instance_of(task_id)
-        if instance is None:
-            names.append(task_id)
-        else:
-            indices[instance[0]].append(instance[1])
-    for parent in sorted(indices):
-        numbers = sorted(indices[parent])
-        start = previous = numbers[0]
-        for number in [*numbers[1:], None]:
-            if number is not None and number == previous + 1:
-                previous = number
-                continue
-            names.append(
-                f"{parent}[{start}]" if start == previous else f"{parent}[{start}-{previous}]"
-            )
-            if number is not None:
-                start = previous = number
-    return names
-
-
-def expand_ids(encoded: Iterable[str]) -> Iterator[str]:
-    for part in encoded:
-        found = _RANGE.match(part)
-        if found is None:
-            yield part
-        else:
-            parent, first, last = found.group(1), int(found.group(2)), int(found.group(3))
-            yield from (f"{parent}[{index}]" for index in range(first, last + 1))
+    return status.entry_count() > INLINE_TASKS
 
 
 _JOB = _SHARED.index("job_name")
@@ -107,7 +62,12 @@ DERIVED_JOB_NAME = "(named by run, task and attempt)"
 
 def _shared(task_id: str, task: TaskStatus, run_id: str | None) -> tuple[Any, ...]:
     key = tuple(getattr(task, name) for name in _SHARED)
-    if run_id is not None and task.job_name == job_name(run_id, task_id, task.attempts):
+    named = task.job_name
+    if (
+        named is not None
+        and run_id is not None
+        and named == job_name(run_id, task_id, task.attempts)
+    ):
         key = (*key[:_JOB], DERIVED_JOB_NAME, *key[_JOB + 1 :])
     return key
 
@@ -170,39 +130,64 @@ def unfold(status: RunStatus, *, run_id: str | None = None) -> RunStatus:
         return status
     tasks = dict(status.tasks)
     for group in status.folded:
-        outputs = group.outputs or {}
-        derived = run_id is not None and group.like.job_name == DERIVED_JOB_NAME
         for task_id in expand_ids(group.tasks):
-            entry = group.like.model_copy()
-            entry.outputs = outputs.get(task_id)
-            if derived:
-                assert run_id is not None
-                entry.job_name = job_name(run_id, task_id, entry.attempts)
-            tasks[task_id] = entry
+            tasks[task_id] = _member(group, task_id, run_id)
     status.tasks, status.folded = tasks, None
     return status
 
 
+def _member(group: FoldedTasks, task_id: str, run_id: str | None) -> TaskStatus:
+    """One member's entry, as whole as a group keeps it."""
+    entry = group.like.model_copy()
+    if group.outputs:
+        entry.outputs = group.outputs.get(task_id)
+    if run_id is not None and entry.job_name == DERIVED_JOB_NAME:
+        entry.job_name = job_name(run_id, task_id, entry.attempts)
+    return entry
+
+
 def folded(status: RunStatus, *, run_id: str | None = None) -> RunStatus:
-    """The stored form of `status`: itself if it is small, else a copy with its alike
-    entries folded (the task entries themselves are shared, not copied)."""
-    if not is_big(status):
+    """The stored form of `status`: itself if it is small (or folded already), else a copy
+    with its alike entries folded (the task entries themselves are shared, not copied)."""
+    if status.folded or not is_big(status):
         return status
     inline, groups = fold(status.tasks, run_id=run_id)
     return status.model_copy(update={"tasks": inline, "folded": groups})
 
 
-def fanout_summaries(tasks: Mapping[str, TaskStatus]) -> dict[str, FanoutSummary]:
-    """Each forEach task's instances counted by phase."""
+def fanout_summaries(
+    tasks: Mapping[str, TaskStatus], groups: Iterable[FoldedTasks] = ()
+) -> dict[str, FanoutSummary]:
+    """Each forEach task's instances counted by phase: of whole entries, and of folded
+    `groups` by their ranges (never expanded)."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for task_id, task in tasks.items():
         instance = instance_of(task_id)
         if instance is not None:
             counts[instance[0]][task.phase.value] += 1
+    for group in groups:
+        for part in group.tasks:
+            parent, size = part_size(part)
+            if parent is not None:
+                counts[parent][group.like.phase.value] += size
     return {
         parent: FanoutSummary(total=sum(phases.values()), phases=dict(phases))
         for parent, phases in counts.items()
     }
+
+
+def entries_of(
+    status: RunStatus, task_ids: Iterable[str], *, run_id: str | None = None
+) -> dict[str, TaskStatus]:
+    """The entries of `task_ids`, whole or folded (a folded one without its times), for a
+    status read as stored: what an update of them says, without unfolding the rest."""
+    wanted = set(task_ids)
+    found = {task_id: status.tasks[task_id] for task_id in wanted if task_id in status.tasks}
+    for group in status.folded or ():
+        for task_id in expand_ids(group.tasks):
+            if task_id in wanted:
+                found[task_id] = _member(group, task_id, run_id)
+    return found
 
 
 def listed(task_id: str, task: TaskStatus) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stageflow.models.folding import fanout_summaries, is_big, listed
+from stageflow.models.folding import entries_of, fanout_summaries, is_big, listed
 from stageflow.models.request import WorkflowRequest
 from stageflow.models.status import (
     FanoutSummary,
@@ -144,8 +144,8 @@ class RunEvent(WireModel):
         """The update of `changed` tasks. A big run's (models/folding.py) carries its
         declared tasks and the instances under way or failed, and counts the rest in
         `fanouts`: a change of ten thousand instances is not ten thousand entries."""
-        tasks = {task_id: status.tasks[task_id] for task_id in changed if task_id in status.tasks}
-        fanouts = fanout_summaries(status.tasks) or None
+        tasks = entries_of(status, changed, run_id=run_id)  # the status may be folded
+        fanouts = fanout_summaries(status.tasks, status.folded or ()) or None
         omitted = None
         if is_big(status):
             kept = {task_id: task for task_id, task in tasks.items() if listed(task_id, task)}

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from stageflow.models.task_ids import expand_ids
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -236,5 +238,14 @@ class RunStatus(StatusModel):
         done = sum(1 for task in self.tasks.values() if task.phase.finished)
         self.progress = f"{done}/{len(self.tasks)}"
 
+    def entry_count(self) -> int:
+        """Task entries, whole or folded."""
+        return len(self.tasks) + sum(group.count for group in self.folded or ())
+
     def task_phases(self) -> dict[str, str]:
-        return {task_id: task.phase.value for task_id, task in self.tasks.items()}
+        """Each task's phase, folded ones too (a group's, where it names a task)."""
+        phases = {task_id: task.phase.value for task_id, task in self.tasks.items()}
+        for group in self.folded or ():
+            phase = group.like.phase.value
+            phases.update((task_id, phase) for task_id in expand_ids(group.tasks))
+        return phases

@@ -95,8 +95,11 @@ class Cluster:
     kube: KubeClient
     configuration: kubernetes.client.Configuration
 
-    async def create(self, spec: dict[str, Any], *, status: dict[str, Any] | None = None) -> str:
-        name = str(uuid.uuid4())
+    async def create(
+        self, spec: dict[str, Any], *, status: dict[str, Any] | None = None, name: str = ""
+    ) -> str:
+        """Create a WorkflowRun (named `name`, else a new UUID); return its name."""
+        name = name or str(uuid.uuid4())
         body: dict[str, Any] = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "WorkflowRun",

@@ -12,8 +12,6 @@ from stageflow.models.folding import (
     INLINE_TASKS,
     MAX_FOLDED_GROUPS,
     MESSAGE_NOT_KEPT,
-    compress_ids,
-    expand_ids,
     fold,
     folded,
     selected,
@@ -22,6 +20,7 @@ from stageflow.models.folding import (
 )
 from stageflow.models.naming import job_name
 from stageflow.models.status import RunStatus, TaskPhase, TaskStatus
+from stageflow.models.task_ids import compress_ids, expand_ids
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 

@@ -9,11 +9,16 @@ import threading
 from collections import Counter
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from stageflow.engine import task
 from stageflow.kube import record_from_object
-from stageflow.models.folding import INLINE_TASKS, compress_ids
+from stageflow.models.folding import INLINE_TASKS
 from stageflow.models.status import RunStatus
-from tests.support.kmock_operator import STAMPING, Cluster, StartOperator
+from stageflow.models.task_ids import compress_ids
+from stageflow.store.keys import events_channel, run_key, tasks_key
+from tests.support.kmock_operator import NAMESPACE, STAMPING, Cluster, StartOperator
+from tests.support.polling import eventually
 
 pytestmark = STAMPING
 
@@ -130,3 +135,43 @@ async def test_a_run_that_grows_big_moves_its_entries_into_folded_groups(
     assert patches[first_big]["tasks"].get("first", "kept") is None  # removed: now folded
     assert obj["status"]["tasks"] == {}
     assert RunStatus.model_validate(obj["status"]).folded
+
+
+async def test_the_mirror_keeps_a_big_run_folded_with_every_phase_in_its_hash(
+    cluster: Cluster, start_operator: StartOperator, redis_url: str
+) -> None:
+    """The mirror reads a big run as stored (never making its 3,000 entries): its Redis
+    detail is the folded status, its hash has every task's phase, and what it publishes
+    names no succeeded instance."""
+    ran.clear()
+    await start_operator(redis_url=redis_url, status_flush_seconds=0.1)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with client.pubsub() as pubsub:
+            name = "6f1c2d52-7a1b-4a4e-9c0e-3f1b2a6d8e10"
+            await pubsub.subscribe(events_channel(NAMESPACE, name))
+            await cluster.create(fan_out(3000), name=name)
+            await cluster.wait_for_phase(name, "Succeeded")
+
+            async def mirrored() -> bool:
+                phases = await client.hgetall(tasks_key(NAMESPACE, name))
+                return len(phases) == 3003 and set(phases.values()) == {"Succeeded"}
+
+            await eventually(mirrored)
+            detail = json.loads(await client.hget(run_key(NAMESPACE, name), "detail") or "{}")
+            assert detail["tasks"] == {}
+            assert sum(group["count"] for group in detail["folded"]) == 3003
+            assert len(json.dumps(detail)) < 4096
+            events = []
+            while (message := await pubsub.get_message(timeout=0.5)) is not None:
+                if message["type"] == "message":
+                    events.append(json.loads(message["data"]))
+        assert events, "nothing was published"
+        for event in events:
+            assert all(
+                task["phase"] != "Succeeded" or "[" not in task_id
+                for task_id, task in event["tasks"].items()
+            )
+        assert events[-1]["fanouts"] == {"big": {"total": 3000, "phases": {"Succeeded": 3000}}}
+    finally:
+        await client.aclose()

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from stageflow.engine.plan import Plan, SpecError
-from stageflow.models.task_ids import compress_ids
 from stageflow.models.status import RetryRecord, RunPhase, RunStatus, TaskPhase, TaskStatus
+from stageflow.models.task_ids import compress_ids
 
 MAX_RETRY_RECORDS = 20  # the status is an etcd object: its history is bounded
 RETRYABLE = (RunPhase.FAILED, RunPhase.CANCELLED)

@@ -26,9 +26,9 @@ from stageflow.client import RunRecord, RunSummary, TaskPhase
 from stageflow.engine import RunPhase, TaskSpec
 from stageflow.engine.templates import TemplateError, references
 from stageflow.models.folding import fanout_summaries
-from stageflow.models.task_ids import instance_of
 from stageflow.models.records import RunOrigin
 from stageflow.models.status import PHASE_MARKS, FanoutSummary, TaskStatus, utcnow
+from stageflow.models.task_ids import instance_of
 
 STYLES = {
     "Pending": "dim",

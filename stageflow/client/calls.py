@@ -22,7 +22,6 @@ from pydantic import TypeAdapter
 from stageflow.client.errors import UnreachableError, error_for
 from stageflow.models import RunPhase, TaskPhase, WorkflowRequest
 from stageflow.models.api import RunList, Submitted, TaskInfo
-from stageflow.models.task_ids import instance_of
 from stageflow.models.records import RunEvent, RunRecord, RunSummary
 from stageflow.models.schedule import (
     BackfillResult,
@@ -32,6 +31,7 @@ from stageflow.models.schedule import (
     ScheduleSpec,
 )
 from stageflow.models.status import FanoutSummary, TaskStatus
+from stageflow.models.task_ids import instance_of
 from stageflow.models.template import TemplateList, TemplateRecord, WorkflowTemplateSpec
 
 T = TypeVar("T")

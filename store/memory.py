@@ -87,7 +87,7 @@ class MemoryStore:
                 queue.put_nowait(event)
         return True
 
-    async def get(self, run_id: str) -> RunRecord | None:
+    async def get(self, run_id: str, *, folded: bool = False) -> RunRecord | None:
         record = self._live(run_id)
         return record.model_copy(deep=True) if record is not None else None
 

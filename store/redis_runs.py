@@ -94,8 +94,9 @@ def run_fields(status: RunStatus, run_id: str) -> dict[str, str]:
     }
 
 
-def record_from_hash(fields: Mapping[str, str]) -> RunRecord:
-    """A run as its hash holds it (HGETALL)."""
+def record_from_hash(fields: Mapping[str, str], *, unfolded: bool = True) -> RunRecord:
+    """A run as its hash holds it (HGETALL); a big run's status unfolded unless not
+    `unfolded` (then as stored: models/folding.py)."""
     return RunRecord(
         run_id=fields["runId"],
         namespace=fields.get("namespace") or None,
@@ -103,11 +104,16 @@ def record_from_hash(fields: Mapping[str, str]) -> RunRecord:
         labels=json.loads(fields["labels"]),
         created_at=datetime.fromisoformat(fields["createdAt"].replace("Z", "+00:00")),
         spec=WorkflowRequest.model_validate_json(fields["spec"]),
-        status=unfold(RunStatus.model_validate_json(fields["detail"]), run_id=fields["runId"]),
+        status=_status(fields["detail"], fields["runId"], unfolded=unfolded),
         cancel_requested=fields.get("cancelRequested") == "1",
         submitted_by=fields.get("submittedBy") or None,
         origin=RunOrigin.model_validate_json(fields["origin"]) if fields.get("origin") else None,
     )
+
+
+def _status(detail: str, run_id: str, *, unfolded: bool) -> RunStatus:
+    status = RunStatus.model_validate_json(detail)
+    return unfold(status, run_id=run_id) if unfolded else status
 
 
 def summary_from_row(row: list[str | None]) -> RunSummary:

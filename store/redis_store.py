@@ -172,11 +172,11 @@ class RedisStore(RedisRuns):
         return bool(written)
 
     @translated
-    async def get(self, run_id: str) -> RunRecord | None:
+    async def get(self, run_id: str, *, folded: bool = False) -> RunRecord | None:
         fields = cast(
             Mapping[str, str], await self._redis.hgetall(run_key(self._namespace, run_id))
         )
-        return record_from_hash(fields) if fields else None
+        return record_from_hash(fields, unfolded=not folded) if fields else None
 
     @translated
     async def task_phases(self, run_id: str) -> dict[str, str] | None:

@@ -32,8 +32,9 @@ class Backend(Protocol):
         SpecError or InvalidRequestError (400) stores nothing."""
         ...
 
-    async def get(self, run_id: str) -> RunRecord:
-        """Raise RunNotFoundError."""
+    async def get(self, run_id: str, *, folded: bool = False) -> RunRecord:
+        """Raise RunNotFoundError. With `folded`, a big run's status may come as stored
+        (models/folding.py), for a reader that only summarises it."""
         ...
 
     async def task_phases(self, run_id: str) -> dict[str, str]: ...
@@ -87,7 +88,8 @@ class Backend(Protocol):
         ...
 
     def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
-        """The run as it is, then every update until it finishes."""
+        """The run as it is (a big one possibly folded, as `get(folded=True)`), then every
+        update until it finishes."""
         ...
 
     async def readiness(self) -> dict[str, str]:

@@ -118,21 +118,23 @@ class KubernetesBackend:
         created = await self._kube.create_run(self._namespace, new_object(record, self._namespace))
         return record_from_object(created)
 
-    async def get(self, run_id: str) -> RunRecord:
+    async def get(self, run_id: str, *, folded: bool = False) -> RunRecord:
         if self._store is not None:
             try:
-                record = await self._store.get(run_id)
+                record = await self._store.get(run_id, folded=folded)
                 if record is not None and record.namespace == self._namespace:
                     return record
             except StoreUnavailableError:  # Redis away: no repair (it would wait again)
-                return await self._get_from_cluster(run_id)
-        return await self._get_from_cluster(run_id, repair=True)
+                return await self._get_from_cluster(run_id, folded=folded)
+        return await self._get_from_cluster(run_id, repair=True, folded=folded)
 
-    async def _get_from_cluster(self, run_id: str, *, repair: bool = False) -> RunRecord:
+    async def _get_from_cluster(
+        self, run_id: str, *, repair: bool = False, folded: bool = False
+    ) -> RunRecord:
         obj = await self._kube.get_run(self._namespace, run_id)
         if obj is None or is_deleted(obj):
             raise RunNotFoundError()
-        record = record_from_object(obj)
+        record = record_from_object(obj, unfolded=not folded)
         if repair:
             await self._remember(obj, record)
         return record
@@ -330,7 +332,9 @@ class KubernetesBackend:
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
         if self._store is not None:
             try:
-                async for item in stream_run(self._store, run_id, lambda: self.get(run_id)):
+                async for item in stream_run(
+                    self._store, run_id, lambda: self.get(run_id, folded=True)
+                ):
                     yield item
                 return
             except StoreUnavailableError:

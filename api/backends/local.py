@@ -250,8 +250,8 @@ class LocalBackend:
         with contextlib.suppress(RunNotFoundError, RunFinishedError):
             await self.cancel(run_id)
 
-    async def get(self, run_id: str) -> RunRecord:
-        record = await self._store.get(run_id)
+    async def get(self, run_id: str, *, folded: bool = False) -> RunRecord:
+        record = await self._store.get(run_id, folded=folded)
         if record is None:
             raise RunNotFoundError()
         return record
@@ -316,7 +316,9 @@ class LocalBackend:
         return await self._store.get_logs(run_id, [t for t in task_ids if t in record.status.tasks])
 
     async def events(self, run_id: str) -> AsyncIterator[RunRecord | RunEvent]:
-        async for item in stream_run(self._store, run_id, lambda: self._store.get(run_id)):
+        async for item in stream_run(
+            self._store, run_id, lambda: self._store.get(run_id, folded=True)
+        ):
             yield item
 
     async def readiness(self) -> dict[str, str]:

@@ -70,7 +70,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def existing_run(_: MayGet, run_id: RunId, backend: BackendDep, shown: ShowsEnv) -> RunRecord:
     """Resolves before a response starts, so an unknown id is a 404 even for a stream;
     plain env values are redacted for a caller who may only read."""
-    run = await backend.get(run_id)
+    return await _read(backend, run_id, shown=shown)
+
+
+async def _read(backend: Backend, run_id: str, *, shown: bool, folded: bool = False) -> RunRecord:
+    run = await backend.get(run_id, folded=folded)
     return run if shown else redact_env(run)
 
 
@@ -148,7 +152,10 @@ def _phases(tasks: str | None) -> frozenset[TaskPhase] | None:
     response_model_exclude_none=True,
 )
 async def get_workflow(
-    run: RunDep,
+    _: MayGet,
+    run_id: RunId,
+    backend: BackendDep,
+    shown: ShowsEnv,
     tasks: Annotated[
         str,
         Query(
@@ -166,10 +173,12 @@ async def get_workflow(
 ) -> RunRecord:
     """The run: its normalised spec and its status, with each task's detail (docs/big-runs.md
     says how a big run is summarised)."""
-    if tasks == "summary":
-        status = summary(run.status)
+    phases = None if tasks in ("summary", "all") else _phases(tasks)
+    run = await _read(backend, run_id, shown=shown, folded=tasks == "summary")
+    if tasks == "summary":  # of a big run as stored: only what is shown is made
+        status = summary(run.status, run_id=run_id)
     else:
-        status = selected(run.status, None if tasks == "all" else _phases(tasks), limit=limit)
+        status = selected(run.status, phases, limit=limit)
     return run.model_copy(update={"status": status})
 
 

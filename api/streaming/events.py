@@ -24,7 +24,7 @@ async def run_events(
     ends. The SSE route and the WebSocket send these."""
     async for item in backend.events(run_id):
         if isinstance(item, RunRecord):
-            item = item.model_copy(update={"status": summary(item.status)})  # a big run's, summed
+            item = item.model_copy(update={"status": summary(item.status, run_id=item.run_id)})
             yield "snapshot", (item if shown else redact_env(item)).to_json_dict()
         else:
             yield "update", item.to_json_dict()

@@ -199,30 +199,57 @@ def listed(task_id: str, task: TaskStatus) -> bool:
 SUMMARY_INSTANCES = 100  # instances a big run's summary lists per forEach task
 
 
-def summary(status: RunStatus, *, limit: int = SUMMARY_INSTANCES) -> RunStatus:
+def summary(
+    status: RunStatus, *, limit: int = SUMMARY_INSTANCES, run_id: str | None = None
+) -> RunStatus:
     """What `GET /workflow/{id}` and a stream's snapshot show of a run: a small run whole;
     a big one with its declared tasks, at most `limit` instances per forEach task that are
-    under way or failed (failed first), and `fanouts` counting them all."""
-    status = unfold(status) if status.folded else status
-    fanouts = fanout_summaries(status.tasks)
+    under way or failed (failed first), and `fanouts` counting them all. A status read
+    folded (as stored) is summarised from its groups: only the members shown are made."""
+    groups = status.folded or []
+    fanouts = fanout_summaries(status.tasks, groups)
     if not is_big(status):
+        status = unfold(status, run_id=run_id) if groups else status
         return status.model_copy(update={"fanouts": fanouts or None}) if fanouts else status
-    shown: dict[str, TaskStatus] = {}
-    per_parent: Counter[str] = Counter()
-    ordered = sorted(
-        status.tasks.items(),
-        key=lambda item: 0 if item[1].phase is TaskPhase.FAILED else 1,
-    )
-    for task_id, task in ordered:
+    declared: dict[str, TaskStatus] = {}
+    found: dict[tuple[str, bool], dict[str, TaskStatus]] = defaultdict(dict)  # (task, failed)
+
+    def consider(task_id: str, task: TaskStatus) -> None:
         instance = instance_of(task_id)
         if instance is None:
-            shown[task_id] = task
-        elif task.phase in LISTED_PHASES and per_parent[instance[0]] < limit:
-            per_parent[instance[0]] += 1
-            shown[task_id] = task
-    tasks = {task_id: shown[task_id] for task_id in status.tasks if task_id in shown}
+            declared[task_id] = task
+        elif task.phase in LISTED_PHASES:
+            shown = found[instance[0], task.phase is TaskPhase.FAILED]
+            if len(shown) < limit:
+                shown[task_id] = task
+
+    for task_id, task in status.tasks.items():
+        consider(task_id, task)
+    for group in groups:
+        listed_group = group.like.phase in LISTED_PHASES
+        for part in group.tasks:
+            parent, _ = part_size(part)
+            if parent is None:
+                consider(part, _member(group, part, run_id))
+                continue
+            if not listed_group:
+                continue
+            shown = found[parent, group.like.phase is TaskPhase.FAILED]
+            for task_id in expand_ids([part]):
+                if len(shown) >= limit:
+                    break
+                shown[task_id] = _member(group, task_id, run_id)
+    tasks = dict(declared)
+    for parent in dict.fromkeys(parent for parent, _ in found):
+        instances = [*found[parent, True].items(), *found[parent, False].items()]
+        tasks.update(instances[:limit])  # failed first
     return status.model_copy(
-        update={"tasks": tasks, "fanouts": fanouts, "omitted": len(status.tasks) - len(tasks)}
+        update={
+            "tasks": tasks,
+            "folded": None,
+            "fanouts": fanouts,
+            "omitted": status.entry_count() - len(tasks),
+        }
     )
 
 

@@ -198,3 +198,22 @@ def test_job_instances_fold_by_their_derived_names_and_get_them_back() -> None:
     assert back.tasks == tasks
     # without the run id (it is not known) nothing folds by name
     assert len(folded(RunStatus(tasks=tasks)).folded or []) == INLINE_TASKS + 1
+
+
+def test_a_summary_of_a_run_read_folded_is_the_summary_of_it_whole() -> None:
+    """The API summarises a big run as Redis holds it (folded), making only what it shows."""
+    status = big_status(5000)
+    for index in range(150):
+        status.tasks[f"big[{index}]"] = TaskStatus(phase=TaskPhase.RUNNING, attempts=1)
+    for index in range(4000, 4120):
+        status.tasks[f"big[{index}]"] = TaskStatus(phase=TaskPhase.FAILED, message=f"no {index}")
+    whole = summary(status)
+    stored = RunStatus.model_validate(folded(status).to_json_dict())
+    read = summary(stored)
+    assert read.folded is None
+    assert read.fanouts == whole.fanouts
+    assert read.omitted == whole.omitted
+    assert set(read.tasks) == set(whole.tasks)
+    instances = [task_id for task_id in read.tasks if task_id.startswith("big[")]
+    assert len(instances) == 100
+    assert all(read.tasks[task_id].phase is TaskPhase.FAILED for task_id in instances)

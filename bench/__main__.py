@@ -55,7 +55,10 @@ async def run_engine(body: dict[str, Any]) -> tuple[float, int]:
     sink = CountingSink()
     started = time.perf_counter()
     plan = compile_workflow(
-        WorkflowRequest.model_validate(body), registry=registry, max_instances=1_000_000
+        WorkflowRequest.model_validate(body),
+        registry=registry,
+        max_instances=1_000_000,
+        max_items=1_000_000,
     )
     runner = WorkflowRunner(
         plan,

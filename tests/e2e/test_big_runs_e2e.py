@@ -82,11 +82,12 @@ def test_a_10000_instance_run_killed_halfway_resumes_without_rerunning_successes
         sampler = Sampler(k8s_namespace, run_id)
         sampler.start()
         wait_until(lambda: sampler.done() >= COUNT // 3, within=300)
+        print("\n" + kubectl("get", "wfr", run_id, "-n", k8s_namespace))
         operator.kill()
         killed_at = time.time()
-        at_kill = record_from_object(
-            json.loads(kubectl("get", "wfr", run_id, "-n", k8s_namespace, "-o", "json"))
-        )
+        stored = json.loads(kubectl("get", "wfr", run_id, "-n", k8s_namespace, "-o", "json"))
+        print(json.dumps(stored["status"], indent=1)[:3000])  # what the docs show of it
+        at_kill = record_from_object(stored)
         recorded = {
             task_id
             for task_id, task in at_kill.status.tasks.items()

@@ -284,10 +284,10 @@ def floor_phase(
             for task in ("task_a", "task_b", "task_c")
         },
     )
-    patch = cast(  # the official client's stubs take dict[str, Any], not a TypedDict
-        dict[str, Any],
-        status_patch(status, frozenset(status.tasks), observed_generation=1, condition_since=now),
+    body, _ = status_patch(
+        status, frozenset(status.tasks), observed_generation=1, condition_since=now
     )
+    patch = cast(dict[str, Any], body)  # the official client's stubs take dict[str, Any]
 
     registry.load()
     plan = compile_workflow(WorkflowRequest.model_validate(SEED), registry=registry)

@@ -128,3 +128,21 @@ def test_past_the_limits_a_400_names_the_setting(
     response = client.post("/workflow", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["detail"] == detail
+
+
+def test_a_dag_of_2000_tasks_beside_a_fan_out_of_10000_runs_at_the_default_limits(
+    client: TestClient,
+) -> None:
+    """The default limits' largest run: 2,000 declared tasks (a 1,999-task wide stage of
+    the DAG and a fan-out), 10,000 instances; it runs, and a summary of it is small."""
+    dag: list[dict[str, Any]] = [{"name": f"t{index:04d}", "task": "noop"} for index in range(1999)]
+    dag.append(
+        {"name": "big", "task": "noop", "forEach": {"count": 10_000}, "dependsOn": ["t0000"]}
+    )
+    run_id = submit(client, {"dag": dag})
+    run = wait_for_run(client, run_id, timeout=300)
+    assert run["status"]["phase"] == "Succeeded", run["status"].get("message")
+    assert run["status"]["progress"] == "12000/12000"
+    assert len(run["status"]["tasks"]) == 2000  # the declared tasks; instances counted
+    assert run["status"]["fanouts"]["big"] == {"total": 10_000, "phases": {"Succeeded": 10_000}}
+    assert len(json.dumps(run)) < 600_000

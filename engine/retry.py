@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from stageflow.engine.plan import Plan, SpecError
+from stageflow.models.folding import MAX_MESSAGE
 from stageflow.models.status import RetryRecord, RunPhase, RunStatus, TaskPhase, TaskStatus
 from stageflow.models.task_ids import compress_ids
 
@@ -98,7 +99,10 @@ def retried_status(
         # and 100 messages: up to 20 records stay in the WorkflowRun (docs/big-runs.md)
         reset=reset if len(reset) <= MAX_NAMED else compress_ids(reset)[:MAX_NAMED],
         reset_count=len(reset) if len(reset) > MAX_NAMED else None,
-        messages=dict(list(messages.items())[:MAX_NAMED]),
+        messages={
+            task_id: text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+            for task_id, text in list(messages.items())[:MAX_NAMED]
+        },
     )
     new.retries = [*(status.retries or []), record][-MAX_RETRY_RECORDS:]
     new.refresh_progress()

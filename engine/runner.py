@@ -33,7 +33,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from stageflow.engine.admission import Claim, Place, RunQueue, run_claims, task_claims
 from stageflow.engine.approval import message_of, timed_out
@@ -75,8 +75,12 @@ def _shown(key: str) -> str:
     return key.split(":", 1)[1]
 
 
-def _size(outputs: Any) -> int:
-    return 0 if outputs is None else len(json.dumps(outputs, separators=(",", ":")))
+def _size(task_id: str, outputs: Any) -> int:
+    """What `outputs` take where they are stored: their JSON, and the task id they are kept
+    under (a big run's folded group keeps its members' outputs by id)."""
+    if outputs is None:
+        return 0
+    return len(json.dumps(outputs, separators=(",", ":"))) + len(task_id) + 4
 
 
 def _failure(what: str, failed: list[str], status: RunStatus) -> str:
@@ -141,7 +145,9 @@ class WorkflowRunner:
         self._run_changed = False  # a run-level field changed (no task did): publish anyway
         self._decisions: dict[str, Decision] = {}  # approvals' answers, until applied
         self._decided: dict[str, asyncio.Event] = {}
-        self._output_sizes = {tid: _size(task.outputs) for tid, task in self._status.tasks.items()}
+        self._output_sizes = {
+            tid: _size(tid, task.outputs) for tid, task in self._status.tasks.items()
+        }
         self._output_total = sum(self._output_sizes.values())
         self._done = sum(1 for task in self._status.tasks.values() if task.phase.finished)
         self._build_graph()
@@ -715,6 +721,7 @@ class WorkflowRunner:
         run finished costs nothing."""
         window = asyncio.Semaphore(INSTANCES_IN_FLIGHT)
         started: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []  # of instances that ended before the last gather
 
         async def one(instance: str, item: Any) -> None:
             try:
@@ -722,15 +729,24 @@ class WorkflowRunner:
             finally:
                 window.release()
 
+        def ended(child: asyncio.Task[None]) -> None:
+            started.discard(child)
+            if not child.cancelled() and child.exception() is not None:
+                failures.append(cast(BaseException, child.exception()))
+
         try:
             for instance, item in zip(ids, items, strict=True):
+                if failures:
+                    raise failures[0]  # a bug in an instance is the fan-out's, not lost
                 if self._status.tasks[instance].phase.finished:
                     continue  # resumed: it already ran
                 await window.acquire()
                 child = asyncio.create_task(one(instance, item))
                 started.add(child)
-                child.add_done_callback(started.discard)
+                child.add_done_callback(ended)
             await asyncio.gather(*started)
+            if failures:
+                raise failures[0]
         except BaseException:
             for child in started:
                 child.cancel()
@@ -1026,8 +1042,9 @@ class WorkflowRunner:
     def _within_budget(self, task_id: str, outputs: Any) -> bool:
         """Outputs live in the run's status (a WorkflowRun: etcd), so a run's are bounded.
         What counts is what is stored: a task's latest outputs (an until loop keeps only
-        its last iteration's), a forEach task's list as well as its instances'."""
-        size = _size(outputs)
+        its last iteration's), a forEach task's list as well as its instances', each with
+        the id it is kept under."""
+        size = _size(task_id, outputs)
         total = self._output_total - self._output_sizes.get(task_id, 0) + size
         if total > self._plan.max_output_bytes:
             limit = self._plan.max_output_bytes // 1024

@@ -203,13 +203,17 @@ def status_patch(
     observed_generation: int | None,
     condition_since: datetime,
     stored: StoredTasks = NOTHING_STORED,
+    certain: bool = True,
     run_id: str | None = None,
 ) -> tuple[WorkflowRun, StoredTasks]:
     """A merge patch for the status subresource, and what the run holds once it is applied:
     run fields and only the changed tasks. A big run's alike entries go to `folded` (the
     whole list, replaced), and an entry folded since the last write is removed from
-    `tasks`; a run small again (a retry dropped its instances) is written whole. The
-    `run_id` (the WorkflowRun's name) folds the Job names derived from it."""
+    `tasks`; a run small again (a retry dropped its instances) is written whole, and so is
+    a small run when what the object holds is not `certain` (`stored` came from a read
+    that may be old, or the last patch failed and may have been applied): its groups, if
+    it has any, are removed only with every entry written whole beside. The `run_id`
+    (the WorkflowRun's name) folds the Job names derived from it."""
     if is_big(status):
         inline, groups = fold(status.tasks, run_id=run_id)
         tasks: dict[str, Any] = {
@@ -222,12 +226,14 @@ def status_patch(
         folded_body: list[dict[str, Any]] | None = [group.to_json_dict() for group in groups]
     else:
         # a task id no longer in the status (a forEach instance a retry dropped) is removed
-        rewrite = changed | (frozenset(status.tasks) if stored.folded else frozenset())
+        whole = stored.folded or not certain
+        rewrite = changed | (frozenset(status.tasks) if whole else frozenset())
         tasks = {
             task_id: task_entry(status.tasks[task_id]) if task_id in status.tasks else None
             for task_id in sorted(rewrite)
         }
         after, folded_body = StoredTasks(frozenset(status.tasks)), None
+        stored = stored if certain else StoredTasks(stored.inline, folded=True)
     body: WorkflowRunStatus = {
         "phase": status.phase.value,
         "progress": status.progress,

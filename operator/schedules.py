@@ -122,7 +122,9 @@ class KubeScheduleHost:
         phases: dict[str, RunPhase | None] = {}
         for run_id in run_ids:
             obj = found.get(run_id)
-            phases[run_id] = None if obj is None else record_from_object(obj).status.phase
+            phases[run_id] = (
+                None if obj is None else record_from_object(obj, unfolded=False).status.phase
+            )
         return phases
 
     async def cancel_run(self, record: ScheduleRecord, run_id: str) -> None:

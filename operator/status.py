@@ -103,6 +103,7 @@ class StatusWriter:
         changes from)."""
         self._kube = kube
         self._stored = stored
+        self._certain = False  # `stored` is what a read said, not what this writer wrote
         self._namespace = namespace
         self._name = name
         self._interval = interval
@@ -215,6 +216,12 @@ class StatusWriter:
                 self._dirty.set()
                 await asyncio.sleep(WRITE_RETRY.delay(failures))
                 continue
+            except Exception:  # a bug: said loudly, and tried again rather than lost
+                failures += 1
+                logger.exception("status of %s/%s not written; retrying", *self._key())
+                self._dirty.set()
+                await asyncio.sleep(WRITE_RETRY.delay(failures))
+                continue
             failures = 0
             self._outage.succeeded()
             if not written:
@@ -253,24 +260,26 @@ class StatusWriter:
             return True
         changed, self._pending = frozenset(self._pending), set()
         covered = self._published
-        patch, stored = status_patch(
-            self._status,
-            changed,
-            observed_generation=self._generation(),
-            condition_since=self._since,
-            stored=self._stored,
-            run_id=self._name,
-        )
         await self._save_logs(logs)
         try:
+            patch, stored = status_patch(
+                self._status,
+                changed,
+                observed_generation=self._generation(),
+                condition_since=self._since,
+                stored=self._stored,
+                certain=self._certain,
+                run_id=self._name,
+            )
             with STATUS_PATCH_SECONDS.time():
                 patched = await self._kube.patch_run_status(self._namespace, self._name, patch)
         except BaseException:
             self._pending |= changed  # written again, from the newest status, next time
+            self._certain = False  # it may have been applied: what the object holds is unsure
             STATUS_PATCHES.labels(result="error").inc()
             raise
         STATUS_PATCHES.labels(result="ok").inc()
-        self._stored = stored
+        self._stored, self._certain = stored, True
         self.patches += 1
         self._written = covered
         return patched

@@ -55,6 +55,7 @@ from stageflow.kube import (
 )
 from stageflow.kube.bodies import WorkflowRun
 from stageflow.kube.catalog import KubeSchedules, KubeTemplates
+from stageflow.models.folding import entries_of
 from stageflow.models.records import RunEvent, RunOrigin, RunRecord
 from stageflow.models.status import Decision, format_timestamp, utcnow
 from stageflow.store import (
@@ -175,7 +176,11 @@ class KubernetesBackend:
             except StoreUnavailableError:
                 pass
         objects = await self._kube.list_runs(self._namespace)
-        summaries = (record_from_object(obj).summary() for obj in objects if not is_deleted(obj))
+        summaries = (
+            record_from_object(obj, unfolded=False).summary()  # run-level fields only
+            for obj in objects
+            if not is_deleted(obj)
+        )
         return paginate(summaries, phase=phase, limit=limit, cursor=cursor)
 
     async def retry(
@@ -312,9 +317,10 @@ class KubernetesBackend:
             raise NoLogsError(f"No logs for task {task_id} now: Redis is unavailable") from None
 
     async def task_logs(self, run_id: str, task_ids: Collection[str]) -> dict[str, str]:
-        """Jobs' logs from their pods, one by one; in-process tasks' from Redis, together."""
-        record = await self._get_from_cluster(run_id)
-        tasks = record.status.tasks
+        """Jobs' logs from their pods, one by one; in-process tasks' from Redis, together.
+        A big run is read folded: only the entries asked for are made."""
+        record = await self._get_from_cluster(run_id, folded=True)
+        tasks = entries_of(record.status, task_ids, run_id=run_id)
         found: dict[str, str] = {}
         stored = [task_id for task_id in task_ids if task_id in tasks]
         for task_id in [task_id for task_id in stored if tasks[task_id].job_name]:

@@ -131,16 +131,20 @@ async def workflow_status(_: MayGet, run_id: RunId, backend: BackendDep) -> dict
     }
 
 
-def _phases(tasks: str | None) -> frozenset[TaskPhase] | None:
-    names = [name.strip() for name in (tasks or "").split(",") if name.strip()]
-    unknown = [name for name in names if name not in TaskPhase.__members__.values()]
+_PHASES = {phase.value.lower(): phase for phase in TaskPhase}
+
+
+def _phases(tasks: str) -> frozenset[TaskPhase]:
+    """`Failed,Running` (in any case) as phases; a 400 naming what is not one."""
+    names = [name.strip() for name in tasks.split(",") if name.strip()]
+    unknown = [name for name in names if name.lower() not in _PHASES]
     if unknown or not names:
         known = ", ".join(phase.value for phase in TaskPhase)
         raise InvalidRequestError(
             f"Unknown task phase in tasks: {', '.join(unknown) or '(none)'} "
             f"(all, summary, or a comma-separated list of {known})"
         )
-    return frozenset(TaskPhase(name) for name in names)
+    return frozenset(_PHASES[name.lower()] for name in names)
 
 
 @router.get(
@@ -168,17 +172,23 @@ async def get_workflow(
     ] = "summary",
     limit: Annotated[
         int | None,
-        Query(ge=0, description="With `tasks=all` or phases: at most this many instances."),
+        Query(
+            ge=0,
+            description="At most this many instances per forEach task, failed first (the "
+            "summary's default: 100).",
+        ),
     ] = None,
 ) -> RunRecord:
     """The run: its normalised spec and its status, with each task's detail (docs/big-runs.md
     says how a big run is summarised)."""
     phases = None if tasks in ("summary", "all") else _phases(tasks)
-    run = await _read(backend, run_id, shown=shown, folded=tasks == "summary")
-    if tasks == "summary":  # of a big run as stored: only what is shown is made
-        status = summary(run.status, run_id=run_id)
+    # a big run is read as stored (folded) unless every entry is asked for: only what is
+    # shown is made
+    run = await _read(backend, run_id, shown=shown, folded=tasks != "all" or limit is not None)
+    if tasks == "summary":
+        status = summary(run.status, run_id=run_id, **({} if limit is None else {"limit": limit}))
     else:
-        status = selected(run.status, phases, limit=limit)
+        status = selected(run.status, phases, limit=limit, run_id=run_id)
     return run.model_copy(update={"status": status})
 
 

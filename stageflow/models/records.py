@@ -15,7 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stageflow.models.folding import entries_of, fanout_summaries, is_big, listed
+from stageflow.models.folding import (
+    SUMMARY_INSTANCES,
+    entries_of,
+    fanout_summaries,
+    is_big,
+    shown_instances,
+)
 from stageflow.models.request import WorkflowRequest
 from stageflow.models.status import (
     FanoutSummary,
@@ -142,13 +148,14 @@ class RunEvent(WireModel):
     @classmethod
     def of(cls, run_id: str, status: RunStatus, changed: frozenset[str]) -> RunEvent:
         """The update of `changed` tasks. A big run's (models/folding.py) carries its
-        declared tasks and the instances under way or failed, and counts the rest in
-        `fanouts`: a change of ten thousand instances is not ten thousand entries."""
+        declared tasks and, per forEach task, at most 100 of the instances under way or
+        failed (failed first), and counts the rest in `fanouts`: a change of ten thousand
+        instances is not ten thousand entries."""
         tasks = entries_of(status, changed, run_id=run_id)  # the status may be folded
         fanouts = fanout_summaries(status.tasks, status.folded or ()) or None
         omitted = None
         if is_big(status):
-            kept = {task_id: task for task_id, task in tasks.items() if listed(task_id, task)}
+            kept = shown_instances(tasks, limit=SUMMARY_INSTANCES)
             tasks, omitted = kept, len(tasks) - len(kept)
         return cls(
             run_id=run_id,

@@ -16,6 +16,7 @@ import pytest
 from stageflow.engine import (
     Executor,
     InProcessExecutor,
+    RunPhase,
     SpecError,
     TaskPhase,
     TaskRegistry,
@@ -239,3 +240,20 @@ def test_params_that_fit_or_are_references_pass(tasks: TaskRegistry) -> None:
         }
     )
     assert set(compile_workflow(request, registry=tasks).tasks) == {"a", "b", "c", "d"}
+
+
+async def test_the_outputs_budget_counts_the_ids_they_are_kept_under(tasks: TaskRegistry) -> None:
+    """A folded group keeps its members' outputs by id: ten thousand tiny outputs cost
+    their ids too, so the budget counts them (here 100 outputs of 7 bytes: 700 bytes of
+    JSON, but about 2,500 as stored)."""
+    body = {"dag": [{"name": "big", "task": "echo", "params": {"k": 1}, "forEach": {"count": 100}}]}
+    plan = compile_workflow(
+        WorkflowRequest.model_validate(body), registry=tasks, max_output_bytes=2048
+    )
+    runner = WorkflowRunner(
+        plan, executors={Executor.INPROCESS: InProcessExecutor(tasks)}, sink=RecordingSink()
+    )
+    status = await runner.run()
+    assert status.phase is RunPhase.FAILED
+    failed = [task for task in status.tasks.values() if task.phase is TaskPhase.FAILED]
+    assert any(task.message == "the run's outputs would exceed 2 KiB" for task in failed)

@@ -11,7 +11,9 @@ from stageflow.models.folding import (
     DERIVED_JOB_NAME,
     INLINE_TASKS,
     MAX_FOLDED_GROUPS,
+    MAX_MESSAGE,
     MESSAGE_NOT_KEPT,
+    SAME_TASK,
     fold,
     folded,
     selected,
@@ -19,7 +21,8 @@ from stageflow.models.folding import (
     unfold,
 )
 from stageflow.models.naming import job_name
-from stageflow.models.status import RunStatus, TaskPhase, TaskStatus
+from stageflow.models.records import RunEvent
+from stageflow.models.status import CachedFrom, Decision, RunStatus, TaskPhase, TaskStatus
 from stageflow.models.task_ids import compress_ids, expand_ids
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -73,21 +76,25 @@ def test_alike_entries_fold_into_one_group_and_unfold_without_their_times() -> N
     status = big_status()
     status.tasks["big[7]"] = done(outputs=[1, 2])
     status.tasks["big[9]"] = TaskStatus(phase=TaskPhase.FAILED, attempts=3, message="boom")
+    later = NOW.replace(hour=1)
     status.tasks["big[8]"] = TaskStatus(phase=TaskPhase.RUNNING, next_attempt_at=NOW)
+    status.tasks["big[10]"] = TaskStatus(phase=TaskPhase.RUNNING, next_attempt_at=later)
     inline, groups = fold(status.tasks)
-    assert set(inline) == {"big[8]"}  # waiting out a backoff: whole
+    assert inline == {}  # only an approval waiting for a person stays whole
     assert [(group.like.phase, group.count) for group in groups] == [
-        (TaskPhase.SUCCEEDED, INLINE_TASKS + 9),
-        (TaskPhase.RUNNING, 1),
+        (TaskPhase.SUCCEEDED, INLINE_TASKS + 8),
+        (TaskPhase.RUNNING, 1),  # the forEach task
+        (TaskPhase.RUNNING, 2),  # waiting out a backoff: due at the latest of theirs
         (TaskPhase.FAILED, 1),
     ]
+    assert groups[2].like.next_attempt_at == later
     assert groups[0].outputs == {"gen": {"n": INLINE_TASKS + 10}, "big[7]": [1, 2]}
     stored = RunStatus.model_validate(folded(status).to_json_dict())
     back = unfold(stored)
     assert set(back.tasks) == set(status.tasks)
     assert back.tasks["big[7]"].outputs == [1, 2]
     assert back.tasks["big[6]"].outputs is None
-    assert back.tasks["big[8]"].next_attempt_at == NOW
+    assert back.tasks["big[8]"].next_attempt_at == later
     assert back.tasks["big[9]"].message == "boom"
     assert back.tasks["big[9]"].attempts == 3
     assert back.tasks["big[0]"].started_at is None  # what folding gives up
@@ -132,19 +139,19 @@ def test_patches_fold_a_growing_run_and_write_it_whole_when_it_is_small_again() 
     assert "folded" not in obj["status"]
 
     big = big_status()
-    big.tasks["big[4]"] = TaskStatus(phase=TaskPhase.RUNNING, attempts=1, next_attempt_at=NOW)
+    big.tasks["ask"] = TaskStatus(phase=TaskPhase.WAITING)
     patch, stored = status_patch(
         big, frozenset(big.tasks), observed_generation=1, condition_since=NOW, stored=stored
     )
     assert patch["status"]["tasks"]["gen"] is None  # folded now: removed from `tasks`
     obj = merge(obj, json.loads(json.dumps(patch)))
-    assert set(obj["status"]["tasks"]) == {"big[4]"}  # in its backoff: whole
+    assert set(obj["status"]["tasks"]) == {"ask"}  # waiting for a person: whole
     assert len(json.dumps(obj)) < 2000
     assert stored == StoredTasks.of(obj)
 
-    big.tasks["big[4]"] = done()
+    big.tasks["ask"] = done()
     patch, stored = status_patch(
-        big, frozenset({"big[4]"}), observed_generation=1, condition_since=NOW, stored=stored
+        big, frozenset({"ask"}), observed_generation=1, condition_since=NOW, stored=stored
     )
     obj = merge(obj, json.loads(json.dumps(patch)))
     assert obj["status"]["tasks"] == {}
@@ -217,3 +224,67 @@ def test_a_summary_of_a_run_read_folded_is_the_summary_of_it_whole() -> None:
     instances = [task_id for task_id in read.tasks if task_id.startswith("big[")]
     assert len(instances) == 100
     assert all(read.tasks[task_id].phase is TaskPhase.FAILED for task_id in instances)
+
+
+def test_cached_and_decided_entries_fold_and_come_back_whole() -> None:
+    """Their `cachedFrom` and `decision` are models: folded by their JSON (a cached
+    instance's `cachedFrom` naming its own id, as after a re-run of the same workflow, as
+    one marker), so ten thousand cache hits are one group."""
+    earlier = "5b0c2d52-7a1b-4a4e-9c0e-3f1b2a6d8e11"
+    tasks = {
+        f"big[{index}]": TaskStatus(
+            phase=TaskPhase.SUCCEEDED,
+            cached=True,
+            cached_from=CachedFrom(run_id=earlier, task=f"big[{index}]"),
+            outputs={"n": index} if index < 3 else None,
+        )
+        for index in range(INLINE_TASKS + 10)
+    }
+    tasks["other"] = TaskStatus(
+        phase=TaskPhase.SUCCEEDED, cached=True, cached_from=CachedFrom(run_id=earlier, task="x")
+    )
+    tasks["ask"] = TaskStatus(
+        phase=TaskPhase.SUCCEEDED, decision=Decision(approved=True, by="ana", at=NOW)
+    )
+    stored = folded(RunStatus(tasks=tasks))
+    assert stored.folded is not None
+    assert [group.count for group in stored.folded] == [INLINE_TASKS + 10, 1, 1]
+    assert stored.folded[0].like.cached_from == CachedFrom(run_id=earlier, task=SAME_TASK)
+    back = unfold(RunStatus.model_validate(stored.to_json_dict()))
+    assert back.tasks == tasks
+
+
+def test_messages_are_stored_cut_short_and_their_groups_bounded() -> None:
+    status = big_status()
+    for index in range(200):
+        status.tasks[f"big[{index}]"] = TaskStatus(
+            phase=TaskPhase.FAILED, message=f"{index}: " + "x" * 8000
+        )
+    groups = fold(status.tasks)[1]
+    assert max(len(group.like.message or "") for group in groups) == MAX_MESSAGE
+    assert len(json.dumps([group.to_json_dict() for group in groups])) < 150_000
+
+
+def test_updates_of_a_big_run_list_at_most_100_instances_per_fan_out() -> None:
+    status = big_status(5000)
+    for index in range(3000):
+        status.tasks[f"big[{index}]"] = TaskStatus(phase=TaskPhase.FAILED, message="down")
+    event = RunEvent.of("run", status, frozenset(status.tasks))
+    assert set(event.tasks) - {"gen", "big"} <= {f"big[{index}]" for index in range(3000)}
+    assert len(event.tasks) == 2 + 100
+    assert event.omitted == len(status.tasks) - 102
+
+
+def test_a_selection_is_limited_per_fan_out_failed_first() -> None:
+    """`?tasks=Failed,Running&limit=1000` lists each forEach task's own instances: one
+    with many running does not crowd out another's failures."""
+    tasks = {f"a[{index}]": TaskStatus(phase=TaskPhase.RUNNING) for index in range(1500)}
+    tasks |= {f"b[{index}]": TaskStatus(phase=TaskPhase.FAILED) for index in range(5)}
+    tasks |= {"a": TaskStatus(phase=TaskPhase.RUNNING), "b": TaskStatus(phase=TaskPhase.FAILED)}
+    status = RunStatus(tasks=tasks)
+    phases = frozenset({TaskPhase.FAILED, TaskPhase.RUNNING})
+    for read in (status, RunStatus.model_validate(folded(status).to_json_dict())):
+        chosen = selected(read, phases, limit=1000).tasks
+        assert sum(1 for task_id in chosen if task_id.startswith("b[")) == 5
+        assert sum(1 for task_id in chosen if task_id.startswith("a[")) == 1000
+        assert {"a", "b"} <= set(chosen)

@@ -219,3 +219,31 @@ async def test_failed_writes_are_retried_from_memory_with_one_line_per_outage(
     assert [level for level, _ in levels] == ["WARNING", "INFO"], levels
     assert "3 failed attempts" in levels[1][1]
     assert all(record.exc_info is None for record in caplog.records)
+
+
+async def test_a_status_that_cannot_be_encoded_is_logged_and_written_once_it_can(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug while building the patch neither loses the pending changes nor hangs the
+    final write: it is said loudly, and the write is tried again from memory."""
+    from stageflow.operator import status as status_module
+
+    real = status_module.status_patch
+    broken = [True]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if broken.pop() if broken else False:
+            raise TypeError("unhashable type: 'Decision'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(status_module, "status_patch", flaky)
+    kube = FakeKube()
+    sink = writer(kube, interval=0.05)
+    final = status(a=TaskPhase.SUCCEEDED)
+    final.phase = RunPhase.SUCCEEDED
+    async with asyncio.timeout(10):
+        await sink.publish(final, frozenset({"a"}), final=True)
+    assert [patch["status"]["tasks"] for _, patch in kube.patches] == [
+        {"a": TaskStatus(phase=TaskPhase.SUCCEEDED).model_dump(mode="json", by_alias=True)}
+    ]
+    assert "status of default/run not written; retrying" in caplog.text

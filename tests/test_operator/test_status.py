@@ -226,9 +226,10 @@ async def test_a_status_that_cannot_be_encoded_is_logged_and_written_once_it_can
 ) -> None:
     """A bug while building the patch neither loses the pending changes nor hangs the
     final write: it is said loudly, and the write is tried again from memory."""
+    from stageflow.kube import status_patch
     from stageflow.operator import status as status_module
 
-    real = status_module.status_patch
+    real = status_patch
     broken = [True]
 
     def flaky(*args: Any, **kwargs: Any) -> Any:

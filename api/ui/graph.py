@@ -19,7 +19,7 @@ from html import escape
 
 from stageflow.engine import TaskPhase
 from stageflow.engine.plan import dependencies
-from stageflow.models.folding import fanout_summaries, unfold
+from stageflow.models.folding import fanout_summaries
 from stageflow.models.records import RunRecord
 from stageflow.models.status import PHASE_MARKS, FanoutSummary
 
@@ -77,19 +77,22 @@ def _for_each_ids(record: RunRecord) -> set[str]:
 
 
 def _fanouts(record: RunRecord) -> dict[str, FanoutSummary]:
-    status = record.status
-    if status.folded:  # a big run as the cluster stores it: counted from every entry
-        status = unfold(status.model_copy())
-    return fanout_summaries(status.tasks)
+    """Counted from whole entries and, of a run read as stored, from its groups' ranges."""
+    return fanout_summaries(record.status.tasks, record.status.folded or ())
+
+
+def _counted(fanout: FanoutSummary) -> list[tuple[str, int]]:
+    """(phase, count) of the phases a node shows: always COUNTED, the rest when any."""
+    phases = fanout.phases
+    shown = [*COUNTED, *(phase for phase in COUNTED_WHEN_ANY if phases.get(phase))]
+    return [(phase, phases.get(phase, 0)) for phase in shown]
 
 
 def fanout_text(fanout: FanoutSummary | None) -> str:
     """`✓ 9,990 ▶ 10 ✗ 0 of 10,000`: a forEach node's third line."""
     if fanout is None:
         return "no instances yet"
-    phases = fanout.phases
-    shown = [*COUNTED, *(phase for phase in COUNTED_WHEN_ANY if phases.get(phase))]
-    counts = " ".join(f"{PHASE_MARKS[phase]} {phases.get(phase, 0):,}" for phase in shown)
+    counts = " ".join(f"{PHASE_MARKS[phase]} {count:,}" for phase, count in _counted(fanout))
     return f"{counts} of {fanout.total:,}"
 
 
@@ -97,9 +100,7 @@ def fanout_words(fanout: FanoutSummary | None) -> str:
     """The same in words, for a screen reader: `10,000 instances: 9,990 Succeeded, …`."""
     if fanout is None:
         return "no instances yet"
-    phases = fanout.phases
-    shown = [*COUNTED, *(phase for phase in COUNTED_WHEN_ANY if phases.get(phase))]
-    counts = ", ".join(f"{phases.get(phase, 0):,} {phase}" for phase in shown)
+    counts = ", ".join(f"{count:,} {phase}" for phase, count in _counted(fanout))
     return f"{fanout.total:,} instances: {counts}"
 
 

@@ -291,6 +291,20 @@ def shown_instances(tasks: Mapping[str, TaskStatus], *, limit: int) -> dict[str,
     return _pick(tasks, (), run_id=None, declared=None, phases=LISTED_PHASES, limit=limit)
 
 
+def _shown(
+    status: RunStatus, tasks: dict[str, TaskStatus], fanouts: dict[str, FanoutSummary] | None
+) -> RunStatus:
+    """`status` showing only `tasks` (and how many it leaves out) and the counts."""
+    return status.model_copy(
+        update={
+            "tasks": tasks,
+            "folded": None,
+            "fanouts": fanouts,
+            "omitted": status.entry_count() - len(tasks),
+        }
+    )
+
+
 def summary(
     status: RunStatus, *, limit: int = SUMMARY_INSTANCES, run_id: str | None = None
 ) -> RunStatus:
@@ -306,14 +320,7 @@ def summary(
     tasks = _pick(
         status.tasks, groups, run_id=run_id, declared=None, phases=LISTED_PHASES, limit=limit
     )
-    return status.model_copy(
-        update={
-            "tasks": tasks,
-            "folded": None,
-            "fanouts": fanouts,
-            "omitted": status.entry_count() - len(tasks),
-        }
-    )
+    return _shown(status, tasks, fanouts)
 
 
 def selected(
@@ -334,11 +341,4 @@ def selected(
         return whole.model_copy(update={"fanouts": fanouts})
     chosen = frozenset(TaskPhase) if phases is None else phases
     tasks = _pick(status.tasks, groups, run_id=run_id, declared=chosen, phases=chosen, limit=limit)
-    return status.model_copy(
-        update={
-            "tasks": tasks,
-            "folded": None,
-            "fanouts": fanouts,
-            "omitted": status.entry_count() - len(tasks),
-        }
-    )
+    return _shown(status, tasks, fanouts)

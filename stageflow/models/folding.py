@@ -91,12 +91,30 @@ def _like(task_id: str, task: TaskStatus, run_id: str | None) -> TaskStatus:
     return task.model_copy(update=update)
 
 
-def _key(like: TaskStatus, backoff: bool) -> _Key:
-    """A hashable key of a `like` entry (its models as JSON), and whether it backs off."""
-    values = (getattr(like, name) for name in _SHARED)
+_JOB = _SHARED.index("job_name")
+_CACHED_FROM = _SHARED.index("cached_from")
+
+
+def _key(task_id: str, task: TaskStatus, run_id: str | None) -> _Key:
+    """What `_like` keeps of `task`, hashable (its models as JSON), and whether it backs
+    off: made for every entry on every write, so without copying the entry."""
+    values = [getattr(task, name) for name in _SHARED]
+    named = values[_JOB]
+    if (
+        named is not None
+        and run_id is not None
+        and named == job_name(run_id, task_id, task.attempts)
+    ):
+        values[_JOB] = DERIVED_JOB_NAME
+    source = values[_CACHED_FROM]
+    if source is not None and source.task == task_id:
+        values[_CACHED_FROM] = (source.run_id, SAME_TASK)
+    message = values[_MESSAGE]
+    if message is not None and len(message) > MAX_MESSAGE:
+        values[_MESSAGE] = message[:MAX_MESSAGE]
     return (
         *(value.model_dump_json() if isinstance(value, BaseModel) else value for value in values),
-        backoff,
+        task.next_attempt_at is not None,
     )
 
 
@@ -113,11 +131,10 @@ def fold(
         if task.phase is TaskPhase.WAITING:
             inline[task_id] = task
             continue
-        like = _like(task_id, task, run_id)
-        key = _key(like, task.next_attempt_at is not None)
+        key = _key(task_id, task, run_id)
         found = groups.get(key)
         if found is None:
-            groups[key] = (like, [task_id])
+            groups[key] = (_like(task_id, task, run_id), [task_id])
         else:
             found[1].append(task_id)
     if len(groups) > MAX_FOLDED_GROUPS:

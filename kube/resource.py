@@ -233,7 +233,6 @@ def status_patch(
             for task_id in sorted(rewrite)
         }
         after, folded_body = StoredTasks(frozenset(status.tasks)), None
-        stored = stored if certain else StoredTasks(stored.inline, folded=True)
     body: WorkflowRunStatus = {
         "phase": status.phase.value,
         "progress": status.progress,
@@ -248,7 +247,7 @@ def status_patch(
         "conditions": [succeeded_condition(status.phase, status.message, condition_since)],
         "tasks": tasks,
     }
-    if folded_body is not None or stored.folded:
+    if folded_body is not None or stored.folded or not certain:  # groups set, or removed
         body["folded"] = folded_body
     if observed_generation is not None:
         body["observedGeneration"] = observed_generation

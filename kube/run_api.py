@@ -82,14 +82,7 @@ class RunApi(ApiCalls):
 
     async def list_runs_snapshot(self, namespace: str | None) -> RunListing:
         """Every WorkflowRun (of `namespace`, or all), and the version the list was read at."""
-        if namespace is None:
-            listing = await self._call(
-                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
-            )
-        else:
-            listing = await self._call(
-                self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
-            )
+        listing = await self._list(namespace)
         return RunListing(
             items=listing.get("items", []),
             resource_version=(listing.get("metadata") or {}).get("resourceVersion") or None,
@@ -97,33 +90,24 @@ class RunApi(ApiCalls):
 
     async def list_labelled_runs(self, namespace: str, selector: str) -> list[WorkflowRun]:
         """The WorkflowRuns of `namespace` with labels matching `selector` (a schedule's)."""
-        listing = await self._call(
-            self._custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            label_selector=selector,
+        items: list[WorkflowRun] = (await self._list(namespace, label_selector=selector)).get(
+            "items", []
         )
-        items: list[WorkflowRun] = listing.get("items", [])
         return items
 
     async def run_versions(self, namespace: str | None) -> dict[ObjectKey, str]:
         """(namespace, name) -> resourceVersion of every WorkflowRun, as metadata only."""
+        return versions_of(await self._list(namespace, **metadata_only()))
+
+    async def _list(self, namespace: str | None, **params: Any) -> Any:
+        """One list of WorkflowRuns: of `namespace`, or of every namespace (None)."""
         if namespace is None:
-            listing = await self._call(
-                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **metadata_only()
+            return await self._call(
+                self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **params
             )
-        else:
-            listing = await self._call(
-                self._custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                **metadata_only(),
-            )
-        return versions_of(listing)
+        return await self._call(
+            self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, **params
+        )
 
     async def patch_run(self, namespace: str, name: str, patch: WorkflowRun) -> WorkflowRun | None:
         """A merge patch of the main resource (spec, metadata); None if it is gone."""

@@ -17,7 +17,6 @@ from stageflow.api.backends import Backend
 from stageflow.api.errors import NoLogsError, RunNotFoundError
 from stageflow.engine import TaskPhase
 from stageflow.models.folding import INLINE_TASKS, listed
-from stageflow.models.status import TaskStatus
 
 POLL_SECONDS = 0.5
 OVERLAP_CHARS = 256  # how much of the last text must reappear to tell where the new part starts
@@ -71,7 +70,7 @@ class RunLogs:
             if TaskPhase(phase).finished:  # read once more after it ended: its final text
                 self._done.add(task_id)
             # a big run's instances: only those under way or failed (as its summary lists)
-            if not big or listed(task_id, TaskStatus(phase=TaskPhase(phase))):
+            if not big or listed(task_id, TaskPhase(phase)):
                 wanted.append(task_id)
         if not wanted:
             texts: dict[str, str] = {}

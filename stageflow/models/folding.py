@@ -247,10 +247,10 @@ def entries_of(
     return found
 
 
-def listed(task_id: str, task: TaskStatus) -> bool:
+def listed(task_id: str, phase: TaskPhase) -> bool:
     """Shown whole in a big run's summary: a declared task, or an instance that is under
     way or failed (what a person looks at); the rest are counted in `fanouts`."""
-    return instance_of(task_id) is None or task.phase in LISTED_PHASES
+    return instance_of(task_id) is None or phase in LISTED_PHASES
 
 
 SUMMARY_INSTANCES = 100  # instances a big run's summary lists per forEach task
